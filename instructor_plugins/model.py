@@ -1,0 +1,361 @@
+"""InstructorEncoder: instruction-conditioned text embeddings (INSTRUCTOR, arXiv 2212.09741).
+
+The encoder reads ``instruction + text`` as one string and mean-pools the hidden states of the
+text tokens only (see :mod:`instructor_plugins.pooling`), then applies the checkpoint's optional
+Dense projection and L2 normalisation. Every row of a call may carry its own instruction.
+
+Truncation: each ``instruction + text`` is cut to ``max_seq_length`` tokens (from the checkpoint's
+``sentence_bert_config.json``; 512 when absent), keeping the tokenizer's special tokens. A text
+truncated away entirely pools only the trailing special token.
+
+This module never imports Ray.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from instructor_plugins.checkpoint import (
+    CheckpointSpec,
+    ModelLoadError,
+    bundled_model_dir,
+    load_dense_state,
+    read_checkpoint,
+    resolve_model_dir,
+    write_checkpoint_files,
+)
+from instructor_plugins.pooling import pool, pooling_mask
+
+__all__ = ["Features", "InstructorEncoder", "InstructorModule", "ModelLoadError", "resolve_dtype"]
+
+_T5_TYPES = ("t5", "mt5", "umt5")
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+_DTYPES |= {"float16": torch.float16, "fp16": torch.float16}
+# Instruction token counts are cached per encoder; a bound keeps a server fed arbitrary
+# per-request instructions from growing without limit.
+_INSTRUCTION_CACHE_SIZE = 4096
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """Default fp32 on CPU and bf16 on CUDA (fp16 overflows in T5 and gives NaNs)."""
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; valid: {sorted(_DTYPES)}") from None
+
+
+@dataclass
+class Features:
+    """A tokenized batch: ``instruction + text`` ids and each row's instruction length."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    instruction_lengths: torch.Tensor
+
+    def to(self, device: torch.device | str) -> Features:
+        """Move every tensor to ``device``."""
+        return Features(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.instruction_lengths)))
+
+    @property
+    def num_tokens(self) -> int:
+        """Real (unpadded) tokens in the batch."""
+        return int(self.attention_mask.sum())
+
+
+class InstructorModule(nn.Module):
+    """The differentiable pipeline: encoder -> instruction-masked pooling -> Dense -> normalize.
+
+    Training wraps this module in DDP; inference calls it under ``torch.inference_mode``.
+    """
+
+    def __init__(self, encoder: nn.Module, spec: CheckpointSpec) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = spec.pooling
+        self.normalize = spec.normalize
+        self.dense: nn.Linear | None = None
+        self.activation = spec.dense.activation if spec.dense else "identity"
+        if spec.dense is not None:
+            self.dense = nn.Linear(spec.dense.in_features, spec.dense.out_features, bias=spec.dense.bias)
+
+    def forward(self, features: Features, *, normalize: bool | None = None) -> torch.Tensor:
+        """Return float32 ``(batch, dim)`` embeddings; ``normalize`` overrides the checkpoint's."""
+        out = self.encoder(input_ids=features.input_ids, attention_mask=features.attention_mask)
+        mask = pooling_mask(features.attention_mask, features.instruction_lengths)
+        emb = pool(out.last_hidden_state, mask, self.pooling)
+        if self.dense is not None:
+            emb = self.dense(emb.to(self.dense.weight.dtype)).float()
+            if self.activation == "tanh":
+                emb = torch.tanh(emb)
+        if self.normalize if normalize is None else normalize:
+            emb = nn.functional.normalize(emb, p=2, dim=-1)
+        return emb
+
+
+def _load_hf_encoder(root: Path, dtype: torch.dtype, trust_remote_code: bool) -> nn.Module:
+    from transformers import AutoConfig, AutoModel, T5EncoderModel
+
+    config = AutoConfig.from_pretrained(root, trust_remote_code=trust_remote_code)
+    cls: Any = T5EncoderModel if config.model_type in _T5_TYPES else AutoModel
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if cls is AutoModel and getattr(config, "add_pooling_layer", None) is None and config.model_type == "bert":
+        kwargs["add_pooling_layer"] = False  # the BERT pooler is unused; dropping it helps DDP
+    model: nn.Module = cls.from_pretrained(root, config=config, **kwargs)
+    return model
+
+
+class InstructorEncoder:
+    """Embed texts with per-row instructions. Create with :meth:`load`.
+
+    Attributes:
+        module: the :class:`InstructorModule` (a ``torch.nn.Module``).
+        tokenizer: the Hugging Face tokenizer.
+        device: where the module runs.
+        dtype: the encoder's parameter dtype.
+    """
+
+    def __init__(
+        self,
+        module: InstructorModule,
+        tokenizer: Any,
+        spec: CheckpointSpec,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        name: str,
+    ) -> None:
+        """Wrap an already built module; most callers want :meth:`load`."""
+        self.module = module
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "right"
+        self.spec = spec
+        self.device = device
+        self.dtype = dtype
+        self.name = name
+        self._max_seq_length = min(spec.max_seq_length, self._tokenizer_limit())
+        self._instruction_lengths: dict[str, int] = {}
+        self._trailing_specials = self._count_trailing_specials()
+
+    # ------------------------------------------------------------------ loading / saving
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | os.PathLike[str] | None = None,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+    ) -> InstructorEncoder:
+        """Load a model.
+
+        Args:
+            name_or_path: ``None`` for the bundled all-MiniLM-L6-v2; a local sentence-transformers
+                or INSTRUCTOR directory; a plain Hugging Face encoder directory (mean pooling +
+                normalize); or a hub id such as ``"hkunlp/instructor-large"`` (through the hub cache).
+            device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available.
+            dtype: default float32 on CPU, bfloat16 on CUDA.
+            trust_remote_code: allow model code from the checkpoint (off unless asked).
+            revision: hub revision (branch, tag or commit) for hub ids.
+        """
+        root = bundled_model_dir() if name_or_path is None else resolve_model_dir(name_or_path, revision=revision)
+        spec = read_checkpoint(root)
+        dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = resolve_dtype(dtype, dev)
+
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(root, trust_remote_code=trust_remote_code)
+        encoder = _load_hf_encoder(root, torch_dtype, trust_remote_code)
+        module = InstructorModule(encoder, spec)
+        if spec.dense is not None:
+            module.dense.load_state_dict(load_dense_state(root / spec.dense.path))  # type: ignore[union-attr]
+        module.to(device=dev, dtype=torch_dtype).eval()
+        name = "all-MiniLM-L6-v2 (bundled)" if name_or_path is None else str(name_or_path)
+        return cls(module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name)
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the model in the sentence-transformers layout that :meth:`load` reads."""
+        root = Path(directory)
+        root.mkdir(parents=True, exist_ok=True)
+        self.module.encoder.save_pretrained(root, safe_serialization=True)  # type: ignore[operator]
+        self.tokenizer.save_pretrained(root)
+        spec = CheckpointSpec(
+            root=root,
+            pooling=self.spec.pooling,
+            dense=self.spec.dense,
+            normalize=self.spec.normalize,
+            max_seq_length=self.max_seq_length,
+            extra={"hidden_size": self._hidden_size()},
+        )
+        dense_state = self.module.dense.state_dict() if self.module.dense is not None else None
+        write_checkpoint_files(root, spec, dense_state)
+        return root
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int:
+        """Output embedding dimension."""
+        return self.spec.dense.out_features if self.spec.dense else self._hidden_size()
+
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens per ``instruction + text`` after truncation."""
+        return self._max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        if value < 2:
+            raise ValueError(f"max_seq_length must be >= 2, got {value}")
+        self._max_seq_length = int(value)
+
+    def _hidden_size(self) -> int:
+        config = self.module.encoder.config  # type: ignore[union-attr]
+        return int(getattr(config, "hidden_size", None) or config.d_model)
+
+    def _tokenizer_limit(self) -> int:
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        return int(limit) if isinstance(limit, int) and 0 < limit < 1_000_000 else 1_000_000
+
+    # ------------------------------------------------------------------ tokenization
+    def instruction_length(self, instruction: str) -> int:
+        """Leading tokens of ``instruction + text`` that belong to the instruction.
+
+        That is the instruction's own token count minus the trailing special tokens the tokenizer
+        appends (``[SEP]`` for BERT, ``</s>`` for T5), counted from what the tokenizer really does.
+        An empty instruction masks nothing.
+        """
+        if not instruction:
+            return 0
+        cached = self._instruction_lengths.get(instruction)
+        if cached is not None:
+            return cached
+        ids = self.tokenizer(instruction, add_special_tokens=True, truncation=False)["input_ids"]
+        n = max(len(ids) - self._trailing_specials, 0)
+        if len(self._instruction_lengths) >= _INSTRUCTION_CACHE_SIZE:
+            self._instruction_lengths.clear()
+        self._instruction_lengths[instruction] = n
+        return n
+
+    def _count_trailing_specials(self) -> int:
+        # What the tokenizer appends after the text: 1 for BERT ([SEP]) and T5 (</s>), 0 for none.
+        probe = self.tokenizer("a", add_special_tokens=True)["input_ids"]
+        bare = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+        for start in range(len(probe) - len(bare) + 1):
+            if probe[start : start + len(bare)] == bare:
+                return len(probe) - start - len(bare)
+        return 1 if probe and probe[-1] in set(self.tokenizer.all_special_ids) else 0
+
+    def tokenize(self, texts: Sequence[str], instructions: Sequence[str]) -> Features:
+        """Tokenize ``instruction + text`` pairs into one right-padded batch."""
+        ids = self._token_ids(texts, instructions)
+        return self._collate(ids, [self.instruction_length(i) for i in instructions])
+
+    def _token_ids(self, texts: Sequence[str], instructions: Sequence[str]) -> list[list[int]]:
+        joined = [i + t for i, t in zip(instructions, texts, strict=True)]
+        enc = self.tokenizer(joined, add_special_tokens=True, truncation=True, max_length=self.max_seq_length)
+        return list(enc["input_ids"])
+
+    def _collate(self, ids: Sequence[Sequence[int]], instruction_lengths: Sequence[int]) -> Features:
+        width = max((len(row) for row in ids), default=0)
+        pad_id = self.tokenizer.pad_token_id or 0
+        input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+        attention = np.zeros((len(ids), width), dtype=np.int64)
+        for r, row in enumerate(ids):
+            input_ids[r, : len(row)] = row
+            attention[r, : len(row)] = 1
+        return Features(
+            torch.from_numpy(input_ids),
+            torch.from_numpy(attention),
+            torch.tensor(list(instruction_lengths), dtype=torch.long),
+        )
+
+    # ------------------------------------------------------------------ encoding
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        instruction: str | Sequence[str] | None = None,
+        *,
+        batch_size: int = 32,
+        normalize: bool = True,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed ``texts``, each with its instruction, in input order.
+
+        Args:
+            texts: a string or a sequence of strings. An empty string is embedded too (its
+                vector pools the special tokens only).
+            instruction: ``None`` or ``""`` (no instruction), one string for every text, or a
+                sequence with one instruction per text (rows may differ; one batch mixes them).
+            batch_size: rows per forward pass; rows are sorted by token length to cut padding.
+            normalize: L2-normalise the output vectors.
+            show_progress: show a tqdm progress bar over batches.
+
+        Returns:
+            float32 array ``(len(texts), dim)``.
+
+        Raises:
+            TypeError: an item of ``texts`` or ``instruction`` is not a string (names its index).
+            ValueError: an instruction list whose length differs from ``texts``, or a bad batch size.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        instructions = self._instructions_for(texts, instruction)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+
+        ids = self._token_ids(texts, instructions)
+        lengths = [self.instruction_length(i) for i in instructions]
+        order = sorted(range(len(ids)), key=lambda r: -len(ids[r]))
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        starts = range(0, len(order), batch_size)
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="encode", unit="batch")
+        with torch.inference_mode():
+            for start in starts:
+                rows = order[start : start + batch_size]
+                features = self._collate([ids[r] for r in rows], [lengths[r] for r in rows]).to(self.device)
+                out[rows] = self.module(features, normalize=normalize).cpu().numpy()
+        return out
+
+    @staticmethod
+    def _instructions_for(texts: list[Any], instruction: str | Sequence[str] | None) -> list[str]:
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
+        if instruction is None or isinstance(instruction, str):
+            return [instruction or ""] * len(texts)
+        instructions = list(instruction)
+        if len(instructions) != len(texts):
+            raise ValueError(
+                f"got {len(instructions)} instructions for {len(texts)} texts; "
+                "pass one string for all texts or one instruction per text"
+            )
+        for i, item in enumerate(instructions):
+            if item is not None and not isinstance(item, str):
+                raise TypeError(f"instruction[{i}] must be a str or None, got {type(item).__name__}")
+        return [item or "" for item in instructions]
+
+    def __repr__(self) -> str:
+        return (
+            f"InstructorEncoder(name={self.name!r}, dim={self.dim}, max_seq_length={self.max_seq_length}, "
+            f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r})"
+        )
+
