@@ -15,7 +15,14 @@ PYTEST_ARGS ?=
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## Create .venv and install the project with all extras (idempotent)
+setup: $(STAMP) /usr/share/wordnet/data.noun ## Create .venv and install the project with all extras (idempotent)
+
+# WordNet (Debian's wordnet-base) is real text for tests, the training sample and offline evals.
+/usr/share/wordnet/data.noun:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -qq wordnet-base >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null && apt-get install -y -qq wordnet-base >/dev/null; }; \
+	else echo "WordNet missing: install Debian's wordnet-base (tests that need it will skip)"; fi
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
