@@ -2,7 +2,8 @@
 
 The LangChain and LlamaIndex classes talk to one small protocol, :class:`EmbeddingBackend`.
 :class:`LocalBackend` runs the encoder in this process (one shared encoder per model, device and
-dtype); the Ray Serve issue adds ``ServeBackend`` (HTTP, or a Ray deployment handle) behind the
+dtype); :class:`~instructor_plugins.serve_client.ServeBackend` (HTTP to the Ray Serve app) and
+:class:`~instructor_plugins.serve_client.HandleBackend` (a Ray deployment handle) implement the
 same protocol, selected by :func:`make_backend` when an ``endpoint`` is given.
 """
 
@@ -15,7 +16,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["EmbeddingBackend", "LocalBackend", "make_backend", "shared_encoder"]
+from instructor_plugins.serve_client import HandleBackend, ServeBackend
+
+__all__ = ["EmbeddingBackend", "HandleBackend", "LocalBackend", "ServeBackend", "make_backend", "shared_encoder"]
 
 Instruction = str | Sequence[str] | None
 
@@ -97,18 +100,35 @@ class LocalBackend:
 def make_backend(
     model: str | None = None,
     *,
-    endpoint: str | None = None,
+    endpoint: Any = None,
     device: str | None = None,
     batch_size: int = 32,
     normalize: bool = True,
     show_progress: bool = False,
     **remote_options: Any,
 ) -> EmbeddingBackend:
-    """``endpoint=None`` gives a :class:`LocalBackend`; a URL gives the Ray Serve client."""
+    """``endpoint=None`` gives a :class:`LocalBackend`; a URL the HTTP client, a deployment handle the handle client.
+
+    Args:
+        model: model for the in-process backend (the server decides its own model).
+        endpoint: ``None``; ``"http://127.0.0.1:8000"`` (:class:`ServeBackend`); or a Ray Serve
+            ``DeploymentHandle`` of the embedding deployment (:class:`HandleBackend`).
+        device: in-process device (must stay ``None`` with an endpoint).
+        batch_size: rows per forward pass in process; texts per HTTP request remotely.
+        normalize: L2-normalise the vectors.
+        show_progress: progress bar.
+        **remote_options: :class:`ServeBackend` options (``timeout``, ``max_retries``, ``api_key``, ...).
+    """
     if endpoint is None:
         if remote_options:
             raise TypeError(f"unexpected options for the in-process backend: {sorted(remote_options)}")
-        return LocalBackend(model, device=device, batch_size=batch_size, normalize=normalize, show_progress=show_progress)
-    raise NotImplementedError(
-        "remote endpoints arrive with the Ray Serve backend (ServeBackend); pass endpoint=None for in-process"
-    )
+        return LocalBackend(
+            model, device=device, batch_size=batch_size, normalize=normalize, show_progress=show_progress
+        )
+    if device is not None:
+        raise ValueError(f"device={device!r} applies in process only; the server at {endpoint!r} picks its device")
+    if isinstance(endpoint, str):
+        return ServeBackend(
+            endpoint, batch_size=batch_size, normalize=normalize, show_progress=show_progress, **remote_options
+        )
+    return HandleBackend(endpoint, normalize=normalize, **remote_options)

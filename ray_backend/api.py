@@ -1,0 +1,217 @@
+"""HTTP request and response shapes of the embedding server, and their pure handling.
+
+Two request bodies are accepted:
+
+- ``POST /v1/embeddings``: the OpenAI shape (``input``, ``model``, ``encoding_format``,
+  ``dimensions``, ``user``) plus an optional ``instruction`` applied to every input.
+- ``POST /embed``: ``{"texts": [...], "instruction": "..."}`` or ``{"pairs": [[instruction, text], ...]}``.
+
+:func:`parse_body` turns raw bytes into a validated model or an :class:`ApiError` with the HTTP
+status the server answers (413 too large, 422 malformed or wrong types, 400 empty input); nothing
+here knows about FastAPI or Ray.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
+
+__all__ = [
+    "ApiError",
+    "EmbedRequest",
+    "OpenAIEmbeddingRequest",
+    "ServerLimits",
+    "embed_response",
+    "encode_vectors",
+    "openai_response",
+    "parse_body",
+    "rows_of",
+]
+
+EncodingFormat = Literal["float", "base64"]
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """An error answered to the client as ``{"error": {"message", "type", "code"}}`` with ``status``."""
+
+    _TYPES = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        413: "request_too_large",
+        422: "invalid_request_error",
+        429: "rate_limit_error",
+        503: "service_unavailable",
+    }
+
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
+        """An error with HTTP ``status`` and a human-readable ``message``."""
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body (OpenAI's error shape)."""
+        kind = self._TYPES.get(self.status, "server_error")
+        return {"error": {"message": self.message, "type": kind, "code": self.status}}
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Request limits; anything over them is answered 413 (size) or 429 (load).
+
+    Attributes:
+        max_inputs: texts per request.
+        max_body_bytes: request body size.
+        max_pending_rows: texts queued or running on one replica before new requests get 429.
+    """
+
+    max_inputs: int = 2048
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_pending_rows: int = 16384
+
+    def __post_init__(self) -> None:
+        for name in ("max_inputs", "max_body_bytes", "max_pending_rows"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+class OpenAIEmbeddingRequest(BaseModel):
+    """``POST /v1/embeddings`` body: OpenAI's embeddings request plus ``instruction``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: StrictStr | list[StrictStr]
+    """One text or a list of texts (token-id arrays are not supported)."""
+    model: StrictStr | None = None
+    """Echoed back; the server serves one model."""
+    encoding_format: EncodingFormat = "float"
+    """``float`` lists, or ``base64`` of little-endian float32 bytes."""
+    dimensions: StrictInt | None = Field(default=None, ge=1)
+    """Keep the first ``dimensions`` components, re-normalised (must be <= the model's dim)."""
+    user: StrictStr | None = None
+    """Accepted for compatibility; unused."""
+    instruction: StrictStr | None = None
+    """INSTRUCTOR instruction for every input, e.g. ``"Represent the document for retrieval: "``."""
+
+
+class EmbedRequest(BaseModel):
+    """``POST /embed`` body: ``texts`` with one ``instruction``, or ``[instruction, text]`` ``pairs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[StrictStr] | None = None
+    """Texts sharing ``instruction``."""
+    instruction: StrictStr | None = None
+    """Instruction for every text of ``texts`` (not allowed with ``pairs``)."""
+    pairs: list[tuple[StrictStr, StrictStr]] | None = None
+    """``[instruction, text]`` rows; instructions may differ per row."""
+    normalize: StrictBool = True
+    """L2-normalise the vectors."""
+    encoding_format: EncodingFormat = "float"
+    """``float`` lists, or ``base64`` of little-endian float32 bytes."""
+
+    @model_validator(mode="after")
+    def _one_input_kind(self) -> EmbedRequest:
+        if (self.texts is None) == (self.pairs is None):
+            raise ValueError("give exactly one of 'texts' or 'pairs'")
+        if self.pairs is not None and self.instruction is not None:
+            raise ValueError("'instruction' goes with 'texts'; with 'pairs' each row carries its own")
+        return self
+
+
+def parse_body(raw: bytes, model: type[M], limits: ServerLimits) -> M:
+    """Validate a raw JSON body against ``model``.
+
+    Raises:
+        ApiError: 413 over ``limits.max_body_bytes``; 422 not JSON, not an object, or failing
+            validation (the message lists each bad field).
+    """
+    if len(raw) > limits.max_body_bytes:
+        raise ApiError(413, f"request body of {len(raw)} bytes exceeds the limit of {limits.max_body_bytes}")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(422, f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, f"body must be a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise ApiError(422, f"invalid request: {problems}") from None
+
+
+def rows_of(request: OpenAIEmbeddingRequest | EmbedRequest, limits: ServerLimits) -> tuple[list[str], list[str]]:
+    """``(texts, instructions)`` of a request, one instruction per text.
+
+    Raises:
+        ApiError: 400 for no inputs; 413 for more than ``limits.max_inputs``.
+    """
+    if isinstance(request, OpenAIEmbeddingRequest):
+        texts = [request.input] if isinstance(request.input, str) else list(request.input)
+        instructions = [request.instruction or ""] * len(texts)
+    elif request.pairs is not None:
+        instructions = [p[0] for p in request.pairs]
+        texts = [p[1] for p in request.pairs]
+    else:
+        texts = list(request.texts or [])
+        instructions = [request.instruction or ""] * len(texts)
+    if not texts:
+        raise ApiError(400, "input is empty: give at least one text")
+    if len(texts) > limits.max_inputs:
+        raise ApiError(413, f"{len(texts)} inputs exceed the limit of {limits.max_inputs} per request")
+    return texts, instructions
+
+
+def encode_vectors(vectors: np.ndarray, encoding_format: EncodingFormat) -> list[Any]:
+    """Rows as float lists, or as base64 strings of little-endian float32 bytes."""
+    vectors = np.asarray(vectors, dtype="<f4")
+    if encoding_format == "base64":
+        return [base64.b64encode(row.tobytes()).decode("ascii") for row in vectors]
+    rows: list[Any] = vectors.tolist()
+    return rows
+
+
+def truncate_dimensions(vectors: np.ndarray, dimensions: int | None, dim: int) -> np.ndarray:
+    """First ``dimensions`` components, L2-normalised again; ``None`` keeps all.
+
+    Raises:
+        ApiError: 400 when ``dimensions`` exceeds the model's ``dim``.
+    """
+    if dimensions is None or dimensions == dim:
+        return vectors
+    if dimensions > dim:
+        raise ApiError(400, f"dimensions={dimensions} exceeds the model's dimension {dim}")
+    cut = vectors[:, :dimensions]
+    norms = np.linalg.norm(cut, axis=1, keepdims=True)
+    return (cut / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def openai_response(vectors: np.ndarray, request: OpenAIEmbeddingRequest, model: str, tokens: int) -> dict[str, Any]:
+    """The OpenAI ``list`` of ``embedding`` objects with true token usage."""
+    data = encode_vectors(vectors, request.encoding_format)
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(data)],
+        "model": request.model or model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def embed_response(vectors: np.ndarray, request: EmbedRequest, model: str, tokens: int) -> dict[str, Any]:
+    """``/embed`` answer: ``embeddings`` in input order, ``dim``, ``model`` and ``usage``."""
+    return {
+        "embeddings": encode_vectors(vectors, request.encoding_format),
+        "encoding_format": request.encoding_format,
+        "dim": int(vectors.shape[1]),
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

@@ -1,0 +1,128 @@
+"""FastAPI routes of the embedding server, built around an :class:`~ray_backend.service.EmbeddingService`.
+
+Routes: ``POST /v1/embeddings`` (OpenAI shape + ``instruction``), ``POST /embed`` (texts +
+instruction, or pairs), ``GET /health`` (503 until the model is loaded), ``GET /info``.
+Every error is a JSON body ``{"error": {"message", "type", "code"}}``; bad input never gives 500.
+
+The same app runs under Ray Serve (``ray_backend.serve``) and, for tests, under any ASGI client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ray_backend.api import (
+    ApiError,
+    EmbedRequest,
+    OpenAIEmbeddingRequest,
+    embed_response,
+    openai_response,
+    parse_body,
+    rows_of,
+    truncate_dimensions,
+)
+from ray_backend.service import EmbeddingService
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+def _error_response(error: ApiError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    if error.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over ``max_bytes``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, f"request body of {declared} bytes exceeds the limit of {max_bytes}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ApiError(413, f"request body exceeds the limit of {max_bytes} bytes")
+    return bytes(body)
+
+
+def create_app(service: EmbeddingService, *, replicas: Callable[[], int | None] | None = None) -> FastAPI:
+    """Build the FastAPI app.
+
+    Args:
+        service: does the work (loading, counting tokens, embedding, limits, auth key).
+        replicas: returns the deployment's running replica count for ``/info`` (Serve supplies it).
+    """
+    app = FastAPI(title="INSTRUCTOR embeddings", version="1")
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error_response(ApiError(exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error")
+        return JSONResponse(
+            {"error": {"message": f"internal error: {type(exc).__name__}", "type": "server_error", "code": 500}},
+            status_code=500,
+        )
+
+    def authorize(request: Request) -> None:
+        if service.api_key is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), service.api_key.encode()):
+            raise ApiError(401, "missing or invalid bearer token (header 'Authorization: Bearer <key>')")
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        if service.ready:
+            return JSONResponse({"status": "ok", "model": service.model_name})
+        reason = "failed" if service.load_error else "loading"
+        return JSONResponse({"status": reason, "model": service.model_name}, status_code=503)
+
+    @app.get("/info")
+    async def info(request: Request) -> dict[str, Any]:
+        authorize(request)
+        body = service.info()
+        body["replicas"] = await asyncio.to_thread(replicas) if replicas is not None else 1
+        return body
+
+    @app.post("/v1/embeddings")
+    async def openai_embeddings(request: Request) -> JSONResponse:
+        authorize(request)
+        req = parse_body(
+            await _read_body(request, service.limits.max_body_bytes), OpenAIEmbeddingRequest, service.limits
+        )
+        texts, instructions = rows_of(req, service.limits)
+        if req.dimensions is not None and req.dimensions > service.encoder.dim:
+            raise ApiError(400, f"dimensions={req.dimensions} exceeds the model's dimension {service.encoder.dim}")
+        vectors, tokens = await service.embed(texts, instructions)
+        vectors = truncate_dimensions(vectors, req.dimensions, int(service.encoder.dim))
+        return JSONResponse(openai_response(vectors, req, service.model_name, tokens))
+
+    @app.post("/embed")
+    async def embed(request: Request) -> JSONResponse:
+        authorize(request)
+        req = parse_body(await _read_body(request, service.limits.max_body_bytes), EmbedRequest, service.limits)
+        texts, instructions = rows_of(req, service.limits)
+        vectors, tokens = await service.embed(texts, instructions, normalize=req.normalize)
+        return JSONResponse(embed_response(vectors, req, service.model_name, tokens))
+
+    return app

@@ -1,0 +1,244 @@
+"""Ray Serve app: INSTRUCTOR encoder replicas behind the FastAPI routes of :mod:`ray_backend.app`.
+
+Run it any of these ways (the HTTP proxy listens on 127.0.0.1 unless told otherwise)::
+
+    python -m ray_backend.serve --model hkunlp/instructor-large --replicas 2 --num-gpus 1 --port 8000
+    serve run ray_backend.serve:build_app model=hkunlp/instructor-large num_replicas=2
+    serve run ray_backend/serve_config.yaml        # or: serve deploy ray_backend/serve_config.yaml
+
+Each replica loads one :class:`~instructor_plugins.model.InstructorEncoder` (bf16 on GPU, fp32 on
+CPU) and answers requests through ``@serve.batch``: requests queued within
+``batch_wait_timeout_s`` are concatenated, bounded by rows *and* tokens (see
+:mod:`ray_backend.batching`), embedded in one ``encode`` call with per-row instructions, and
+split back. ``user_config`` (``max_batch_rows``, ``max_batch_tokens``, ``batch_wait_timeout_s``,
+``encode_batch_size``) changes batching live through ``reconfigure``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import threading
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from ray.serve import Application
+from ray.serve.schema import ReplicaState
+
+from ray_backend.api import ServerLimits
+from ray_backend.app import create_app
+from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost, run_jobs
+from ray_backend.service import EmbeddingService
+
+__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "InstructorDeployment", "ServeArgs", "build_app", "main"]
+
+APP_NAME = "instructor"
+DEPLOYMENT_NAME = "InstructorDeployment"
+API_KEY_ENV = "INSTRUCTOR_API_KEY"
+_DEFAULT_POLICY = BatchPolicy()
+
+
+class ServeArgs(BaseModel):
+    """Arguments of :func:`build_app` (``serve run ray_backend.serve:build_app key=value ...``)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str | None = None
+    """Model name or path; ``None`` = the bundled all-MiniLM-L6-v2; ``"hash"`` = test fake."""
+    num_replicas: int = Field(default=1, ge=1)
+    """Fixed replica count (ignored when ``autoscaling_config`` is set)."""
+    autoscaling_config: dict[str, Any] | None = None
+    """Serve autoscaling config, e.g. ``{"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8}``."""
+    num_gpus: float = Field(default=0.0, ge=0)
+    """GPUs per replica (fractions share a GPU); > 0 puts the encoder on CUDA in bf16."""
+    num_cpus: float = Field(default=1.0, ge=0)
+    """CPUs per replica."""
+    torch_threads: int | None = Field(default=None, ge=1)
+    """Intra-op threads per replica; default ``max(1, round(num_cpus))``."""
+    device: str | None = None
+    """Encoder device; default ``cuda`` when ``num_gpus > 0`` else ``cpu``."""
+    dtype: str | None = None
+    """Encoder dtype; default bf16 on CUDA, fp32 on CPU."""
+    max_batch_rows: int = _DEFAULT_POLICY.max_batch_rows
+    """Texts per replica batch (all requests together)."""
+    max_batch_tokens: int = _DEFAULT_POLICY.max_batch_tokens
+    """Tokens per replica batch."""
+    batch_wait_timeout_s: float = _DEFAULT_POLICY.batch_wait_timeout_s
+    """How long a batch waits to fill."""
+    encode_batch_size: int = _DEFAULT_POLICY.encode_batch_size
+    """Rows per forward pass inside a batch."""
+    max_ongoing_requests: int = Field(default=64, ge=1)
+    """Requests in flight per replica (must allow several requests per batch)."""
+    max_queued_requests: int = -1
+    """Requests queued in the proxy before 503 (``-1``: unbounded)."""
+    max_inputs: int = ServerLimits.max_inputs
+    """Texts per request (413 beyond)."""
+    max_body_bytes: int = ServerLimits.max_body_bytes
+    """Request body bytes (413 beyond)."""
+    max_pending_rows: int = ServerLimits.max_pending_rows
+    """Texts waiting on one replica before new requests get 429."""
+    api_key: str | None = None
+    """Bearer token required by the routes (default: env ``INSTRUCTOR_API_KEY``; unset = no auth)."""
+
+    def policy(self) -> BatchPolicy:
+        """The batch policy these arguments describe."""
+        return BatchPolicy(
+            self.max_batch_rows, self.max_batch_tokens, self.batch_wait_timeout_s, self.encode_batch_size
+        )
+
+    def limits(self) -> ServerLimits:
+        """The request limits these arguments describe."""
+        return ServerLimits(self.max_inputs, self.max_body_bytes, self.max_pending_rows)
+
+
+@serve.deployment(name=DEPLOYMENT_NAME, max_ongoing_requests=64, health_check_period_s=5)
+@serve.ingress()
+class InstructorDeployment:
+    """One encoder replica: HTTP routes via FastAPI, work via ``@serve.batch``."""
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        """Start loading the model in the background (``/health`` says 503 until it is loaded)."""
+        opts = ServeArgs.model_validate(args)
+        threads = opts.torch_threads or max(1, round(opts.num_cpus))
+        import torch
+
+        torch.set_num_threads(threads)
+        device = opts.device or ("cuda" if opts.num_gpus > 0 else "cpu")
+        self.service = EmbeddingService(
+            opts.model,
+            device=device,
+            dtype=opts.dtype,
+            limits=opts.limits(),
+            policy=opts.policy(),
+            api_key=opts.api_key or os.environ.get(API_KEY_ENV) or None,
+        )
+        self.service.submit = self.embed_batch
+        self._apply_policy(self.service.policy)
+        try:
+            self.service.replica = serve.get_replica_context().replica_id.unique_id
+        except Exception:  # noqa: BLE001 - outside a replica (e.g. local testing mode)
+            self.service.replica = "local"
+
+    def __serve_build_asgi_app__(self) -> Any:
+        """Serve calls this after ``__init__`` for the late-bound FastAPI app."""
+        return create_app(self.service, replicas=_running_replicas)
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Change batching live from ``user_config`` (keys of :class:`BatchPolicy`)."""
+        self._apply_policy(BatchPolicy.from_config(user_config, base=self.service.policy))
+
+    def _apply_policy(self, policy: BatchPolicy) -> None:
+        self.service.policy = policy
+        self.embed_batch.set_max_batch_size(policy.scaled_limit)  # type: ignore[attr-defined]
+        self.embed_batch.set_batch_wait_timeout_s(policy.batch_wait_timeout_s)  # type: ignore[attr-defined]
+
+    @serve.batch(
+        max_batch_size=_DEFAULT_POLICY.scaled_limit,
+        batch_wait_timeout_s=_DEFAULT_POLICY.batch_wait_timeout_s,
+        batch_size_fn=batch_cost,
+    )
+    async def embed_batch(self, jobs: list[EmbedJob]) -> list[np.ndarray]:
+        """One forward-pass sequence for every queued request; runs in a thread so the loop keeps serving."""
+        encoder = self.service.encoder
+        return await asyncio.to_thread(run_jobs, encoder, jobs, self.service.policy.encode_batch_size)
+
+    async def embed_pairs(self, texts: list[str], instructions: list[str], normalize: bool = True) -> np.ndarray:
+        """Deployment-handle entry point (no HTTP): ``(len(texts), dim)`` float32."""
+        if not self.service.ready:
+            await asyncio.to_thread(self.service.wait_ready, 600)
+        vectors, _ = await self.service.embed(list(texts), list(instructions), normalize=normalize)
+        return vectors
+
+    def check_health(self) -> None:
+        """Serve restarts a replica whose model failed to load."""
+        if self.service.load_error is not None:
+            raise RuntimeError(f"model failed to load: {self.service.load_error}")
+
+
+def _running_replicas() -> int | None:
+    try:
+        status = serve.status().applications
+        for app in status.values():
+            deployment = app.deployments.get(DEPLOYMENT_NAME)
+            if deployment is not None:
+                return int(deployment.replica_states.get(ReplicaState.RUNNING, 0))
+    except Exception:  # noqa: BLE001 - /info still answers without the count
+        return None
+    return None
+
+
+def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
+    """The Serve application (``serve run ray_backend.serve:build_app model=... num_replicas=2``).
+
+    Args:
+        args: :class:`ServeArgs` fields; strings from the ``serve run`` command line are coerced.
+
+    Raises:
+        pydantic.ValidationError: an unknown or invalid argument.
+    """
+    opts = args if isinstance(args, ServeArgs) else ServeArgs.model_validate(args or {})
+    options: dict[str, Any] = {
+        "ray_actor_options": {"num_cpus": opts.num_cpus, "num_gpus": opts.num_gpus},
+        "max_ongoing_requests": opts.max_ongoing_requests,
+        "max_queued_requests": opts.max_queued_requests,
+    }
+    if opts.autoscaling_config is not None:
+        options["autoscaling_config"] = opts.autoscaling_config
+    else:
+        options["num_replicas"] = opts.num_replicas
+    deployment: Any = InstructorDeployment
+    return deployment.options(**options).bind(opts.model_dump())
+
+
+def _parse_cli(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m ray_backend.serve", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="model name or path (default: bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--replicas", type=int, default=1, help="encoder replicas")
+    parser.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per replica (fractions allowed)")
+    parser.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per replica")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP host (default loopback only)")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port")
+    parser.add_argument("--address", default=None, help="Ray address to join (default: start a local Ray)")
+    parser.add_argument("--max-batch-rows", type=int, default=_DEFAULT_POLICY.max_batch_rows)
+    parser.add_argument("--max-batch-tokens", type=int, default=_DEFAULT_POLICY.max_batch_tokens)
+    parser.add_argument("--batch-wait-timeout-s", type=float, default=_DEFAULT_POLICY.batch_wait_timeout_s)
+    parser.add_argument("--api-key", default=None, help=f"require this bearer token (default: ${API_KEY_ENV})")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start (or join) Ray, serve until interrupted, print the URL."""
+    import ray
+
+    cli = _parse_cli(argv)
+    args = ServeArgs(
+        model=cli.model,
+        num_replicas=cli.replicas,
+        num_gpus=cli.num_gpus,
+        num_cpus=cli.num_cpus,
+        max_batch_rows=cli.max_batch_rows,
+        max_batch_tokens=cli.max_batch_tokens,
+        batch_wait_timeout_s=cli.batch_wait_timeout_s,
+        api_key=cli.api_key,
+    )
+    address = cli.address or os.environ.get("RAY_ADDRESS")
+    ray.init(address=address, include_dashboard=False) if address else ray.init(include_dashboard=False)
+    stop = threading.Event()
+    try:
+        serve.start(http_options={"host": cli.host, "port": cli.port})
+        serve.run(build_app(args), name=APP_NAME, route_prefix="/")
+        print(f"serving {args.model or 'the bundled model'} at http://{cli.host}:{cli.port}", flush=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The embedding service behind the HTTP routes: model loading, token counting, load shedding.
+
+:class:`EmbeddingService` is plain Python. Run alone it embeds each request in a worker thread
+(that is how the unit tests drive the HTTP app without Ray); the Serve deployment swaps
+:attr:`EmbeddingService.submit` for its ``@serve.batch`` method so requests share forward passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ray_backend.api import ApiError, ServerLimits
+from ray_backend.batching import BatchPolicy, EmbedJob, run_jobs
+
+__all__ = ["EmbeddingService", "load_encoder"]
+
+logger = logging.getLogger(__name__)
+
+Submit = Callable[[EmbedJob], Awaitable[np.ndarray]]
+
+
+def load_encoder(model: str | None, *, device: str | None = None, dtype: str | None = None) -> Any:
+    """Load ``model`` (``None`` = the bundled model).
+
+    ``"hash"`` or ``"hash:DIM"`` gives :class:`~instructor_plugins.testing.HashEncoder`, a fake
+    for plumbing tests that needs no weights.
+    """
+    if model is not None and (model == "hash" or model.startswith("hash:")):
+        from instructor_plugins.testing import HashEncoder
+
+        dim = int(model.partition(":")[2] or 16)
+        return HashEncoder(dim=dim)
+    from instructor_plugins.model import InstructorEncoder
+
+    return InstructorEncoder.load(model, device=device, dtype=dtype)
+
+
+class EmbeddingService:
+    """Loads the encoder (in the background by default) and answers embedding jobs.
+
+    Args:
+        model: model name or path; ``None`` = bundled; ``"hash"`` = fake (see :func:`load_encoder`).
+        device: encoder device (default: CUDA when visible, else CPU).
+        dtype: encoder dtype (default: bf16 on CUDA, fp32 on CPU).
+        limits: request limits.
+        policy: batch policy (rows and tokens per batch, wait time, rows per forward pass).
+        api_key: when set, requests other than ``/health`` need ``Authorization: Bearer <api_key>``.
+        encoder: an already loaded encoder (skips loading).
+        background: load in a thread so ``/health`` answers 503 while loading.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        limits: ServerLimits | None = None,
+        policy: BatchPolicy | None = None,
+        api_key: str | None = None,
+        encoder: Any = None,
+        background: bool = True,
+    ) -> None:
+        self.model = model
+        self.limits = limits or ServerLimits()
+        self.policy = policy or BatchPolicy()
+        self.api_key = api_key or None
+        self.submit: Submit = self._submit_direct
+        self.replica: str = "local"
+        self.load_error: BaseException | None = None
+        self._encoder = encoder
+        self._pending_rows = 0
+        self._loaded = threading.Event()
+        if encoder is not None:
+            self._loaded.set()
+        elif background:
+            threading.Thread(target=self._load, args=(device, dtype), name="load-encoder", daemon=True).start()
+        else:
+            self._load(device, dtype)
+            if self.load_error is not None:
+                raise self.load_error
+
+    def _load(self, device: str | None, dtype: str | None) -> None:
+        try:
+            self._encoder = load_encoder(self.model, device=device, dtype=dtype)
+        except BaseException as exc:  # noqa: BLE001 - reported by /health and check_health
+            logger.exception("loading model %r failed", self.model)
+            self.load_error = exc
+        finally:
+            self._loaded.set()
+
+    @property
+    def ready(self) -> bool:
+        """The encoder is loaded."""
+        return self._loaded.is_set() and self._encoder is not None
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until loading finished (or ``timeout``); True when the encoder is usable."""
+        self._loaded.wait(timeout)
+        return self.ready
+
+    @property
+    def encoder(self) -> Any:
+        """The loaded encoder; 503 while loading (or if loading failed)."""
+        if not self.ready:
+            reason = f"model failed to load: {self.load_error}" if self.load_error else "model is loading"
+            raise ApiError(503, reason, retry_after=1.0)
+        return self._encoder
+
+    @property
+    def model_name(self) -> str:
+        """What ``/info`` and responses call the model."""
+        if self._encoder is not None:
+            return str(getattr(self._encoder, "name", self.model))
+        return self.model or "bundled"
+
+    def info(self) -> dict[str, Any]:
+        """``/info`` body (without the replica count, which only Serve knows)."""
+        encoder = self.encoder
+        return {
+            "model": self.model_name,
+            "dim": int(encoder.dim),
+            "max_seq_length": int(encoder.max_seq_length),
+            "device": str(getattr(encoder, "device", "cpu")),
+            "dtype": str(getattr(encoder, "dtype", "float32")).removeprefix("torch."),
+            "replica": self.replica,
+            "batch": {
+                "max_batch_rows": self.policy.max_batch_rows,
+                "max_batch_tokens": self.policy.max_batch_tokens,
+                "batch_wait_timeout_s": self.policy.batch_wait_timeout_s,
+                "encode_batch_size": self.policy.encode_batch_size,
+            },
+            "limits": {
+                "max_inputs": self.limits.max_inputs,
+                "max_body_bytes": self.limits.max_body_bytes,
+                "max_pending_rows": self.limits.max_pending_rows,
+            },
+            "auth": self.api_key is not None,
+        }
+
+    def count_tokens(self, texts: Sequence[str], instructions: Sequence[str]) -> int:
+        """Real tokens the encoder reads for these rows (instruction + text, truncated, with specials)."""
+        encoder = self.encoder
+        tokenize = getattr(encoder, "tokenize", None)
+        if tokenize is None:  # the hash fake has no tokenizer: count words
+            return sum(len(f"{i}{t}".split()) + 1 for i, t in zip(instructions, texts, strict=True))
+        return int(tokenize(texts, instructions).num_tokens)
+
+    async def embed(
+        self, texts: list[str], instructions: list[str], *, normalize: bool = True
+    ) -> tuple[np.ndarray, int]:
+        """Embed rows; returns ``(vectors, tokens)``.
+
+        Raises:
+            ApiError: 503 while the model loads; 429 when this replica already holds
+                ``limits.max_pending_rows`` rows.
+        """
+        self.encoder  # noqa: B018 - raises 503 while loading
+        rows = len(texts)
+        if self._pending_rows and self._pending_rows + rows > self.limits.max_pending_rows:
+            raise ApiError(
+                429,
+                f"server busy: {self._pending_rows} texts pending (limit {self.limits.max_pending_rows}); retry later",
+                retry_after=1.0,
+            )
+        self._pending_rows += rows
+        try:
+            tokens = self.count_tokens(texts, instructions)
+            job = EmbedJob(texts, instructions, tokens, normalize=normalize, policy=self.policy)
+            vectors = await self.submit(job)
+        finally:
+            self._pending_rows -= rows
+        return vectors, tokens
+
+    async def _submit_direct(self, job: EmbedJob) -> np.ndarray:
+        result = await asyncio.to_thread(run_jobs, self.encoder, [job], self.policy.encode_batch_size)
+        return result[0]
