@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import threading
@@ -40,6 +41,17 @@ APP_NAME = "instructor"
 DEPLOYMENT_NAME = "InstructorDeployment"
 API_KEY_ENV = "INSTRUCTOR_API_KEY"
 _DEFAULT_POLICY = BatchPolicy()
+
+
+class _ScaledBatchSizeWarningFilter(logging.Filter):
+    """Drop Serve's "max_batch_size > max_ongoing_requests" warning.
+
+    Our ``max_batch_size`` is the scaled rows-x-tokens budget (:attr:`BatchPolicy.scaled_limit`),
+    not a request count, so that comparison does not apply.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will never achieve the configured `max_batch_size`" not in record.getMessage()
 
 
 class ServeArgs(BaseModel):
@@ -103,6 +115,7 @@ class InstructorDeployment:
     def __init__(self, args: dict[str, Any]) -> None:
         """Start loading the model in the background (``/health`` says 503 until it is loaded)."""
         opts = ServeArgs.model_validate(args)
+        logging.getLogger("ray.serve").addFilter(_ScaledBatchSizeWarningFilter())
         threads = opts.torch_threads or max(1, round(opts.num_cpus))
         import torch
 
