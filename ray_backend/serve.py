@@ -41,6 +41,7 @@ APP_NAME = "instructor"
 DEPLOYMENT_NAME = "InstructorDeployment"
 API_KEY_ENV = "INSTRUCTOR_API_KEY"
 _DEFAULT_POLICY = BatchPolicy()
+_POLICY_FIELDS = ("max_batch_rows", "max_batch_tokens", "batch_wait_timeout_s", "encode_batch_size")
 
 
 class _ScaledBatchSizeWarningFilter(logging.Filter):
@@ -194,17 +195,21 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
         pydantic.ValidationError: an unknown or invalid argument.
     """
     opts = args if isinstance(args, ServeArgs) else ServeArgs.model_validate(args or {})
+    policy = opts.policy()
     options: dict[str, Any] = {
         "ray_actor_options": {"num_cpus": opts.num_cpus, "num_gpus": opts.num_gpus},
         "max_ongoing_requests": opts.max_ongoing_requests,
         "max_queued_requests": opts.max_queued_requests,
+        # Batching travels as user_config, not as constructor args, so changing it is a live
+        # reconfigure of the running replicas instead of a redeploy.
+        "user_config": {f: getattr(policy, f) for f in _POLICY_FIELDS},
     }
     if opts.autoscaling_config is not None:
         options["autoscaling_config"] = opts.autoscaling_config
     else:
         options["num_replicas"] = opts.num_replicas
     deployment: Any = InstructorDeployment
-    return deployment.options(**options).bind(opts.model_dump())
+    return deployment.options(**options).bind(opts.model_dump(exclude=set(_POLICY_FIELDS)))
 
 
 def _parse_cli(argv: list[str] | None) -> argparse.Namespace:
