@@ -1,8 +1,9 @@
 """Clients of the Ray Serve embedding app, behind the :class:`~instructor_plugins.backends.EmbeddingBackend` protocol.
 
 - :class:`ServeBackend` speaks HTTP (``POST /embed``) with httpx, sync and async, with timeouts and
-  bounded retries with exponential backoff and jitter (tenacity) on connection errors, 429, 502,
-  503 and 504. Other errors raise :class:`ServeError` with the server's message.
+  bounded retries with exponential backoff and jitter (tenacity) on connection errors, timeouts,
+  429, 502, 503, 504 and infrastructure 5xx (not the app's own JSON errors). Other errors raise
+  :class:`ServeError` with the server's message.
 - :class:`HandleBackend` calls the deployment through a Ray ``DeploymentHandle`` (inside a cluster,
   no HTTP hop).
 
@@ -57,17 +58,23 @@ def _rows(texts: Sequence[str], instruction: Instruction) -> tuple[list[str], li
 
 
 def _check_response(response: Any) -> np.ndarray:
-    """Vectors of a 200 answer; :class:`_Retryable` or :class:`ServeError` otherwise."""
+    """Vectors of a 200 answer; :class:`_Retryable` or :class:`ServeError` otherwise.
+
+    Retried: 429, 502, 503, 504, and any 5xx that is not the app's own JSON error (a proxy that
+    lost the replica mid-request, e.g. a replica killed or restarted, answers a plain-text 500).
+    Embedding is idempotent, so a retry can only repeat work.
+    """
     if response.status_code == 200:
         body = response.json()
         rows = [np.frombuffer(base64.b64decode(item), dtype="<f4") for item in body["embeddings"]]
         return np.stack(rows).astype(np.float32)
+    from_app = True
     try:
         message = response.json()["error"]["message"]
-    except Exception:  # noqa: BLE001 - a proxy error page, not our JSON
-        message = response.text[:500]
+    except Exception:  # noqa: BLE001 - a proxy error page, not the app's JSON
+        message, from_app = response.text[:500], False
     error = ServeError(response.status_code, message)
-    if response.status_code in RETRY_STATUSES:
+    if response.status_code in RETRY_STATUSES or (response.status_code >= 500 and not from_app):
         header = response.headers.get("retry-after")
         retry_after = float(header) if header and header.replace(".", "", 1).isdigit() else None
         raise _Retryable(error, retry_after)

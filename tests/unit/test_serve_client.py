@@ -60,6 +60,24 @@ def test_retries_connection_errors_429_and_503_then_succeeds() -> None:
     assert str(script.requests[0].url) == "http://server:8000/embed"
 
 
+def test_a_proxy_500_is_retried_but_the_apps_own_500_is_not() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(500, text="Internal Server Error")  # replica lost mid-request
+        return ok_response(request)
+
+    client = ServeBackend("http://s", transport=httpx.MockTransport(handler), backoff_s=0.001, max_backoff_s=0.002)
+    np.testing.assert_array_equal(client.embed(["a"]), expected(["a"], [""]))
+    assert len(calls) == 2
+    own = Script(500)  # the app's JSON 500 is a bug report, not a hiccup
+    with pytest.raises(ServeError, match="planned 500"):
+        backend(own).embed(["a"])
+    assert len(own.requests) == 1
+
+
 def test_gives_up_after_max_retries_with_the_server_message() -> None:
     script = Script(*([503] * 10))
     with pytest.raises(ServeError, match="HTTP 503: planned 503") as info:
