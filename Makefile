@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup ## Run the main job on the bundled offline model
-	$(LOOPBACK) $(PY) -m instructor_plugins.demo
+	$(LOOPBACK) $(PY) -m ray_backend.demo
 
 test: setup ## Run the whole test suite (Ray tests in a loopback-only namespace)
 	$(LOOPBACK) $(PY) -m pytest $(PYTEST_ARGS)

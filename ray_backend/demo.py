@@ -1,0 +1,133 @@
+"""``make demo``: question answering over a real corpus through the Ray Serve embedding app.
+
+1. Start a local Ray and the Serve app on the bundled model (HTTP on 127.0.0.1 only).
+2. Index every distinct chatterbot-corpus answer in a LangChain ``InMemoryVectorStore`` through
+   ``InstructorEmbeddings(endpoint=...)`` with the *document* instruction.
+3. Ask chatterbot questions with the *query* instruction, print the hits, and score recall@5.
+4. Shut Serve and Ray down.
+
+Run inside a loopback-only network namespace on shared machines (the Makefile does that as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+import time
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(url: str, timeout: float = 180.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"the Serve app at {url} did not become healthy in {timeout:.0f}s")
+
+
+async def _ask_all(store: Any, questions: list[str], *, concurrency: int) -> list[list[Any]]:
+    # Concurrent queries: the replica's @serve.batch folds them into shared forward passes.
+    gate = asyncio.Semaphore(concurrency)
+
+    async def ask(question: str) -> list[Any]:
+        async with gate:
+            found: list[Any] = await store.asimilarity_search(question, k=5)
+            return found
+
+    return list(await asyncio.gather(*(ask(q) for q in questions)))
+
+
+def run_demo(url: str, *, questions: int = 80, show: int = 5) -> float:
+    """Index the corpus through ``url`` and answer questions; returns recall@5."""
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from instructor_plugins.corpora import chatterbot_pairs
+    from instructor_plugins.langchain import InstructorEmbeddings
+
+    pairs = chatterbot_pairs()
+    answers = sorted({p.answer for p in pairs})
+    embeddings = InstructorEmbeddings.for_task("qa", endpoint=url, batch_size=64)
+    print(f"query instruction:    {embeddings.query_instruction!r}")
+    print(f"document instruction: {embeddings.document_instruction!r}")
+
+    start = time.perf_counter()
+    store = InMemoryVectorStore(embedding=embeddings)
+    store.add_texts(answers)
+    took = time.perf_counter() - start
+    print(f"indexed {len(answers)} chatterbot answers via {url} in {took:.1f}s ({len(answers) / took:.0f} texts/s)")
+
+    good: dict[str, set[str]] = {}
+    for p in pairs:
+        good.setdefault(p.question, set()).add(p.answer)
+    asked = sorted(good)[:: max(1, len(good) // questions)][:questions]
+    start = time.perf_counter()
+    results = asyncio.run(_ask_all(store, asked, concurrency=16))
+    hits = 0
+    for i, (question, found) in enumerate(zip(asked, results, strict=True)):
+        hits += any(doc.page_content in good[question] for doc in found)
+        if i < show:
+            print(f"\nQ: {question}")
+            for rank, doc in enumerate(found[:3], 1):
+                mark = "*" if doc.page_content in good[question] else " "
+                print(f"  {rank}.{mark} {doc.page_content[:110]}")
+    took = time.perf_counter() - start
+    recall = hits / len(asked)
+    print(f"\nrecall@5 over {len(asked)} questions: {recall:.2f} ({len(asked) / took:.0f} queries/s; * = a true answer)")
+    return recall
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start Ray + Serve, run the demo, shut down; assert the retrieval works."""
+    parser = argparse.ArgumentParser(prog="python -m ray_backend.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--questions", type=int, default=80, help="questions to score")
+    parser.add_argument("--replicas", type=int, default=1, help="encoder replicas")
+    cli = parser.parse_args(argv)
+
+    import ray
+    from ray import serve
+
+    from ray_backend.serve import APP_NAME, build_app
+
+    started = time.perf_counter()
+    tmp = tempfile.mkdtemp(prefix="ray-demo-")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    cpus = max(2, os.cpu_count() or 2)
+    ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
+    try:
+        port = _free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        per_replica = max(1.0, cpus / cli.replicas)
+        serve.run(build_app({"num_replicas": cli.replicas, "num_cpus": per_replica}), name=APP_NAME, route_prefix="/")
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url)
+        print(f"Serve app up at {url} after {time.perf_counter() - started:.1f}s")
+        recall = run_demo(url, questions=cli.questions)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"demo finished in {time.perf_counter() - started:.1f}s")
+    assert recall >= 0.5, f"recall@5 {recall:.2f} is far below what the bundled model reaches"
+
+
+if __name__ == "__main__":
+    main()
