@@ -90,7 +90,8 @@ def run_demo(url: str, *, questions: int = 80, show: int = 5) -> float:
                 print(f"  {rank}.{mark} {doc.page_content[:110]}")
     took = time.perf_counter() - start
     recall = hits / len(asked)
-    print(f"\nrecall@5 over {len(asked)} questions: {recall:.2f} ({len(asked) / took:.0f} queries/s; * = a true answer)")
+    rate = len(asked) / took
+    print(f"\nrecall@5 over {len(asked)} questions: {recall:.2f} ({rate:.0f} queries/s; * = a true answer)")
     return recall
 
 
