@@ -32,7 +32,7 @@ from ray.serve.schema import ReplicaState
 
 from ray_backend.api import ServerLimits
 from ray_backend.app import create_app
-from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost, run_jobs
+from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost
 from ray_backend.service import EmbeddingService
 
 __all__ = ["APP_NAME", "DEPLOYMENT_NAME", "InstructorDeployment", "ServeArgs", "build_app", "main"]
@@ -157,8 +157,8 @@ class InstructorDeployment:
     )
     async def embed_batch(self, jobs: list[EmbedJob]) -> list[np.ndarray]:
         """One forward-pass sequence for every queued request; runs in a thread so the loop keeps serving."""
-        encoder = self.service.encoder
-        return await asyncio.to_thread(run_jobs, encoder, jobs, self.service.policy.encode_batch_size)
+        self.service.encoder  # noqa: B018 - raises 503 while loading
+        return await self.service.run_batch_async(jobs)
 
     async def embed_pairs(self, texts: list[str], instructions: list[str], normalize: bool = True) -> np.ndarray:
         """Deployment-handle entry point (no HTTP): ``(len(texts), dim)`` float32."""

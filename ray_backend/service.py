@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -18,9 +21,21 @@ import numpy as np
 from ray_backend.api import ApiError, ServerLimits
 from ray_backend.batching import BatchPolicy, EmbedJob, run_jobs
 
-__all__ = ["EmbeddingService", "load_encoder"]
+__all__ = ["BatchStats", "EmbeddingService", "load_encoder"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchStats:
+    """Counters of one replica since start: batches, requests, rows and tokens embedded, encode seconds."""
+
+    batches: int = 0
+    requests: int = 0
+    rows: int = 0
+    tokens: int = 0
+    encode_s: float = 0.0
+
 
 Submit = Callable[[EmbedJob], Awaitable[np.ndarray]]
 
@@ -76,6 +91,9 @@ class EmbeddingService:
         self.load_error: BaseException | None = None
         self._encoder = encoder
         self._pending_rows = 0
+        self.stats = BatchStats()
+        self._encode_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
+        self._stats_lock = threading.Lock()
         self._loaded = threading.Event()
         if encoder is not None:
             self._loaded.set()
@@ -142,6 +160,7 @@ class EmbeddingService:
                 "max_pending_rows": self.limits.max_pending_rows,
             },
             "auth": self.api_key is not None,
+            "stats": asdict(self.stats),
         }
 
     def count_tokens(self, texts: Sequence[str], instructions: Sequence[str]) -> int:
@@ -178,6 +197,27 @@ class EmbeddingService:
             self._pending_rows -= rows
         return vectors, tokens
 
+    def run_batch(self, jobs: list[EmbedJob]) -> list[np.ndarray]:
+        """Embed a batch of jobs (blocking; call it in a worker thread) and count it in :attr:`stats`."""
+        start = time.perf_counter()
+        result = run_jobs(self.encoder, jobs, self.policy.encode_batch_size)
+        elapsed = time.perf_counter() - start
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.requests += len(jobs)
+            self.stats.rows += sum(job.rows for job in jobs)
+            self.stats.tokens += sum(job.tokens for job in jobs)
+            self.stats.encode_s += elapsed
+        return result
+
+    async def run_batch_async(self, jobs: list[EmbedJob]) -> list[np.ndarray]:
+        """:meth:`run_batch` on the service's one encode thread; the event loop keeps serving meanwhile.
+
+        One long-lived thread (not a pool) runs every batch, so torch reuses one OpenMP thread team
+        instead of starting one per pool thread.
+        """
+        return await asyncio.get_running_loop().run_in_executor(self._encode_thread, self.run_batch, jobs)
+
     async def _submit_direct(self, job: EmbedJob) -> np.ndarray:
-        result = await asyncio.to_thread(run_jobs, self.encoder, [job], self.policy.encode_batch_size)
+        result = await self.run_batch_async([job])
         return result[0]
