@@ -124,24 +124,31 @@ def measure(url: str, encoder: Any, pool: list[str], budget_s: float) -> Totals:
     deadline = time.perf_counter() + budget_s
     k = 0
     while time.perf_counter() < deadline or k == 0:
-        lists = [big[(k * 4 + j) % 9] for j in range(4)]
-        one = [pool[(k * 16 + j) % len(pool)] for j in range(16)]
+        lists: list[list[str]] = [big[(k * 4 + j) % 9] for j in range(4)]
+        one: list[str] = [pool[(k * 16 + j) % len(pool)] for j in range(16)]
         # 100-text requests: 1 client, then 4 concurrent clients (in-process: the same lists in turn).
-        t, lat = burst(1, 1, lambda c, i: encoder.encode(lists[0], DOC))
+        t, lat = burst(1, 1, lambda c, i, lists=lists: encoder.encode(lists[0], DOC))
         totals.add("in_100", t, 100, lat)
-        t, lat = burst(1, 1, lambda c, i: clients[0].embed(lists[0], DOC))
+        t, lat = burst(1, 1, lambda c, i, lists=lists: clients[0].embed(lists[0], DOC))
         totals.add("srv_100_1", t, 100, lat)
-        t, lat = burst(1, 4, lambda c, i: encoder.encode(lists[i], DOC))
+        t, lat = burst(1, 4, lambda c, i, lists=lists: encoder.encode(lists[i], DOC))
         totals.add("in_100", t, 400, [])
-        t, lat = burst(4, 4, lambda c, i: clients[c].embed(lists[i], DOC))
+        t, lat = burst(4, 4, lambda c, i, lists=lists: clients[c].embed(lists[i], DOC))
         totals.add("srv_100_4", t, 400, lat)
         # 1-text requests: in-process one by one, served from 8 concurrent clients.
-        t, lat = burst(1, 16, lambda c, i: encoder.encode([one[i]], DOC))
+        t, lat = burst(1, 16, lambda c, i, one=one: encoder.encode([one[i]], DOC))
         totals.add("in_1", t, 16, lat)
-        t, lat = burst(8, 16, lambda c, i: clients[c].embed([one[i]], DOC))
+        t, lat = burst(8, 16, lambda c, i, one=one: clients[c].embed([one[i]], DOC))
         totals.add("srv_1_8", t, 16, lat)
         k += 1
+    stats = httpx.get(f"{url}/info", timeout=30).json()["stats"]
     print(f"  {k} interleaved slices in {budget_s:.0f}s budget", flush=True)
+    print(
+        f"  replica: {stats['batches']} batches, {stats['rows'] / max(stats['batches'], 1):.1f} texts/batch, "
+        f"{stats['requests'] / max(stats['batches'], 1):.1f} requests/batch, "
+        f"encode {stats['rows'] / max(stats['encode_s'], 1e-9):.1f} texts/s inside the replica",
+        flush=True,
+    )
     return totals
 
 
@@ -168,6 +175,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="time budget for the interleaved measurement")
     parser.add_argument("--num-gpus", type=float, default=0.0, help="GPUs for the replica (GPU run)")
+    parser.add_argument(
+        "--worker-niceness",
+        type=int,
+        default=0,
+        help="nice level of Ray workers (Ray's default is 15; 0 = same priority as the in-process baseline)",
+    )
     cli = parser.parse_args()
 
     import ray

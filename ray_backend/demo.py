@@ -112,7 +112,14 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cpus = max(2, os.cpu_count() or 2)
-    ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
+    # Ray starts workers at nice 15; on a shared machine that starves the replica, so serve at normal priority.
+    ray.init(
+        num_cpus=cpus,
+        include_dashboard=False,
+        _temp_dir=tmp,
+        log_to_driver=False,
+        _system_config={"worker_niceness": 0},
+    )
     try:
         port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -244,7 +244,10 @@ def main(argv: list[str] | None = None) -> None:
         api_key=cli.api_key,
     )
     address = cli.address or os.environ.get("RAY_ADDRESS")
-    ray.init(address=address, include_dashboard=False) if address else ray.init(include_dashboard=False)
+    if address:
+        ray.init(address=address)
+    else:  # a local Ray just for serving: replicas at normal priority (Ray's default worker nice level is 15)
+        ray.init(include_dashboard=False, _system_config={"worker_niceness": 0})
     stop = threading.Event()
     try:
         serve.start(http_options={"host": cli.host, "port": cli.port})
