@@ -193,8 +193,14 @@ def main() -> None:
     pool = texts_pool()
     tmp = tempfile.mkdtemp(prefix="ray-bench-")
     ray.init(
-        num_cpus=cpus, num_gpus=1 if cli.num_gpus else 0, include_dashboard=False, _temp_dir=tmp, log_to_driver=False
+        num_cpus=cpus,
+        num_gpus=1 if cli.num_gpus else 0,
+        include_dashboard=False,
+        _temp_dir=tmp,
+        log_to_driver=False,
+        _system_config={"worker_niceness": cli.worker_niceness},
     )
+    print(f"Ray workers at nice {cli.worker_niceness}; driver (in-process baseline) at nice {os.nice(0)}", flush=True)
     started = time.perf_counter()
     try:
         with socket.socket() as s:
