@@ -35,6 +35,8 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The replicas run with OMP_WAIT_POLICY=PASSIVE (ServeArgs.omp_wait_policy); give the in-process baseline the same.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DOC = "Represent the answer for retrieval: "
 
@@ -80,7 +82,12 @@ def start_serve(num_gpus: float, num_cpus: float, port: int, name: str, prefix: 
 
     from ray_backend.serve import build_app
 
-    args: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, "torch_threads": max(1, int(num_cpus))}
+    args: dict[str, Any] = {
+        "num_cpus": num_cpus,
+        "num_gpus": num_gpus,
+        "torch_threads": max(1, int(num_cpus)),
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+    }
     serve.run(build_app(args), name=name, route_prefix=prefix)
     url = f"http://127.0.0.1:{port}{prefix.rstrip('/')}"
     deadline = time.monotonic() + 300
@@ -200,7 +207,11 @@ def main() -> None:
         log_to_driver=False,
         _system_config={"worker_niceness": cli.worker_niceness},
     )
-    print(f"Ray workers at nice {cli.worker_niceness}; driver (in-process baseline) at nice {os.nice(0)}", flush=True)
+    print(
+        f"Ray workers at nice {cli.worker_niceness}; driver (in-process baseline) at nice {os.nice(0)}; "
+        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} on both sides",
+        flush=True,
+    )
     started = time.perf_counter()
     try:
         with socket.socket() as s:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -160,6 +161,7 @@ class EmbeddingService:
                 "max_pending_rows": self.limits.max_pending_rows,
             },
             "auth": self.api_key is not None,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "stats": asdict(self.stats),
         }
 

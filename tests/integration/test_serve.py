@@ -173,6 +173,7 @@ def test_info_and_live_reconfigure(base: str) -> None:
     # through a handle, since imperative serve.run redeploys instead of updating in place.
     before = httpx.get(f"{base}/info").json()
     assert before["dim"] == 384 and before["replicas"] == 1 and before["batch"]["max_batch_rows"] == 256
+    assert before["omp_wait_policy"] == "PASSIVE" and before["stats"]["rows"] > 0
     handle = serve.get_deployment_handle(DEPLOYMENT_NAME, app_name=APP_NAME)
     handle.reconfigure.remote({"max_batch_rows": 8, "max_batch_tokens": 500}).result()
     try:
