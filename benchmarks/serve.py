@@ -65,6 +65,9 @@ def burst(clients: int, calls: int, work: Callable[[int, int], Any]) -> tuple[fl
                 latencies.append(time.perf_counter() - t)
 
     start = time.perf_counter()
+    if clients == 1:  # inline: the in-process baseline keeps one thread (and one OpenMP team), as the replica does
+        run(0)
+        return time.perf_counter() - start, latencies
     threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
     for t in threads:
         t.start()
