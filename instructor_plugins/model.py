@@ -109,10 +109,9 @@ def _load_hf_encoder(root: Path, dtype: torch.dtype, trust_remote_code: bool) ->
 
     config = AutoConfig.from_pretrained(root, trust_remote_code=trust_remote_code)
     cls: Any = T5EncoderModel if config.model_type in _T5_TYPES else AutoModel
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
-    if cls is AutoModel and getattr(config, "add_pooling_layer", None) is None and config.model_type == "bert":
-        kwargs["add_pooling_layer"] = False  # the BERT pooler is unused; dropping it helps DDP
-    model: nn.Module = cls.from_pretrained(root, config=config, **kwargs)
+    model: nn.Module = cls.from_pretrained(root, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
+    if isinstance(getattr(model, "pooler", None), nn.Module):
+        model.pooler = None  # BERT-style poolers are unused by sentence pooling; dropping one keeps DDP simple
     return model
 
 
