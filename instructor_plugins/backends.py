@@ -108,7 +108,9 @@ def make_backend(
     if endpoint is None:
         if remote_options:
             raise TypeError(f"unexpected options for the in-process backend: {sorted(remote_options)}")
-        return LocalBackend(model, device=device, batch_size=batch_size, normalize=normalize, show_progress=show_progress)
+        return LocalBackend(
+            model, device=device, batch_size=batch_size, normalize=normalize, show_progress=show_progress
+        )
     raise NotImplementedError(
         "remote endpoints arrive with the Ray Serve backend (ServeBackend); pass endpoint=None for in-process"
     )
