@@ -25,9 +25,11 @@ DENSE_ACTIVATIONS = {
     "torch.nn.modules.activation.Tanh": "tanh",
 }
 _MODULE_KINDS = ("Transformer", "Pooling", "Dense", "Normalize")
-# Files a hub download needs; safetensors preferred, .bin only as a fallback (see resolve_model_dir).
-_HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "**/*.json", "**/*.safetensors"]
-_HUB_BIN_PATTERNS = ["*.bin", "**/*.bin"]
+# Files a hub download needs (fnmatch: "*" also matches "/"). Encoder weights: safetensors preferred,
+# the root pytorch_model*.bin only when the repo has no safetensors. Module folders such as 2_Dense
+# ship small weights, often only as .bin: always take those.
+_HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "[0-9]*/pytorch_model.bin"]
+_HUB_BIN_PATTERNS = ["pytorch_model*.bin"]
 
 
 class ModelLoadError(OSError):

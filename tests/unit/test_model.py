@@ -314,3 +314,20 @@ def test_dtype_and_device_defaults(bundled_encoder: InstructorEncoder) -> None:
     assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(ValueError, match="valid"):
         resolve_dtype("int8", torch.device("cpu"))
+
+
+def test_hub_id_loads_from_the_hub_cache_offline(
+    bundled_encoder: InstructorEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub id resolves through the standard hub cache layout, as after a download elsewhere."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--acme--minilm-instructor"
+    shutil.copytree(bundled_model_dir(), repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    enc = InstructorEncoder.load("acme/minilm-instructor", device="cpu")
+    assert enc.name == "acme/minilm-instructor"
+    np.testing.assert_allclose(enc.encode(["hello"], QUERY), bundled_encoder.encode(["hello"], QUERY), atol=1e-6)
