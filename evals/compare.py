@@ -54,8 +54,8 @@ def compare_table(runs: Sequence[tuple[str, Sequence[ScoreRow]]]) -> str:
     common = [name for name in tasks if all(name in s for s in scores)]
     if common:
         means = [sum(s[n] for n in common) / len(common) for s in scores]
-        cells = ["**Average**", "", "", *(_fmt(m) for m in means), *(_fmt(m - means[0], signed=True) for m in means[1:])]
-        lines.append("| " + " | ".join(cells) + " |")
+        cells = [*(_fmt(m) for m in means), *(_fmt(m - means[0], signed=True) for m in means[1:])]
+        lines.append("| **Average** | | | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
