@@ -49,7 +49,13 @@ def compare_table(runs: Sequence[tuple[str, Sequence[ScoreRow]]]) -> str:
         values = [s.get(name) for s in scores]
         base = values[0]
         deltas = [None if v is None or base is None else v - base for v in values[1:]]
-        cells = [name, first.task_type, first.metric, *(_fmt(v) for v in values), *(_fmt(d, signed=True) for d in deltas)]
+        cells = [
+            name,
+            first.task_type,
+            first.metric,
+            *(_fmt(v) for v in values),
+            *(_fmt(d, signed=True) for d in deltas),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     common = [name for name in tasks if all(name in s for s in scores)]
     if common:
@@ -77,9 +83,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         summaries = [load_summary(folder) for folder in args.runs]
     except FileNotFoundError as exc:
         parser.error(str(exc))
-    table = compare_table(
-        [(label, s.rows) for label, s in zip(_labels(summaries, args.runs), summaries, strict=True)]
-    )
+    table = compare_table([(label, s.rows) for label, s in zip(_labels(summaries, args.runs), summaries, strict=True)])
     print(table)
     return table
 

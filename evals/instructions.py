@@ -79,7 +79,9 @@ class InstructionChoice:
     source: Source
 
 
-def task_instructions(task_name: str, task_type: str, *, table_model: str | None = None) -> tuple[TaskInstructions, Source]:
+def task_instructions(
+    task_name: str, task_type: str, *, table_model: str | None = None
+) -> tuple[TaskInstructions, Source]:
     """Both sides' instructions for a task in ``paper`` mode, with their source.
 
     Args:

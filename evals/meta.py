@@ -16,7 +16,14 @@ from typing import Any
 
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 
-__all__ = ["BUNDLED_ALIASES", "BUNDLED_MODEL", "INSTRUCTOR_CITATION", "get_model_meta", "local_model_meta", "model_metas"]
+__all__ = [
+    "BUNDLED_ALIASES",
+    "BUNDLED_MODEL",
+    "INSTRUCTOR_CITATION",
+    "get_model_meta",
+    "local_model_meta",
+    "model_metas",
+]
 
 BUNDLED_MODEL = "instructor-plugins/all-MiniLM-L6-v2-bundled"
 BUNDLED_ALIASES = ("bundled", BUNDLED_MODEL)

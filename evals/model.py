@@ -57,6 +57,8 @@ class InstructorMTEBModel(AbsEncoder):
         choices: every (task, side) -> instruction used so far, for reports and tests.
     """
 
+    mteb_model_meta: ModelMeta
+
     def __init__(
         self,
         backend: EmbeddingBackend,

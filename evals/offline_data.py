@@ -199,7 +199,8 @@ def _subsample(data: LabeledTexts, max_items: int | None) -> LabeledTexts:
 def train_test_split(data: LabeledTexts) -> tuple[LabeledTexts, LabeledTexts]:
     """Deterministic split: even positions of each label to train, odd ones to test."""
     rank: dict[int, int] = defaultdict(int)
-    train_idx, test_idx = [], []
+    train_idx: list[int] = []
+    test_idx: list[int] = []
     for i, label in enumerate(data.labels):
         (train_idx if rank[label] % 2 == 0 else test_idx).append(i)
         rank[label] += 1

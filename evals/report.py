@@ -154,5 +154,7 @@ def load_summary(folder: str | Path) -> Summary:
         return Summary(**data)
     rows = _rows_from_mteb_files(path) if path.is_dir() else []
     if not rows:
-        raise FileNotFoundError(f"{path} has no {SUMMARY_FILE} and no mteb result files; run `python -m evals.run` first")
+        raise FileNotFoundError(
+            f"{path} has no {SUMMARY_FILE} and no mteb result files; run `python -m evals.run` first"
+        )
     return Summary(model=path.name, instructions="?", rows=rows)

@@ -200,12 +200,18 @@ def run(config: RunConfig, *, encoder: Any = None) -> Summary:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="bundled (default), hkunlp/instructor-{base,large,xl}, hub id or folder")
+    parser.add_argument(
+        "--model", default=None, help="bundled (default), hkunlp/instructor-{base,large,xl}, hub id or folder"
+    )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--tasks", nargs="+", default=[], metavar="NAME", help="offline or MTEB task names")
-    which.add_argument("--suite", choices=SUITES, help="offline: real-data tasks that need no hub; mteb-paper: the paper's")
+    which.add_argument(
+        "--suite", choices=SUITES, help="offline: real-data tasks that need no hub; mteb-paper: the paper's"
+    )
     parser.add_argument("--instructions", choices=INSTRUCTION_MODES, default="paper", help="per-task (paper) or none")
-    parser.add_argument("--endpoint", default=None, help="Ray Serve URL, e.g. http://127.0.0.1:8000 (default in process)")
+    parser.add_argument(
+        "--endpoint", default=None, help="Ray Serve URL, e.g. http://127.0.0.1:8000 (default in process)"
+    )
     parser.add_argument("--output", type=Path, required=True, help="folder for results, table.md and scores.png")
     parser.add_argument("--device", default=None, help="torch device for in-process encoding (default cuda if present)")
     parser.add_argument("--batch-size", type=int, default=32)

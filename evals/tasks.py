@@ -104,7 +104,11 @@ class LeeNewsSTS(_Subsampled, AbsTaskSTS):
         """Build the pair list (``max_items`` limits the documents, so pairs grow quadratically)."""
         pairs = offline_data.lee_sts(self.max_items)
         self.dataset = DatasetDict(
-            {"test": Dataset.from_dict({"sentence1": pairs.sentence1, "sentence2": pairs.sentence2, "score": pairs.score})}
+            {
+                "test": Dataset.from_dict(
+                    {"sentence1": pairs.sentence1, "sentence2": pairs.sentence2, "score": pairs.score}
+                )
+            }
         )
         self.data_loaded = True
 

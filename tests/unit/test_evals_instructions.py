@@ -35,7 +35,9 @@ def test_unknown_task_falls_back_to_the_preset_of_its_type() -> None:
     assert source == "preset"
     assert pair == preset("retrieval")
     assert choose_instruction("SomeTaskNotInAnyTable", "Retrieval", "query").instruction == preset("retrieval").query
-    assert choose_instruction("SomeTaskNotInAnyTable", "Retrieval", "document").instruction == preset("retrieval").document
+    assert (
+        choose_instruction("SomeTaskNotInAnyTable", "Retrieval", "document").instruction == preset("retrieval").document
+    )
     assert choose_instruction("OtherUnknown", "Clustering", None).instruction == preset("clustering").query
 
 

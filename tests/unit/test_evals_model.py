@@ -10,7 +10,8 @@ os.environ.setdefault("MTEB_CACHE", os.path.join(tempfile.gettempdir(), "mteb-ca
 import mteb
 import numpy as np
 import pytest
-from mteb.mocks.mock_tasks import MockClassificationTask, MockClusteringTask, MockRetrievalTask, MockSTSTask
+from mteb.mocks.mock_tasks import MockClassificationTask, MockRetrievalTask, MockSTSTask
+from mteb.mocks.mock_tasks.clustering import MockClusteringTask
 from mteb.types import PromptType
 
 from evals import model as evals_model
@@ -49,7 +50,9 @@ def _wrapper(backend: object, instructions: str = "paper") -> InstructorMTEBMode
 
 def _encode(model: InstructorMTEBModel, task: str, prompt_type: PromptType | None, texts: list[str]) -> np.ndarray:
     metadata = mteb.get_task(task).metadata
-    return model.encode(_batches(texts), task_metadata=metadata, hf_split="test", hf_subset="default", prompt_type=prompt_type)
+    return model.encode(
+        _batches(texts), task_metadata=metadata, hf_split="test", hf_subset="default", prompt_type=prompt_type
+    )
 
 
 def test_wrapper_passes_query_and_document_instructions_of_a_retrieval_task() -> None:
@@ -79,7 +82,9 @@ def test_wrapper_falls_back_to_the_type_preset_for_an_unknown_task() -> None:
     model = _wrapper(backend)
     metadata = mteb.get_task("ArguAna").metadata.model_copy(update={"name": "BrandNewRetrievalTask"})
     for side in (PromptType.query, PromptType.document):
-        model.encode(_batches(["x", "y", "z"]), task_metadata=metadata, hf_split="test", hf_subset="default", prompt_type=side)
+        model.encode(
+            _batches(["x", "y", "z"]), task_metadata=metadata, hf_split="test", hf_subset="default", prompt_type=side
+        )
     assert [c[1] for c in backend.calls] == [preset("retrieval").query, preset("retrieval").document]
     assert model.choices[("BrandNewRetrievalTask", "query")].source == "preset"
 
