@@ -66,7 +66,8 @@ def compare_table(runs: Sequence[tuple[str, Sequence[ScoreRow]]]) -> str:
 
 
 def _labels(summaries: Sequence[Summary], folders: Sequence[Path]) -> list[str]:
-    labels = [s.label for s in summaries]
+    same_model = len({s.model for s in summaries}) == 1
+    labels = [f"instructions={s.instructions}" if same_model else s.label for s in summaries]
     if len(set(labels)) < len(labels):  # same model and mode twice: tell them apart by folder
         labels = [f"{label} [{folder.name}]" for label, folder in zip(labels, folders, strict=True)]
     return labels
@@ -84,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     except FileNotFoundError as exc:
         parser.error(str(exc))
     table = compare_table([(label, s.rows) for label, s in zip(_labels(summaries, args.runs), summaries, strict=True)])
+    if len({s.model for s in summaries}) == 1:
+        table = f"Model: {summaries[0].model}\n\n{table}"
     print(table)
     return table
 
