@@ -31,6 +31,7 @@ from evals.instructions import INSTRUCTION_MODES
 from evals.model import TABLE_MODELS, load_mteb_model
 from evals.report import Summary, markdown_table, rows_from_results, write_report
 from evals.tasks import OFFLINE_TASKS, offline_task, offline_tasks
+from instructor_plugins.checkpoint import ModelLoadError
 from instructor_plugins.instructions import mteb_task_names
 
 __all__ = ["SUITES", "HubUnavailableError", "RunConfig", "hub_offline", "main", "resolve_tasks", "run"]
@@ -238,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.quiet,
         )
         summary = run(config)
-    except (ValueError, HubUnavailableError) as exc:
+    except (ValueError, HubUnavailableError, ModelLoadError, NotImplementedError) as exc:
         parser.error(str(exc))
     print(markdown_table(summary.rows, title=summary.label))
     for task, error in summary.failures.items():
