@@ -1,17 +1,14 @@
 """The ``offline`` suite: mteb tasks over real third-party text that installs without any hub.
 
-=============================== ================ ================================================
-Task                            Type             Data (see :mod:`evals.offline_data`)
-=============================== ================ ================================================
-``LeeNewsSTS``                  STS              50 news docs, 1,225 human-rated pairs (gensim)
-``PangLeePolarityClassification`` Classification 200 movie-review snippets, pos/neg (gensim)
-``MiniNewsgroupsClustering``    Clustering       200 posts, alt.atheism vs sci.space (gensim)
-``ChatterbotQARetrieval``       Retrieval        749 questions, 871 answers (chatterbot-corpus)
-``WordNetDefinitionRetrieval``  Retrieval        ~500 words, 2,000 noun definitions (WordNet 3.0)
-=============================== ================ ================================================
+- ``LeeNewsSTS`` (STS): 50 news documents, 1,225 human-rated pairs (gensim test data).
+- ``PangLeePolarityClassification`` (Classification): 200 movie-review snippets, pos/neg (gensim).
+- ``MiniNewsgroupsClustering`` (Clustering): 200 posts, alt.atheism vs sci.space (gensim).
+- ``ChatterbotQARetrieval`` (Retrieval): 749 questions, 871 answers (chatterbot-corpus).
+- ``WordNetDefinitionRetrieval`` (Retrieval): ~500 words, 2,000 noun definitions (WordNet 3.0).
 
-Every task takes ``max_items`` to subsample (documents, snippets, posts or queries) for quick
-runs; results from a subsample are not comparable with full runs.
+The data builders are in :mod:`evals.offline_data`. Every task takes ``max_items`` to subsample
+(documents, snippets, posts or queries) for quick runs; results from a subsample are not
+comparable with full runs.
 """
 
 from __future__ import annotations
@@ -162,8 +159,8 @@ class MiniNewsgroupsClustering(_Subsampled, AbsTaskClusteringLegacy):
         name="MiniNewsgroupsClustering",
         description=(
             "200 posts of the 20 Newsgroups data (Lang 1995), 100 each from alt.atheism and sci.space, with the "
-            "header block removed (subject kept) and cut to 2,000 characters; one clustering set of two groups."
-            + _GENSIM_NOTE
+            "header block removed (subject kept) and cut to 2,000 characters; one clustering set of two groups. "
+            "A few bodies quote other posts' headers, group name included." + _GENSIM_NOTE
         ),
         reference="http://qwone.com/~jason/20Newsgroups/",
         dataset={"path": "gensim/test/test_data/mini_newsgroup", "revision": _version("gensim")},

@@ -4,6 +4,7 @@ import doctest
 import os
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 os.environ.setdefault("MTEB_CACHE", os.path.join(tempfile.gettempdir(), "mteb-cache-tests"))  # before mteb import
 
@@ -15,7 +16,7 @@ from mteb.mocks.mock_tasks.clustering import MockClusteringTask
 from mteb.types import PromptType
 
 from evals import model as evals_model
-from evals.meta import BUNDLED_MODEL, get_model_meta, model_metas
+from evals.meta import BUNDLED_MODEL, get_model_meta, local_model_meta, model_metas
 from evals.model import InstructorMTEBModel, load_mteb_model
 from instructor_plugins.backends import LocalBackend
 from instructor_plugins.instructions import mteb_instructions, preset
@@ -141,6 +142,14 @@ def test_model_metas() -> None:
     assert get_model_meta(None) == get_model_meta("bundled") == metas[BUNDLED_MODEL]
     assert metas[BUNDLED_MODEL].embed_dim == 384
     assert get_model_meta("someone/other-model") is None
+
+
+def test_local_model_meta_names(tmp_path: Path) -> None:
+    folder = tmp_path / "my-checkpoint"
+    folder.mkdir()
+    assert local_model_meta(str(folder), embed_dim=64, max_tokens=128).name == "local/my-checkpoint"
+    hub = local_model_meta("someone/other-model", embed_dim=None, max_tokens=None)
+    assert hub.name == "someone/other-model" and hub.embed_dim is None
 
 
 def test_meta_loader_builds_the_wrapper() -> None:
