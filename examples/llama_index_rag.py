@@ -51,7 +51,12 @@ def pick_synsets(seed: int = 0) -> list[Synset]:
 def main(endpoint: str | None = None) -> int:
     synsets = pick_synsets()
     documents = [
-        Document(text=s.definition, doc_id=s.id, metadata={"lemmas": ", ".join(s.lemmas)}, excluded_embed_metadata_keys=["lemmas"])
+        Document(
+            text=s.definition,
+            doc_id=s.id,
+            metadata={"lemmas": ", ".join(s.lemmas)},
+            excluded_embed_metadata_keys=["lemmas"],
+        )
         for s in synsets
     ]
     # The same as setting llama_index.core.Settings.embed_model, without changing global state.

@@ -18,6 +18,8 @@ def test_langchain_rag_example(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_llama_index_rag_example(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("llama_index.core")
+    if not Path("/usr/share/wordnet/data.noun").is_file():
+        pytest.skip("WordNet missing: apt-get install wordnet-base")
     example = runpy.run_path(str(EXAMPLES / "llama_index_rag.py"))
     assert example["main"]() == len(example["QUESTIONS"])
     assert "indexed 300 WordNet noun definitions" in capsys.readouterr().out

@@ -147,7 +147,13 @@ def test_backend_is_built_from_the_fields_and_rebuilt_when_they_change(monkeypat
     assert emb.backend is first and len(made) == 1
     assert made[0] == (
         "some/model",
-        {"endpoint": "http://127.0.0.1:8000", "device": None, "batch_size": 5, "normalize": True, "show_progress": False},
+        {
+            "endpoint": "http://127.0.0.1:8000",
+            "device": None,
+            "batch_size": 5,
+            "normalize": True,
+            "show_progress": False,
+        },
     )
     emb.query_instruction = "q: "  # instructions are per call: same backend
     assert emb.backend is first
