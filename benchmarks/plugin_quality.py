@@ -5,7 +5,7 @@ question's relevant set is every answer it has in the corpus. Reports recall@1 (
 question's answers found at rank 1, as MTEB / pytrec_eval define it), hit@1 (top hit is relevant)
 and nDCG@10 (binary relevance) for: (a) no instructions, (b) the default query/document
 instructions, (c) ``InstructorEmbeddings.for_task`` presets. Ratios are against (a), measured in
-the same run. About 3,000 texts to encode; it took 488 s wall (149 s CPU) on the shared, overloaded 2-core box.
+the same run. About 8,100 texts to encode; it took 488 s wall (149 s CPU) on the shared, overloaded 2-core box.
 
     PYTHONPATH=. python benchmarks/plugin_quality.py
 """

@@ -193,3 +193,16 @@ def test_missing_langchain_core_names_the_extra(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delitem(sys.modules, "instructor_plugins.langchain")
     with pytest.raises(ImportError, match=r'pip install "instructor-plugins\[langchain\]"'):
         importlib.import_module("instructor_plugins.langchain")
+
+
+def test_default_instructions() -> None:
+    from instructor_plugins.llama_index import InstructorEmbedding
+
+    query, document = (
+        "Represent the question for retrieving supporting documents: ",
+        "Represent the document for retrieval: ",
+    )
+    emb = InstructorEmbeddings()
+    assert (emb.query_instruction, emb.document_instruction, emb.model) == (query, document, None)
+    li = InstructorEmbedding()
+    assert (li.query_instruction, li.text_instruction, li.model_name) == (query, document, None)
