@@ -167,7 +167,12 @@ def build_task(task: str, n: int, seed: int = 0) -> list[MediExample]:
 
 
 def build_sample(
-    per_task: int = 48, *, tasks: Sequence[str] | None = None, holdout: str | None = None, holdout_size: int = 100, seed: int = 0
+    per_task: int = 48,
+    *,
+    tasks: Sequence[str] | None = None,
+    holdout: str | None = None,
+    holdout_size: int = 100,
+    seed: int = 0,
 ) -> tuple[list[MediExample], list[MediExample]]:
     """Training examples for ``tasks`` (default all but ``holdout``) and the held-out task's examples."""
     names = list(tasks or TASKS)

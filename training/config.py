@@ -65,7 +65,9 @@ class TrainConfig:
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0 (a fraction of the steps below 1, else a step count), got {self.warmup}")
+            raise ValueError(
+                f"warmup must be >= 0 (a fraction of the steps below 1, else a step count), got {self.warmup}"
+            )
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.max_seq_length < 2:

@@ -5,7 +5,7 @@ A checkpoint directory is a loadable model (``InstructorEncoder.load(dir)`` and
 
 - ``trainer_state.json``: the next step to run, the per-step history (loss, lr, task, a checksum
   of the global batch's example indices) and the run's config;
-- ``optimizer.pt``: AdamW and learning-rate scheduler state.
+- ``optimizer.pt``: the AdamW state (the learning rate is a pure function of the step).
 
 Resuming reads both, so a restarted run continues at exactly the step after the checkpoint.
 """
@@ -22,7 +22,7 @@ import torch
 
 from instructor_plugins.model import InstructorEncoder
 
-__all__ = ["OPTIMIZER_FILE", "STATE_FILE", "TrainState", "export_model", "read_optimizer_state", "restore_optimizer", "save_checkpoint"]
+__all__ = ["OPTIMIZER_FILE", "STATE_FILE", "TrainState", "export_model", "read_optimizer_state", "save_checkpoint"]
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -59,29 +59,22 @@ def save_checkpoint(
     directory: str | Path,
     encoder: InstructorEncoder,
     optimizer: torch.optim.Optimizer,
-    scheduler: Any,
     state: TrainState,
 ) -> Path:
-    """Write model (sentence-transformers layout), optimizer/scheduler and state into ``directory``."""
+    """Write model (sentence-transformers layout), optimizer state and train state into ``directory``."""
     root = encoder.save(directory)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, root / OPTIMIZER_FILE)
+    torch.save(optimizer.state_dict(), root / OPTIMIZER_FILE)
     (root / STATE_FILE).write_text(state.to_json(), encoding="utf-8")
     return root
 
 
 def read_optimizer_state(directory: str | Path) -> dict[str, Any] | None:
-    """The ``{"optimizer": ..., "scheduler": ...}`` state saved by :func:`save_checkpoint`, or ``None``."""
+    """The optimizer ``state_dict`` saved by :func:`save_checkpoint`, or ``None``."""
     path = Path(directory) / OPTIMIZER_FILE
     if not path.is_file():
         return None
     saved: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     return saved
-
-
-def restore_optimizer(saved: dict[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
-    """Load state from :func:`read_optimizer_state` into an optimizer and its scheduler."""
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
 
 
 def export_model(checkpoint_dir: str | Path, output: str | Path) -> Path:

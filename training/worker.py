@@ -30,10 +30,10 @@ from training.batching import TaskBatchSampler
 from training.config import TrainConfig
 from training.loss import contrastive_loss
 from training.medi import MediExample, load_medi
-from training.state import TrainState, read_optimizer_state, restore_optimizer, save_checkpoint
+from training.state import TrainState, read_optimizer_state, save_checkpoint
 from training.step import grad_cache_step, plain_step, triple_features
 
-__all__ = ["batch_checksum", "build_optimizer", "probe_loss", "train_loop_per_worker"]
+__all__ = ["batch_checksum", "build_optimizer", "lr_factor", "probe_loss", "step_seed", "train_loop_per_worker"]
 
 
 def batch_checksum(indices: Sequence[int]) -> int:
@@ -41,18 +41,34 @@ def batch_checksum(indices: Sequence[int]) -> int:
     return zlib.crc32(",".join(map(str, indices)).encode())
 
 
-def build_optimizer(module: torch.nn.Module, cfg: TrainConfig, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW (no weight decay on biases and LayerNorm) and a linear warmup/decay schedule."""
-    from transformers import get_linear_schedule_with_warmup
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The torch seed of one worker's step: a restarted run draws the same dropout masks again."""
+    return zlib.crc32(f"{seed}:{step}:{rank}".encode())
 
-    decay, no_decay = [], []
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Linear warmup up to 1 at step ``warmup_steps``, then linear decay toward 0 at ``total_steps``.
+
+    No step gets a zero learning rate. A pure function of the step, so a resumed (or extended) run
+    needs no scheduler state.
+
+    >>> [round(lr_factor(s, 2, 6), 3) for s in range(6)]
+    [0.333, 0.667, 1.0, 0.75, 0.5, 0.25]
+    """
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def build_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, without weight decay on biases and LayerNorm weights."""
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in module.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps(total_steps), total_steps)
-    return optimizer, scheduler
+    return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
 def probe_loss(
@@ -69,7 +85,9 @@ def probe_loss(
             features = triple_features(encoder, batch).to(encoder.device)
             emb = module(features)
             q, p, n = emb.chunk(3)
-            losses.append(float(contrastive_loss(q, p, n, temperature=cfg.temperature, bidirectional=cfg.bidirectional)))
+            losses.append(
+                float(contrastive_loss(q, p, n, temperature=cfg.temperature, bidirectional=cfg.bidirectional))
+            )
     module.train(was_training)
     return sum(losses) / len(losses)
 
@@ -99,7 +117,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     cfg = TrainConfig.from_dict(config)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.manual_seed(cfg.seed + rank)
     if not cfg.use_gpu:
         torch.set_num_threads(cfg.cpus_per_worker)
     device = ray.train.torch.get_device()
@@ -121,9 +138,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     total = cfg.total_steps(sampler.steps_per_epoch)
     encoder.module.train()
     model = ray.train.torch.prepare_model(encoder.module)
-    optimizer, scheduler = build_optimizer(encoder.module, cfg, total)
+    optimizer = build_optimizer(encoder.module, cfg)
     if saved_optimizer is not None:
-        restore_optimizer(saved_optimizer, optimizer, scheduler)
+        optimizer.load_state_dict(saved_optimizer)
+    warmup = cfg.warmup_steps(total)
     if rank == 0 and state.next_step == 0:
         state.probe_loss["0"] = probe_loss(encoder, examples, sampler, cfg)
 
@@ -143,6 +161,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         batch = [examples[i] for i in indices]
         features = triple_features(encoder, batch).to(device)
+        torch.manual_seed(step_seed(cfg.seed, step, rank))  # dropout masks replay exactly after a resume
+        lr = cfg.lr * lr_factor(step, warmup, total)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
         if cfg.grad_cache_chunk:
             loss = grad_cache_step(model, features, loss_fn, cfg.grad_cache_chunk, autocast)
@@ -150,8 +172,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             loss = plain_step(model, features, loss_fn, autocast)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
-        lr = scheduler.get_last_lr()[0]
-        scheduler.step()
         mean_loss = _mean_over_workers(loss, world)
         seconds = time.perf_counter() - t0
         record = {
@@ -169,14 +189,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         bar.update(1)
         bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", texts_s=f"{record['texts_per_s_worker']:.1f}")
         if state.next_step % cfg.checkpoint_every == 0 or state.next_step == total:
-            _report(encoder, optimizer, scheduler, state, record, rank, examples, sampler, cfg)
+            _report(encoder, optimizer, state, record, rank, examples, sampler, cfg)
     bar.close()
 
 
 def _report(
     encoder: InstructorEncoder,
     optimizer: torch.optim.Optimizer,
-    scheduler: Any,
     state: TrainState,
     record: dict[str, Any],
     rank: int,
@@ -193,7 +212,6 @@ def _report(
         if rank == 0:
             state.probe_loss[str(state.next_step)] = probe_loss(encoder, examples, sampler, cfg)
             metrics["probe_loss"] = state.probe_loss[str(state.next_step)]
-            save_checkpoint(tmp, encoder, optimizer, scheduler, state)
+            save_checkpoint(tmp, encoder, optimizer, state)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
-
