@@ -8,6 +8,7 @@ the ratio 2-worker / 1-worker, per worker and in total. Run in a loopback-only n
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 STEPS = int(os.environ.get("BENCH_STEPS", "6"))
 BATCH = int(os.environ.get("BENCH_BATCH", "16"))
+KEEP = Path(os.environ.get("BENCH_OUTPUT", "/tmp/instructor-bench-train"))
 
 
 def main() -> None:
@@ -53,8 +55,10 @@ def main() -> None:
                     f"{workers} worker(s): {speeds[workers]:.1f} texts/s per worker, "
                     f"{speeds[workers] * workers:.1f} texts/s total (global batch {BATCH}, {STEPS} steps)"
                 )
-                if workers == 1:
-                    print(f"loss curve: {result.loss_curve} (copied below)")
+                KEEP.mkdir(parents=True, exist_ok=True)
+                curve = KEEP / f"loss_curve_{workers}w.png"
+                shutil.copy(result.loss_curve, curve)
+                print(f"loss curve: {curve}")
             ratio = speeds[2] / speeds[1]
             print(f"ratio 2 workers / 1 worker: per worker {ratio:.2f}x, total {2 * ratio:.2f}x")
         finally:

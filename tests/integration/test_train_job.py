@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ SCRIPT = r"""
 set -u
 trap 'ray stop --force >/dev/null 2>&1' EXIT
 ray start --head --node-ip-address 127.0.0.1 --port {port} --dashboard-host 127.0.0.1 --dashboard-port {dash} \
-    --num-cpus 2 --temp-dir {tmp}/ray --disable-usage-stats >{tmp}/ray_start.log 2>&1 \
+    --num-cpus 2 --temp-dir {ray_tmp} --disable-usage-stats >{tmp}/ray_start.log 2>&1 \
     || {{ cat {tmp}/ray_start.log; exit 3; }}
 ray job submit --address http://127.0.0.1:{dash} --working-dir {repo} \
     --runtime-env-json '{{"env_vars": {{"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}}}}' \
@@ -50,16 +51,20 @@ def test_trainer_runs_as_a_ray_job(tmp_path: Path):
         pytest.skip("WordNet (Debian wordnet-base) not installed")
     train, _ = build_sample(per_task=8, tasks=["wordnet_word_to_definition", "wordnet_synonyms"])
     data = save_medi(train, tmp_path / "sample.json")
-    script = SCRIPT.format(port=_free_port(), dash=_free_port(), tmp=tmp_path, repo=REPO, data=data)
+    ray_tmp = tempfile.mkdtemp(prefix="rj-", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
+    script = SCRIPT.format(port=_free_port(), dash=_free_port(), tmp=tmp_path, ray_tmp=ray_tmp, repo=REPO, data=data)
     bin_dir = str(Path(sys.executable).parent)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.run(
-        ["unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=480,
-    )
+    try:
+        proc = subprocess.run(
+            ["unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=480,
+        )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "succeeded" in out, out[-4000:]

@@ -62,3 +62,38 @@ def test_loss_curve_png(tmp_path: Path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="empty"):
         plot_loss_curve([], tmp_path / "x.png")
+
+
+def _tiny_t5_instructor(root: Path) -> Path:
+    """A random 2-layer T5 encoder + Dense(bias=False) in the INSTRUCTOR layout (no T5 weights install offline)."""
+    from transformers import AutoTokenizer, T5Config, T5EncoderModel
+
+    from instructor_plugins.checkpoint import CheckpointSpec, DenseSpec, bundled_model_dir, write_checkpoint_files
+
+    tokenizer = AutoTokenizer.from_pretrained(bundled_model_dir())
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
+    T5EncoderModel(config).save_pretrained(root)
+    tokenizer.save_pretrained(root)
+    dense = DenseSpec(in_features=32, out_features=16)
+    weight = {"weight": torch.randn(16, 32) * 0.1}
+    write_checkpoint_files(root, CheckpointSpec(root=root, dense=dense, max_seq_length=32), weight)
+    return root
+
+
+@pytest.mark.parametrize("arch", ["bert", "t5"])
+def test_every_parameter_gets_a_gradient(tmp_path: Path, arch: str):
+    """DDP runs without find_unused_parameters: a training step must reach every trainable parameter."""
+    from training.loss import contrastive_loss
+    from training.medi import MediExample
+    from training.step import plain_step, triple_features
+
+    path = None if arch == "bert" else _tiny_t5_instructor(tmp_path / "t5")
+    encoder = InstructorEncoder.load(path, device="cpu")
+    encoder.module.train()
+    rows = [MediExample(("Represent the word: ", w), ("", f"about {w}"), ("", "other"), "t") for w in ("a", "b")]
+    plain_step(encoder.module, triple_features(encoder, rows), contrastive_loss)
+    missing = [n for n, p in encoder.module.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing
+    if arch == "t5":
+        assert encoder.module.dense is not None and encoder.dim == 16
