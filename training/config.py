@@ -6,7 +6,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from training.loss import DEFAULT_TEMPERATURE
 
@@ -102,6 +102,21 @@ class TrainConfig:
     def warmup_steps(self, total: int) -> int:
         """Warmup length in steps: a fraction of ``total`` when ``warmup < 1``, else a step count."""
         return int(self.warmup * total) if self.warmup < 1 else min(int(self.warmup), total)
+
+    # Fields that fix the batch plan: a resumed run must keep them, or steps would repeat or skip examples.
+    PLAN_FIELDS: ClassVar[tuple[str, ...]] = ("data", "batch_size", "seed", "no_instructions")
+
+    def check_resumable_from(self, saved: dict[str, Any]) -> None:
+        """Raise ``ValueError`` when a checkpoint's config differs from this one in a :attr:`PLAN_FIELDS` field."""
+        changed = {
+            k: (saved.get(k), getattr(self, k)) for k in self.PLAN_FIELDS if k in saved and saved[k] != getattr(self, k)
+        }
+        if changed:
+            detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise ValueError(
+                f"run {self.name!r} in {self.storage} was started with a different batch plan ({detail}); "
+                "resume with the same values or pick a new --run-name"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (for Ray's ``train_loop_config`` and the checkpoint)."""

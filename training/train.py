@@ -15,6 +15,7 @@ Also works as a Ray job::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ def build_trainer(cfg: TrainConfig) -> Any:
 
     from training.worker import train_loop_per_worker
 
+    # Resolved on the driver, so every worker (and a later rerun) agrees on where the run lives.
+    cfg = dataclasses.replace(cfg, storage_path=cfg.storage, run_name=cfg.name)
     resources = {"CPU": cfg.cpus_per_worker}
     return TorchTrainer(
         train_loop_per_worker,

@@ -127,6 +127,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
             state = TrainState.read(ckpt_dir)
+            cfg.check_resumable_from(state.config)
             encoder = InstructorEncoder.load(ckpt_dir, device=device, dtype=torch.float32)
             saved_optimizer = read_optimizer_state(ckpt_dir)
     else:

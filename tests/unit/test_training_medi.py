@@ -96,5 +96,8 @@ def test_train_config_validation():
         TrainConfig(data="d", output="o", num_workers=3, batch_size=8)
     with pytest.raises(ValueError, match="temperature"):
         TrainConfig(data="d", output="o", temperature=0)
+    cfg.check_resumable_from(cfg.to_dict() | {"lr": 1.0, "num_workers": 4})  # not part of the batch plan
+    with pytest.raises(ValueError, match="batch_size: 16 -> 8"):
+        cfg.check_resumable_from(cfg.to_dict() | {"batch_size": 16})
     with pytest.raises(ValueError, match="unknown config keys \\['lr_typo'\\]"):
         TrainConfig.from_dict({"data": "d", "output": "o", "lr_typo": 1})
