@@ -108,7 +108,7 @@ def test_killed_worker_restarts_from_last_checkpoint_without_repeat_or_skip(ray_
         while time.monotonic() < deadline and not killed:
             snapshot = cfg.run_dir / "checkpoint_manager_snapshot.json"
             lines = [r for r in _log(cfg, 1) if r["resumed_from"] == 0 and r["step"] >= 2]
-            if lines and snapshot.exists() and "checkpoint" in snapshot.read_text():
+            if lines and snapshot.exists() and "checkpoint_dir_name" in snapshot.read_text():
                 os.kill(lines[0]["pid"], signal.SIGKILL)  # rank 1 dies mid-run, after the step-2 checkpoint
                 killed.append(lines[0])
             time.sleep(0.05)
