@@ -132,7 +132,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             saved_optimizer = read_optimizer_state(ckpt_dir)
     else:
         encoder = InstructorEncoder.load(cfg.model, device=device, dtype=torch.float32)
-    encoder.max_seq_length = cfg.max_seq_length
+    model_max_length = encoder.max_seq_length  # saved checkpoints keep the model's own limit
+    encoder.max_seq_length = min(cfg.max_seq_length, model_max_length)
 
     examples = load_medi(cfg.data, blank_instructions=cfg.no_instructions)
     sampler = TaskBatchSampler([e.task for e in examples], cfg.batch_size, world, cfg.seed)
@@ -190,7 +191,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         bar.update(1)
         bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", texts_s=f"{record['texts_per_s_worker']:.1f}")
         if state.next_step % cfg.checkpoint_every == 0 or state.next_step == total:
-            _report(encoder, optimizer, state, record, rank, examples, sampler, cfg)
+            _report(encoder, optimizer, state, record, rank, examples, sampler, cfg, model_max_length)
     bar.close()
 
 
@@ -203,6 +204,7 @@ def _report(
     examples: Sequence[MediExample],
     sampler: TaskBatchSampler,
     cfg: TrainConfig,
+    model_max_length: int,
 ) -> None:
     """All workers report (a barrier); rank 0 attaches the checkpoint."""
     import ray.train
@@ -213,6 +215,10 @@ def _report(
         if rank == 0:
             state.probe_loss[str(state.next_step)] = probe_loss(encoder, examples, sampler, cfg)
             metrics["probe_loss"] = state.probe_loss[str(state.next_step)]
-            save_checkpoint(tmp, encoder, optimizer, state)
+            train_max_length, encoder.max_seq_length = encoder.max_seq_length, model_max_length
+            try:
+                save_checkpoint(tmp, encoder, optimizer, state)
+            finally:
+                encoder.max_seq_length = train_max_length
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)

@@ -80,6 +80,7 @@ def test_two_workers_learn_save_a_loadable_model_and_resume_by_run_name(ray_loca
     assert {r["rank"] for r in _log(cfg, 0) + _log(cfg, 1)} == {0, 1}
 
     tuned = InstructorEncoder.load(result.output, device="cpu")
+    assert tuned.max_seq_length == bundled_encoder.max_seq_length  # training's 32 is not baked into the model
     texts = ["a river bank", "What is AI?"]
     vectors = tuned.encode(texts, "Represent the sentence: ")
     assert vectors.shape == (2, bundled_encoder.dim)
