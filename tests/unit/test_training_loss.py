@@ -127,7 +127,6 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         enc = InstructorEncoder.load(device="cpu")
-        enc.max_seq_length = 16
         model = DistributedDataParallel(enc.module)
         local = _examples(4)[rank * 2 : (rank + 1) * 2]
         features = triple_features(enc, local)

@@ -101,3 +101,18 @@ def test_train_config_validation():
         cfg.check_resumable_from(cfg.to_dict() | {"batch_size": 16})
     with pytest.raises(ValueError, match="unknown config keys \\['lr_typo'\\]"):
         TrainConfig.from_dict({"data": "d", "output": "o", "lr_typo": 1})
+
+
+def test_cli_flags_map_to_the_config(tmp_path: Path):
+    from training.train import parse_args
+
+    cfg = parse_args(
+        ["--data", "d.json", "--output", str(tmp_path / "o"), "--num-workers", "4", "--batch-size", "64"]
+        + ["--steps", "10", "--temperature", "0.05", "--cross-device-negatives", "--grad-cache-chunk", "8"]
+        + ["--no-instructions", "--one-direction", "--max-seq-length", "32", "--warmup", "2"]
+    )
+    assert (cfg.num_workers, cfg.batch_size, cfg.steps, cfg.temperature) == (4, 64, 10, 0.05)
+    assert cfg.cross_device_negatives and cfg.grad_cache_chunk == 8 and cfg.no_instructions
+    assert not cfg.bidirectional and cfg.max_seq_length == 32 and cfg.warmup_steps(10) == 2
+    with pytest.raises(SystemExit):
+        parse_args(["--data", "d.json", "--output", "o", "--num-workers", "3", "--batch-size", "8"])
