@@ -6,11 +6,13 @@ python -m pytest tests/integration/test_train.py``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from training.build_sample import build_sample
 from training.config import TrainConfig
 from training.medi import load_medi, save_medi
 from training.state import TrainState
+from training.train import TrainResult
 from training.worker import batch_checksum
 
 pytestmark = pytest.mark.integration
@@ -66,42 +69,22 @@ def _assert_history_matches_plan(state: TrainState, cfg: TrainConfig, total: int
     assert [r["task"] for r in state.history] == [sampler.task_of_step(s) for s in range(total)]
 
 
-def test_two_workers_learn_save_a_loadable_model_and_resume_by_run_name(ray_local, sample, tmp_path, bundled_encoder):
+@dataclass
+class KilledRun:
+    cfg: TrainConfig
+    result: TrainResult
+    killed: list[dict]
+
+
+@pytest.fixture(scope="module")
+def killed_run(ray_local, sample, tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
+    """One 6-step run on 2 workers; rank 1 is SIGKILLed after the step-2 checkpoint is registered.
+
+    Shared by the tests below: one Ray Train run (~20 s startup here) serves three checks.
+    """
     from training.train import run
 
-    cfg = _config(sample, tmp_path)
-    result = run(cfg)
-
-    probe = {int(k): v for k, v in result.state.probe_loss.items()}
-    assert sorted(probe) == [0, 2, 4]
-    assert probe[4] < probe[0], probe  # loss on fixed training batches goes down
-    assert result.loss_curve.stat().st_size > 5_000
-    _assert_history_matches_plan(result.state, cfg, 4)
-    assert {r["rank"] for r in _log(cfg, 0) + _log(cfg, 1)} == {0, 1}
-
-    tuned = InstructorEncoder.load(result.output, device="cpu")
-    assert tuned.max_seq_length == bundled_encoder.max_seq_length  # training's 32 is not baked into the model
-    texts = ["a river bank", "What is AI?"]
-    vectors = tuned.encode(texts, "Represent the sentence: ")
-    assert vectors.shape == (2, bundled_encoder.dim)
-    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert not np.allclose(vectors, bundled_encoder.encode(texts, "Represent the sentence: "), atol=1e-4)
-    from sentence_transformers import SentenceTransformer
-
-    st = SentenceTransformer(str(result.output), device="cpu")
-    assert st.encode(texts).shape == (2, bundled_encoder.dim)
-
-    # Same run name, more steps: resumes at step 4 from the latest checkpoint.
-    more = _config(sample, tmp_path, steps=6)
-    resumed = run(more)
-    assert [r["step"] for r in _log(more, 0) if r["resumed_from"] == 4] == [4, 5]
-    _assert_history_matches_plan(resumed.state, more, 6)
-
-
-def test_killed_worker_restarts_from_last_checkpoint_without_repeat_or_skip(ray_local, sample, tmp_path):
-    from training.train import run
-
-    cfg = _config(sample, tmp_path, steps=6, max_failures=1, lr=2e-5)
+    cfg = _config(sample, tmp_path_factory.mktemp("killed"), steps=6, max_failures=1)
     killed: list[dict] = []
 
     def killer() -> None:
@@ -118,8 +101,33 @@ def test_killed_worker_restarts_from_last_checkpoint_without_repeat_or_skip(ray_
     thread.start()
     result = run(cfg)
     thread.join(timeout=5)
-    assert killed, "the worker was never killed"
+    return KilledRun(cfg, result, killed)
 
+
+def test_two_workers_learn_and_save_a_loadable_model(killed_run, bundled_encoder):
+    result, cfg = killed_run.result, killed_run.cfg
+    probe = {int(k): v for k, v in result.state.probe_loss.items()}
+    assert {0, 6} <= set(probe)
+    assert probe[6] < probe[0], probe  # loss on fixed training batches goes down
+    assert result.loss_curve.stat().st_size > 5_000
+    assert {r["rank"] for r in _log(cfg, 0) + _log(cfg, 1)} == {0, 1}
+
+    tuned = InstructorEncoder.load(result.output, device="cpu")
+    assert tuned.max_seq_length == bundled_encoder.max_seq_length  # training's 32 is not baked into the model
+    texts = ["a river bank", "What is AI?"]
+    vectors = tuned.encode(texts, "Represent the sentence: ")
+    assert vectors.shape == (2, bundled_encoder.dim)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(vectors, bundled_encoder.encode(texts, "Represent the sentence: "), atol=1e-4)
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(result.output), device="cpu")
+    assert st.encode(texts).shape == (2, bundled_encoder.dim)
+
+
+def test_killed_worker_restarts_from_last_checkpoint_without_repeat_or_skip(killed_run):
+    cfg, result = killed_run.cfg, killed_run.result
+    assert killed_run.killed, "the worker was never killed"
     log = _log(cfg, 0)
     first = [r for r in log if r["resumed_from"] == 0]
     second = [r for r in log if r["resumed_from"] > 0]
@@ -128,11 +136,20 @@ def test_killed_worker_restarts_from_last_checkpoint_without_repeat_or_skip(ray_
     assert restart in (2, 4)  # the last checkpoint, not step 0
     assert restart <= first[-1]["step"] + 1  # it did not skip ahead of the work that was done
     assert [r["step"] for r in second] == list(range(restart, 6))
+    assert {r["pid"] for r in second}.isdisjoint({r["pid"] for r in first})  # new worker processes
     # Weights, optimizer state and dropout seeds all come back: a step run twice gives the same loss.
     redone = {r["step"]: r["loss"] for r in first if r["step"] >= restart}
     assert redone, "the kill came before any step after the checkpoint was logged"
     for r in second:
         if r["step"] in redone:
             assert r["loss"] == pytest.approx(redone[r["step"]], rel=1e-4, abs=1e-5), r
-    assert {r["pid"] for r in second}.isdisjoint({r["pid"] for r in first})  # new worker processes
     _assert_history_matches_plan(result.state, cfg, 6)
+
+
+def test_rerun_with_the_same_run_name_resumes(killed_run):
+    from training.train import run
+
+    more = dataclasses.replace(killed_run.cfg, steps=7)
+    resumed = run(more)
+    assert [r["step"] for r in _log(more, 0) if r["resumed_from"] == 6] == [6]
+    _assert_history_matches_plan(resumed.state, more, 7)
