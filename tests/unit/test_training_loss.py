@@ -107,8 +107,9 @@ def test_grad_cache_replays_dropout(bundled_encoder):
     assert loss_cached.item() == pytest.approx(loss_ref.item(), rel=1e-5)
     with torch.no_grad():
         assert not torch.allclose(reference(features), reference(features))  # dropout is really on
+    grads_cached = _grads(cached)
     for name, g in _grads(reference).items():
-        torch.testing.assert_close(_grads(cached)[name], g, rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(grads_cached[name], g, rtol=1e-4, atol=1e-6, msg=name)
 
 
 # ---------------------------------------------------------------------------------------------- cross-device
