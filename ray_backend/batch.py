@@ -26,11 +26,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
 from ray_backend.batch_io import BAD_ROW_POLICIES, EMBEDDING_COLUMN, BadRowsError, Corpus, find_inputs, load_corpus
 from ray_backend.batch_plan import (
     PLAN_NAME,
     REJECTS_NAME,
+    Encoder,
     Manifest,
     OutputDir,
     UnitEmbedder,
@@ -41,7 +43,7 @@ from ray_backend.batch_plan import (
     table_to_ipc,
 )
 
-__all__ = ["BatchConfig", "Prepared", "finish", "main", "prepare", "run_batch"]
+__all__ = ["BatchConfig", "Prepared", "execute", "finish", "main", "prepare", "run_batch", "run_in_process"]
 
 
 @dataclass
@@ -165,7 +167,8 @@ def finish(prepared: Prepared, *, rows_embedded: int, dim: int | None) -> Manife
     """Check every unit has its shard, then write and return the manifest (``_SUCCESS.json``)."""
     missing = prepared.output.pending(prepared.units)
     if missing:
-        raise RuntimeError(f"{len(missing)} unit(s) have no shard (first: {missing[0].shard_name}); run again with --resume")
+        first = missing[0].shard_name
+        raise RuntimeError(f"{len(missing)} unit(s) have no shard (first: {first}); run again with --resume")
     shards = prepared.output.shards()
     if dim is None:
         dim = _shard_dim(next(iter(shards.values()))) if shards else 0
@@ -240,20 +243,42 @@ def _unit_blocks(prepared: Prepared) -> list[pa.Table]:
     ]
 
 
-def run_batch(config: BatchConfig) -> Manifest:
-    """Run (or resume) a batch job on the connected Ray cluster (``ray.init()`` first) and return its manifest."""
-    import ray
-    from tqdm.auto import tqdm
+def run_in_process(config: BatchConfig | Prepared, encoder: Encoder) -> Manifest:
+    """Run (or resume) a job in this process with ``encoder``, no Ray: the same plan, shards and manifest.
 
-    prepared = prepare(config)
+    Useful on a single machine without Ray and for tests of the exactly-once logic.
+    """
+    prepared = config if isinstance(config, Prepared) else prepare(config)
+    cfg = prepared.config
+    embed = UnitEmbedder(
+        encoder,
+        prepared.output,
+        id_column=cfg.id_column,
+        text_column=cfg.text_column,
+        passthrough=prepared.corpus.passthrough,
+        instruction=cfg.instruction,
+        batch_size=cfg.batch_size,
+        normalize=cfg.normalize,
+    )
+    rows, dim = 0, None
+    for unit in tqdm(prepared.pending, desc="units", disable=not cfg.progress):
+        result = embed(unit.index, prepared.corpus.table.slice(unit.start, unit.rows))
+        rows, dim = rows + result.rows, result.dim
+    return finish(prepared, rows_embedded=rows, dim=dim)
+
+
+def execute(prepared: Prepared) -> Manifest:
+    """Embed the pending units of a prepared run with Ray Data on the connected cluster; write the manifest."""
+    import ray
+
+    config = prepared.config
     rows_embedded, dim = 0, None
     if prepared.pending:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = config.progress
+        ray.data.DataContext.get_current().enable_progress_bars = config.progress
         settings = asdict(config) | {"output": str(prepared.output.root), "passthrough": prepared.corpus.passthrough}
         ds = ray.data.from_arrow(_unit_blocks(prepared)).map_batches(
             _RayUnitActor,
-            batch_size=1,
+            batch_size=1,  # one work unit per call: each call writes whole shards
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=min(config.replicas, len(prepared.pending))),
             num_cpus=config.num_cpus,
@@ -267,6 +292,11 @@ def run_batch(config: BatchConfig) -> Manifest:
                 dim = int(row["dim"])
                 bar.update(int(row["rows"]))
     return finish(prepared, rows_embedded=rows_embedded, dim=dim)
+
+
+def run_batch(config: BatchConfig) -> Manifest:
+    """Prepare and run (or resume) a job with Ray Data on the connected cluster (call ``ray.init()`` first)."""
+    return execute(prepare(config))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -322,6 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        prepared = prepare(config)  # validate the input before starting Ray: bad rows fail fast
+    except (BadRowsError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     import ray
 
     if address is None and not os.environ.get("RAY_ADDRESS"):
@@ -329,10 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         ray.init(address=address, log_to_driver=False)
     try:
-        manifest = run_batch(config)
-    except (BadRowsError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        manifest = execute(prepared)
     finally:
         ray.shutdown()
     print(json.dumps(asdict(manifest), indent=2))

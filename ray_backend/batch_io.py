@@ -137,9 +137,7 @@ def find_inputs(spec: str | os.PathLike[str]) -> list[InputFile]:
         candidates = (Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
     else:
         raise FileNotFoundError(f"input {text!r} is not a file, a folder or a glob that matches files")
-    found = sorted(
-        {p.resolve() for p in candidates if not p.name.startswith(("_", ".")) and _format_of(p) is not None}
-    )
+    found = sorted({p.resolve() for p in candidates if not p.name.startswith(("_", ".")) and _format_of(p) is not None})
     if not found:
         raise FileNotFoundError(f"no input files with suffixes {sorted(FORMATS)} under {text!r}")
     return [InputFile(p, _format_of(p) or "") for p in found]
@@ -171,6 +169,8 @@ def _read_arrow(path: Path, fmt: str, columns: Sequence[str], string_columns: Se
         return pq.read_table(path, columns=list(columns))
     import pyarrow.csv as pacsv
 
+    with pacsv.open_csv(path) as reader:  # reads the header and the first block only
+        _check_columns(path, reader.schema.names, columns)
     convert = pacsv.ConvertOptions(
         include_columns=list(columns),
         column_types={c: pa.string() for c in string_columns},
@@ -178,9 +178,7 @@ def _read_arrow(path: Path, fmt: str, columns: Sequence[str], string_columns: Se
     )
     try:
         return pacsv.read_csv(path, convert_options=convert)
-    except (pa.ArrowInvalid, KeyError) as exc:
-        header = pacsv.read_csv(path, read_options=pacsv.ReadOptions(skip_rows_after_names=1 << 62)).column_names
-        _check_columns(path, header, columns)
+    except pa.ArrowInvalid as exc:
         raise ValueError(f"{path}: cannot read CSV: {exc}") from exc
 
 

@@ -194,6 +194,10 @@ class OutputDir:
                 found[int(match.group(1))] = path
         return dict(sorted(found.items()))
 
+    def read(self) -> pa.Table:
+        """All finished shards as one table, in unit order (the whole output once complete)."""
+        return pa.concat_tables([pq.read_table(path) for path in self.shards().values()])
+
     def has_run(self) -> bool:
         """Whether the folder already holds (part of) a batch run."""
         return (self.root / PLAN_NAME).exists() or (self.root / MANIFEST_NAME).exists() or bool(self.shards())
