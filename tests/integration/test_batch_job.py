@@ -110,7 +110,7 @@ def test_ray_job_submit_runs_the_batch_cli(
     head_node: tuple[str, dict[str, str]], tmp_path: Path, bundled_encoder: InstructorEncoder
 ) -> None:
     address, env = head_node
-    rows = wordnet_rows(300)
+    rows = wordnet_rows(200)
     inp = write_rows(rows, tmp_path / "in.parquet")
     out_dir = tmp_path / "out"
     entry = [sys.executable, "-m", "ray_backend.batch", "--input", str(inp), "--output", str(out_dir)]

@@ -1,7 +1,7 @@
 """Ray Data batch embedding on a local Ray (loopback-only namespace): formats, kill + resume, bad rows.
 
 Embedding work is kept to one 5,000-row pass (Parquet) plus 1,000-row passes for JSONL (a folder)
-and CSV (a glob), a 2,000-row kill/resume run and a small bad-rows run; all compared with one
+and CSV (a glob), a 1,500-row kill/resume run and a small bad-rows run; all compared with one
 in-process ``encode`` of the same 5,000 WordNet glosses.
 """
 
@@ -91,10 +91,10 @@ def test_kill_part_way_then_resume(
 ) -> None:
     import ray
 
-    subset = rows[:2000]
+    subset = rows[:1500]
     inp = write_rows(subset, tmp_path / "in.jsonl")
     out_dir = tmp_path / "out"
-    args = ["--input", str(inp), "--output", str(out_dir), "--instruction", INSTRUCTION, "--rows-per-shard", "200"]
+    args = ["--input", str(inp), "--output", str(out_dir), "--instruction", INSTRUCTION, "--rows-per-shard", "150"]
     cmd = [sys.executable, "-m", "ray_backend.batch", *args, "--replicas", "2", "--no-progress", "--batch-size", "64"]
     cmd += ["--address", ray.get_runtime_context().gcs_address]
     env = os.environ | {"PYTHONPATH": str(ROOT)}
@@ -114,10 +114,10 @@ def test_kill_part_way_then_resume(
     assert 0 < len(before) < 10, "the kill must land part-way"
 
     with pytest.raises(FileExistsError):
-        run_batch(_config(inp, out_dir, rows_per_shard=200))  # no silent overwrite without --resume
-    manifest = run_batch(_config(inp, out_dir, rows_per_shard=200, resume=True))
+        run_batch(_config(inp, out_dir, rows_per_shard=150))  # no silent overwrite without --resume
+    manifest = run_batch(_config(inp, out_dir, rows_per_shard=150, resume=True))
     assert manifest.units == 10 and manifest.units_skipped >= len(before)
-    assert manifest.rows_out == 2000 and manifest.rows_embedded_this_run <= 2000 - 200 * len(before)
+    assert manifest.rows_out == 1500 and manifest.rows_embedded_this_run <= 1500 - 150 * len(before)
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out_dir.glob("part-*.parquet")}
     assert {name: after[name] for name in before} == before  # finished shards were not redone
     assert not list(out_dir.glob(".*.tmp"))
@@ -139,7 +139,7 @@ def test_bad_rows_both_policies(ray_local: str, tmp_path: Path, rows: list[dict]
         run_batch(_config(inp, tmp_path / "out-error"))
     assert not (tmp_path / "out-error").exists()
 
-    manifest = run_batch(_config(inp, tmp_path / "out", on_bad_rows="skip", rows_per_shard=16))
+    manifest = run_batch(_config(inp, tmp_path / "out", on_bad_rows="skip", rows_per_shard=16, replicas=1))
     assert (manifest.rows_in, manifest.rows_out, manifest.rows_rejected) == (46, 40, 6)
     reasons = [line.split('"reason": "')[1].split('"')[0] for line in (tmp_path / "out" / REJECTS_NAME).open()]
     assert reasons == ["missing_id", "missing_id", "null_text", "non_string_text", "empty_text", "duplicate_id"]
