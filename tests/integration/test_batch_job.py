@@ -74,7 +74,9 @@ def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
 def head_node() -> Iterator[tuple[str, dict[str, str]]]:
     """A local head node with the job server (dashboard) on 127.0.0.1; yields its address and env."""
     tmp = tempfile.mkdtemp(prefix="rayjob-", dir="/tmp")
-    env = os.environ | {
+    # ray.init() in an earlier module leaves RAY_AUTH_MODE=token in os.environ, which makes `ray start`
+    # demand an existing token: start from the environment without Ray's leftovers.
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")} | {
         "HOME": tmp,
         "RAY_USAGE_STATS_ENABLED": "0",
         "HF_HUB_OFFLINE": "1",
