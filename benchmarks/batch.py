@@ -54,7 +54,13 @@ def main() -> None:
     base_s = time.perf_counter() - start
     base_tps = done / base_s
     note = "" if done == len(texts) else f" (stopped early at the {args.budget:.0f} s budget)"
-    print(f"baseline  in-process encode: {done} rows in {base_s:.1f} s = {base_tps:.1f} texts/s{note}")
+    import torch
+
+    threads = torch.get_num_threads()
+    print(
+        f"baseline  in-process encode ({threads} torch threads): "
+        f"{done} rows in {base_s:.1f} s = {base_tps:.1f} texts/s{note}"
+    )
     del encoder
 
     import ray

@@ -59,7 +59,7 @@ def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
     pids = _descendants(proc.pid)
     os.killpg(proc.pid, signal.SIGTERM)  # our head's own process group (start_new_session=True)
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
