@@ -346,7 +346,11 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[BatchConfig, st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; prints the manifest as JSON. Exit 2 on bad input rows or an unusable output folder."""
+    """CLI entry point; prints the manifest as JSON.
+
+    Exit status 2 (message on stderr) for bad flags, bad input rows, missing input, or an output folder that
+    holds another run or was altered; nothing is embedded then.
+    """
     try:
         config, address = config_from_args(argv)
     except ValueError as exc:
@@ -354,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         prepared = prepare(config)  # validate the input before starting Ray: bad rows fail fast
-    except (BadRowsError, FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (BadRowsError, FileExistsError, FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     import ray
