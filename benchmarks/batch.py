@@ -47,7 +47,7 @@ def main() -> None:
 
     encoder = InstructorEncoder.load(device="cpu")
     encoder.encode(texts[:64], INSTRUCTION)  # warm-up
-    chunk, done, start = 1000, 0, time.perf_counter()
+    chunk, done, start = 250, 0, time.perf_counter()
     while done < len(texts) and time.perf_counter() - start < args.budget:
         encoder.encode(texts[done : done + chunk], INSTRUCTION, batch_size=args.batch_size)
         done = min(done + chunk, len(texts))
