@@ -57,7 +57,10 @@ def _descendants(pid: int) -> list[int]:
 
 def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
     pids = _descendants(proc.pid)
-    os.killpg(proc.pid, signal.SIGTERM)  # our head's own process group (start_new_session=True)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)  # our head's own process group (start_new_session=True)
+    except ProcessLookupError:
+        pass  # the head already exited (e.g. `ray start` failed)
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -104,8 +107,10 @@ def head_node() -> Iterator[tuple[str, dict[str, str]]]:
                 time.sleep(0.5)
         yield address, env
     finally:
-        _kill_tree(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            _kill_tree(proc)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_ray_job_submit_runs_the_batch_cli(
