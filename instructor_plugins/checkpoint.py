@@ -25,9 +25,11 @@ DENSE_ACTIVATIONS = {
     "torch.nn.modules.activation.Tanh": "tanh",
 }
 _MODULE_KINDS = ("Transformer", "Pooling", "Dense", "Normalize")
-# Files a hub download needs; safetensors preferred, .bin only as a fallback (see resolve_model_dir).
-_HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "**/*.json", "**/*.safetensors"]
-_HUB_BIN_PATTERNS = ["*.bin", "**/*.bin"]
+# Files a hub download needs (fnmatch: "*" also matches "/"). Encoder weights: safetensors preferred,
+# the root pytorch_model*.bin only when the repo has no safetensors. Module folders such as 2_Dense
+# ship small weights, often only as .bin: always take those.
+_HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "[0-9]*/pytorch_model.bin"]
+_HUB_BIN_PATTERNS = ["pytorch_model*.bin"]
 
 
 class ModelLoadError(OSError):
@@ -47,8 +49,7 @@ class DenseSpec:
     def __post_init__(self) -> None:
         if self.activation not in DENSE_ACTIVATIONS.values():
             raise ValueError(
-                f"unsupported Dense activation {self.activation!r}; "
-                f"supported: {sorted(DENSE_ACTIVATIONS.values())}"
+                f"unsupported Dense activation {self.activation!r}; supported: {sorted(DENSE_ACTIVATIONS.values())}"
             )
 
 
@@ -89,9 +90,7 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str], *, revision: str | N
 
         folder = snapshot_download(name, revision=revision, allow_patterns=_HUB_PATTERNS)
         if not any(Path(folder).glob("*.safetensors")):
-            folder = snapshot_download(
-                name, revision=revision, allow_patterns=_HUB_PATTERNS + _HUB_BIN_PATTERNS
-            )
+            folder = snapshot_download(name, revision=revision, allow_patterns=_HUB_PATTERNS + _HUB_BIN_PATTERNS)
     except Exception as exc:  # the hub raises many types: offline, 404, gated, network
         raise ModelLoadError(
             f"could not load model {name!r} from the Hugging Face Hub or its local cache "
@@ -122,9 +121,7 @@ def _module_kind(type_name: str) -> str:
     for kind in _MODULE_KINDS:
         if type_name.rsplit(".", 1)[-1].endswith(kind):
             return kind
-    raise ValueError(
-        f"unsupported sentence-transformers module {type_name!r}; supported: {list(_MODULE_KINDS)}"
-    )
+    raise ValueError(f"unsupported sentence-transformers module {type_name!r}; supported: {list(_MODULE_KINDS)}")
 
 
 def _pooling_mode(cfg: dict[str, Any]) -> str:

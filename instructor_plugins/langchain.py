@@ -26,7 +26,7 @@ try:
     from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides langchain-core
     raise ImportError(
-        "instructor_plugins.langchain needs langchain-core: pip install \"instructor-plugins[langchain]\""
+        'instructor_plugins.langchain needs langchain-core: pip install "instructor-plugins[langchain]"'
     ) from exc
 
 from instructor_plugins.backends import EmbeddingBackend, make_backend

@@ -25,7 +25,7 @@ try:
     from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides llama-index-core
     raise ImportError(
-        "instructor_plugins.llama_index needs llama-index-core: pip install \"instructor-plugins[llamaindex]\""
+        'instructor_plugins.llama_index needs llama-index-core: pip install "instructor-plugins[llamaindex]"'
     ) from exc
 
 from instructor_plugins.backends import EmbeddingBackend, make_backend

@@ -109,10 +109,9 @@ def _load_hf_encoder(root: Path, dtype: torch.dtype, trust_remote_code: bool) ->
 
     config = AutoConfig.from_pretrained(root, trust_remote_code=trust_remote_code)
     cls: Any = T5EncoderModel if config.model_type in _T5_TYPES else AutoModel
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
-    if cls is AutoModel and getattr(config, "add_pooling_layer", None) is None and config.model_type == "bert":
-        kwargs["add_pooling_layer"] = False  # the BERT pooler is unused; dropping it helps DDP
-    model: nn.Module = cls.from_pretrained(root, config=config, **kwargs)
+    model: Any = cls.from_pretrained(root, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
+    if isinstance(getattr(model, "pooler", None), nn.Module):
+        model.pooler = None  # BERT-style poolers are unused by sentence pooling; dropping one keeps DDP simple
     return model
 
 
@@ -172,7 +171,9 @@ class InstructorEncoder:
         """
         root = bundled_model_dir() if name_or_path is None else resolve_model_dir(name_or_path, revision=revision)
         spec = read_checkpoint(root)
-        dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dev = (
+            torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        )
         torch_dtype = resolve_dtype(dtype, dev)
 
         from transformers import AutoTokenizer
@@ -222,7 +223,7 @@ class InstructorEncoder:
         self._max_seq_length = int(value)
 
     def _hidden_size(self) -> int:
-        config = self.module.encoder.config  # type: ignore[union-attr]
+        config: Any = self.module.encoder.config
         return int(getattr(config, "hidden_size", None) or config.d_model)
 
     def _tokenizer_limit(self) -> int:
@@ -358,4 +359,3 @@ class InstructorEncoder:
             f"InstructorEncoder(name={self.name!r}, dim={self.dim}, max_seq_length={self.max_seq_length}, "
             f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r})"
         )
-

@@ -1,1 +1,1 @@
-"""Ray side of the project: the Serve embedding app (:mod:`ray_backend.serve`) and its parts."""
+"""Ray shells around the encoder: the Serve app (``ray_backend.serve``) and batch embedding (``ray_backend.batch``)."""

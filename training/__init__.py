@@ -1,0 +1,1 @@
+"""Distributed MEDI instruction finetuning: data, task-homogeneous batches, loss, Ray Train entry point."""

@@ -23,7 +23,8 @@ def ray_local() -> Iterator[str]:
     """
     ray = pytest.importorskip("ray")
     tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    old = {k: os.environ.get(k) for k in _ray_env(tmp)}
+    # ray.init() also sets variables of its own (e.g. RAY_AUTH_MODE); restore the whole environment after.
+    saved_env = dict(os.environ)
     os.environ.update(_ray_env(tmp))
     ray.init(
         num_cpus=int(os.environ.get("TEST_RAY_CPUS", "2")),
@@ -36,9 +37,6 @@ def ray_local() -> Iterator[str]:
         yield tmp
     finally:
         ray.shutdown()
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        os.environ.clear()
+        os.environ.update(saved_env)
         shutil.rmtree(tmp, ignore_errors=True)

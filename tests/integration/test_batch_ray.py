@@ -1,0 +1,146 @@
+"""Ray Data batch embedding on a local Ray (loopback-only namespace): formats, kill + resume, bad rows.
+
+Embedding work is kept to one 5,000-row pass (Parquet) plus 1,000-row passes for JSONL (a folder)
+and CSV (a glob), a 1,500-row kill/resume run and a small bad-rows run; all compared with one
+in-process ``encode`` of the same 5,000 WordNet glosses.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from instructor_plugins.model import InstructorEncoder
+from ray_backend.batch import BatchConfig, run_batch
+from ray_backend.batch_io import BadRowsError
+from ray_backend.batch_plan import MANIFEST_NAME, REJECTS_NAME, OutputDir
+from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+N_ROWS = 5000
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return wordnet_rows(N_ROWS)
+
+
+@pytest.fixture(scope="module")
+def reference(rows: list[dict], bundled_encoder: InstructorEncoder) -> dict[str, np.ndarray]:
+    """In-process ``encode`` of every row, by id: what the Ray job must reproduce."""
+    vecs = bundled_encoder.encode([r["text"] for r in rows], INSTRUCTION, batch_size=64)
+    return {r["id"]: v for r, v in zip(rows, vecs, strict=True)}
+
+
+def _check_output(out_dir: Path, rows: list[dict], reference: dict[str, np.ndarray]) -> None:
+    out = OutputDir(out_dir).read()
+    ids = out["id"].to_pylist()
+    assert ids == [r["id"] for r in rows]  # ids in == ids out, in input order, each once
+    assert len(set(ids)) == len(ids)
+    expected = np.stack([reference[i] for i in ids])
+    assert cosines(vectors(out), expected).min() >= 0.99999
+
+
+def _config(inp: Path | str, out: Path, **kw) -> BatchConfig:
+    base = {"instruction": INSTRUCTION, "replicas": 2, "progress": False, "batch_size": 64}
+    return BatchConfig(input=str(inp), output=str(out), **(base | kw))
+
+
+def test_parquet_5k_rows_with_passthrough(
+    ray_local: str, tmp_path: Path, rows: list[dict], reference: dict[str, np.ndarray]
+) -> None:
+    inp = write_rows(rows, tmp_path / "glosses.parquet")
+    manifest = run_batch(_config(inp, tmp_path / "out", rows_per_shard=1250, columns=("lemma",)))
+    _check_output(tmp_path / "out", rows, reference)
+    out = OutputDir(tmp_path / "out").read()
+    assert out.column_names == ["id", "embedding", "lemma"]
+    assert out["lemma"].to_pylist() == [r["lemma"] for r in rows]
+    assert out.schema.field("embedding").type == pa.list_(pa.float32(), 384)  # fixed-size float32 list
+    assert (manifest.rows_in, manifest.rows_out, manifest.rows_rejected, manifest.dim) == (N_ROWS, N_ROWS, 0, 384)
+    assert manifest.units == 4 and manifest.rows_embedded_this_run == N_ROWS
+    assert manifest.instruction == INSTRUCTION and manifest.texts_per_s > 0
+    assert (tmp_path / "out" / MANIFEST_NAME).exists()
+
+
+def test_jsonl_folder_and_csv_glob(
+    ray_local: str, tmp_path: Path, rows: list[dict], reference: dict[str, np.ndarray]
+) -> None:
+    write_rows(rows[:600], tmp_path / "jsonl" / "a.jsonl")
+    write_rows(rows[600:1000], tmp_path / "jsonl" / "nested" / "b.jsonl")
+    run_batch(_config(tmp_path / "jsonl", tmp_path / "out-jsonl", rows_per_shard=300))
+    _check_output(tmp_path / "out-jsonl", rows[:1000], reference)
+
+    write_rows(rows[1000:1500], tmp_path / "csv" / "part-1.csv")
+    write_rows(rows[1500:2000], tmp_path / "csv" / "part-2.csv")
+    manifest = run_batch(_config(str(tmp_path / "csv" / "*.csv"), tmp_path / "out-csv", rows_per_shard=400))
+    _check_output(tmp_path / "out-csv", rows[1000:2000], reference)
+    assert manifest.units == 3 and len(manifest.inputs) == 2
+
+
+def test_kill_part_way_then_resume(
+    ray_local: str, tmp_path: Path, rows: list[dict], reference: dict[str, np.ndarray]
+) -> None:
+    import ray
+
+    subset = rows[:1500]
+    inp = write_rows(subset, tmp_path / "in.jsonl")
+    out_dir = tmp_path / "out"
+    args = ["--input", str(inp), "--output", str(out_dir), "--instruction", INSTRUCTION, "--rows-per-shard", "150"]
+    cmd = [sys.executable, "-m", "ray_backend.batch", *args, "--replicas", "2", "--no-progress", "--batch-size", "64"]
+    cmd += ["--address", ray.get_runtime_context().gcs_address]
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    log = tmp_path / "driver.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while not list(out_dir.glob("part-*.parquet")):
+            assert proc.poll() is None, f"driver exited early:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "no shard written in time"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out_dir / MANIFEST_NAME).exists()
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out_dir.glob("part-*.parquet")}
+    assert 0 < len(before) < 10, "the kill must land part-way"
+
+    with pytest.raises(FileExistsError):
+        run_batch(_config(inp, out_dir, rows_per_shard=150))  # no silent overwrite without --resume
+    manifest = run_batch(_config(inp, out_dir, rows_per_shard=150, resume=True))
+    assert manifest.units == 10 and manifest.units_skipped >= len(before)
+    assert manifest.rows_out == 1500 and manifest.rows_embedded_this_run <= 1500 - 150 * len(before)
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out_dir.glob("part-*.parquet")}
+    assert {name: after[name] for name in before} == before  # finished shards were not redone
+    assert not list(out_dir.glob(".*.tmp"))
+    _check_output(out_dir, subset, reference)
+
+
+def test_bad_rows_both_policies(ray_local: str, tmp_path: Path, rows: list[dict]) -> None:
+    good = rows[:40]
+    bad = [
+        {"id": None, "text": "null id"},
+        {"text": "absent id"},
+        {"id": "t-null", "text": None},
+        {"id": "t-int", "text": 12},
+        {"id": "t-empty", "text": "   "},
+        {"id": good[0]["id"], "text": "duplicate id"},
+    ]
+    inp = write_rows(good[:20] + bad + good[20:], tmp_path / "in.jsonl")
+    with pytest.raises(BadRowsError, match=r"6 bad input row\(s\): id=None \(missing_id, in.jsonl row 20\)"):
+        run_batch(_config(inp, tmp_path / "out-error"))
+    assert not (tmp_path / "out-error").exists()
+
+    manifest = run_batch(_config(inp, tmp_path / "out", on_bad_rows="skip", rows_per_shard=16, replicas=1))
+    assert (manifest.rows_in, manifest.rows_out, manifest.rows_rejected) == (46, 40, 6)
+    reasons = [line.split('"reason": "')[1].split('"')[0] for line in (tmp_path / "out" / REJECTS_NAME).open()]
+    assert reasons == ["missing_id", "missing_id", "null_text", "non_string_text", "empty_text", "duplicate_id"]
+    assert OutputDir(tmp_path / "out").read()["id"].to_pylist() == [r["id"] for r in good]

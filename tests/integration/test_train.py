@@ -1,0 +1,155 @@
+"""Ray Train end to end on 2 CPU workers with the bundled MiniLM and the real-text MEDI sample.
+
+Run in a loopback-only namespace: ``unshare -n sh -c 'ip link set lo up && exec "$@"' sh env PYTHONPATH=$PWD
+python -m pytest tests/integration/test_train.py``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from instructor_plugins.model import InstructorEncoder
+from training.batching import TaskBatchSampler
+from training.build_sample import build_sample
+from training.config import TrainConfig
+from training.medi import load_medi, save_medi
+from training.state import TrainState
+from training.train import TrainResult
+from training.worker import batch_checksum
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not Path("/usr/share/wordnet/data.noun").exists():
+        pytest.skip("WordNet (Debian wordnet-base) not installed")
+    train, _ = build_sample(per_task=16, tasks=["wordnet_word_to_definition", "wordnet_synonyms", "chatterbot_qa"])
+    return save_medi(train, tmp_path_factory.mktemp("medi") / "sample.json")
+
+
+def _config(sample: Path, root: Path, **overrides) -> TrainConfig:
+    base = {
+        "data": str(sample),
+        "output": str(root / "out"),
+        "num_workers": 2,
+        "batch_size": 8,
+        "steps": 4,
+        "lr": 1e-4,
+        "warmup": 0.0,
+        "max_seq_length": 32,
+        "checkpoint_every": 2,
+        "storage_path": str(root / "storage"),
+        "run_name": "run",
+    }
+    return TrainConfig(**(base | overrides))
+
+
+def _log(cfg: TrainConfig, rank: int) -> list[dict]:
+    path = cfg.run_dir / "logs" / f"steps.rank{rank}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _assert_history_matches_plan(state: TrainState, cfg: TrainConfig, total: int) -> None:
+    """Each planned step exactly once, in order, with the sampler's batch and task."""
+    examples = load_medi(cfg.data)
+    sampler = TaskBatchSampler([e.task for e in examples], cfg.batch_size, cfg.num_workers, cfg.seed)
+    assert [r["step"] for r in state.history] == list(range(total))
+    assert [r["batch"] for r in state.history] == [batch_checksum(sampler.global_batch(s)) for s in range(total)]
+    assert [r["task"] for r in state.history] == [sampler.task_of_step(s) for s in range(total)]
+
+
+@dataclass
+class KilledRun:
+    cfg: TrainConfig
+    result: TrainResult
+    killed: list[dict]
+
+
+@pytest.fixture(scope="module")
+def killed_run(ray_local, sample, tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
+    """One 6-step run on 2 workers; rank 1 is SIGKILLed after the step-2 checkpoint is registered.
+
+    Shared by the tests below: one Ray Train run (~20 s startup here) serves three checks.
+    """
+    from training.train import run
+
+    cfg = _config(sample, tmp_path_factory.mktemp("killed"), steps=6, max_failures=1)
+    killed: list[dict] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not killed:
+            snapshot = cfg.run_dir / "checkpoint_manager_snapshot.json"
+            lines = [r for r in _log(cfg, 1) if r["resumed_from"] == 0 and r["step"] >= 2]
+            if lines and snapshot.exists() and "checkpoint_dir_name" in snapshot.read_text():
+                os.kill(lines[0]["pid"], signal.SIGKILL)  # rank 1 dies mid-run, after the step-2 checkpoint
+                killed.append(lines[0])
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    result = run(cfg)
+    thread.join(timeout=5)
+    return KilledRun(cfg, result, killed)
+
+
+def test_two_workers_learn_and_save_a_loadable_model(killed_run, bundled_encoder):
+    result, cfg = killed_run.result, killed_run.cfg
+    probe = {int(k): v for k, v in result.state.probe_loss.items()}
+    assert {0, 6} <= set(probe)
+    assert probe[6] < probe[0], probe  # loss on fixed training batches goes down
+    assert result.loss_curve.stat().st_size > 5_000
+    assert {r["rank"] for r in _log(cfg, 0) + _log(cfg, 1)} == {0, 1}
+
+    tuned = InstructorEncoder.load(result.output, device="cpu")
+    assert tuned.max_seq_length == bundled_encoder.max_seq_length  # training's 32 is not baked into the model
+    texts = ["a river bank", "What is AI?"]
+    vectors = tuned.encode(texts, "Represent the sentence: ")
+    assert vectors.shape == (2, bundled_encoder.dim)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(vectors, bundled_encoder.encode(texts, "Represent the sentence: "), atol=1e-4)
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(result.output), device="cpu")
+    assert st.encode(texts).shape == (2, bundled_encoder.dim)
+
+
+def test_killed_worker_restarts_from_last_checkpoint_without_repeat_or_skip(killed_run):
+    cfg, result = killed_run.cfg, killed_run.result
+    assert killed_run.killed, "the worker was never killed"
+    log = _log(cfg, 0)
+    first = [r for r in log if r["resumed_from"] == 0]
+    second = [r for r in log if r["resumed_from"] > 0]
+    assert second, "no restarted attempt in the log"
+    restart = second[0]["resumed_from"]
+    assert restart in (2, 4)  # the last checkpoint, not step 0
+    assert restart <= first[-1]["step"] + 1  # it did not skip ahead of the work that was done
+    assert [r["step"] for r in second] == list(range(restart, 6))
+    assert {r["pid"] for r in second}.isdisjoint({r["pid"] for r in first})  # new worker processes
+    # Weights, optimizer state and dropout seeds all come back: a step run twice gives the same loss.
+    redone = {r["step"]: r["loss"] for r in first if r["step"] >= restart}
+    assert redone, "the kill came before any step after the checkpoint was logged"
+    for r in second:
+        if r["step"] in redone:
+            assert r["loss"] == pytest.approx(redone[r["step"]], rel=1e-4, abs=1e-5), r
+    _assert_history_matches_plan(result.state, cfg, 6)
+
+
+def test_rerun_with_the_same_run_name_resumes(killed_run):
+    from training.train import run
+
+    more = dataclasses.replace(killed_run.cfg, steps=7)
+    resumed = run(more)
+    assert [r["step"] for r in _log(more, 0) if r["resumed_from"] == 6] == [6]
+    _assert_history_matches_plan(resumed.state, more, 7)

@@ -1,0 +1,132 @@
+"""Training configuration: one dataclass, validated on construction, shared by the CLI and the workers."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+from training.loss import DEFAULT_TEMPERATURE
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``python -m training.train --help`` documents each flag.
+
+    ``batch_size`` is the *global* batch (all workers together, one task); each worker embeds
+    ``batch_size / num_workers`` triples per step, so a run's batches do not depend on the number
+    of workers. ``steps`` wins over ``epochs``; with neither, one epoch is run.
+    """
+
+    data: str
+    output: str
+    model: str | None = None
+    num_workers: int = 2
+    use_gpu: bool = False
+    cpus_per_worker: int = 1
+    batch_size: int = 32
+    steps: int | None = None
+    epochs: float | None = None
+    lr: float = 2e-5
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    temperature: float = DEFAULT_TEMPERATURE
+    bidirectional: bool = True
+    max_seq_length: int = 128
+    cross_device_negatives: bool = False
+    grad_cache_chunk: int | None = None
+    no_instructions: bool = False
+    seed: int = 0
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    max_failures: int = 3
+    run_name: str | None = None
+    storage_path: str | None = None
+
+    def __post_init__(self) -> None:
+        positive_ints = ("num_workers", "cpus_per_worker", "batch_size", "checkpoint_every", "keep_checkpoints")
+        for name in positive_ints:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size % self.num_workers:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a multiple of num_workers {self.num_workers} "
+                "(the global batch is split evenly across workers)"
+            )
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.epochs is not None and not self.epochs > 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.warmup < 0:
+            raise ValueError(
+                f"warmup must be >= 0 (a fraction of the steps below 1, else a step count), got {self.warmup}"
+            )
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.max_seq_length < 2:
+            raise ValueError(f"max_seq_length must be >= 2, got {self.max_seq_length}")
+        if self.grad_cache_chunk is not None and self.grad_cache_chunk < 1:
+            raise ValueError(f"grad_cache_chunk must be >= 1 rows, got {self.grad_cache_chunk}")
+        if self.max_failures < -1:
+            raise ValueError(f"max_failures must be >= -1 (-1 = retry forever), got {self.max_failures}")
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def name(self) -> str:
+        """The Ray Train run name: ``run_name``, else the output folder's name."""
+        return self.run_name or Path(self.output).resolve().name
+
+    @property
+    def storage(self) -> str:
+        """Where Ray Train keeps the run's checkpoints (``~/ray_results`` by default)."""
+        return str(Path(self.storage_path or os.path.join(Path.home(), "ray_results")).resolve())
+
+    @property
+    def run_dir(self) -> Path:
+        """``storage/name``: checkpoints and the per-rank step logs live here."""
+        return Path(self.storage) / self.name
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Planned optimizer steps: ``steps``, else ``ceil(epochs * steps_per_epoch)`` (one epoch by default)."""
+        if self.steps is not None:
+            return self.steps
+        return max(1, math.ceil((self.epochs or 1.0) * steps_per_epoch))
+
+    def warmup_steps(self, total: int) -> int:
+        """Warmup length in steps: a fraction of ``total`` when ``warmup < 1``, else a step count."""
+        return int(self.warmup * total) if self.warmup < 1 else min(int(self.warmup), total)
+
+    # Fields that fix the batch plan: a resumed run must keep them, or steps would repeat or skip examples.
+    PLAN_FIELDS: ClassVar[tuple[str, ...]] = ("data", "batch_size", "seed", "no_instructions")
+
+    def check_resumable_from(self, saved: dict[str, Any]) -> None:
+        """Raise ``ValueError`` when a checkpoint's config differs from this one in a :attr:`PLAN_FIELDS` field."""
+        changed = {
+            k: (saved.get(k), getattr(self, k)) for k in self.PLAN_FIELDS if k in saved and saved[k] != getattr(self, k)
+        }
+        if changed:
+            detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise ValueError(
+                f"run {self.name!r} in {self.storage} was started with a different batch plan ({detail}); "
+                "resume with the same values or pick a new --run-name"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (for Ray's ``train_loop_config`` and the checkpoint)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them and the valid ones."""
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; valid: {sorted(valid)}")
+        return cls(**data)
