@@ -10,22 +10,36 @@ from collections.abc import Iterator
 import pytest
 
 
-def _ray_env(tmp: str) -> dict[str, str]:
-    return {"HOME": tmp, "RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1"}
+@pytest.fixture(scope="session")
+def ray_home() -> Iterator[str]:
+    """One temporary HOME for every Ray start of the session.
+
+    Ray keeps its auth token in ``$HOME/.ray/auth_token`` and the driver process remembers that
+    token authentication is on; a second ``ray.init`` in the same process with another (or a deleted)
+    HOME finds no token and its GCS dies. One HOME for the whole session keeps the token in place,
+    and keeps Ray's files out of the user's real home.
+    """
+    home = tempfile.mkdtemp(prefix="rayhome-", dir="/tmp")
+    saved_env = dict(os.environ)
+    os.environ.update({"HOME": home, "RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1"})
+    try:
+        yield home
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def ray_local() -> Iterator[str]:
+def ray_local(ray_home: str) -> Iterator[str]:
     """Start a local Ray (2 CPUs, no dashboard) for one test module; yields its temp dir.
 
     Run these tests inside a loopback-only network namespace (``make test`` does that as root):
-    Ray binds external interfaces otherwise.
+    Ray binds external interfaces otherwise. The temp dir is short because Ray's socket paths
+    must stay under 108 bytes.
     """
     ray = pytest.importorskip("ray")
     tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    # ray.init() also sets variables of its own (e.g. RAY_AUTH_MODE); restore the whole environment after.
-    saved_env = dict(os.environ)
-    os.environ.update(_ray_env(tmp))
     ray.init(
         num_cpus=int(os.environ.get("TEST_RAY_CPUS", "2")),
         include_dashboard=False,
@@ -37,6 +51,4 @@ def ray_local() -> Iterator[str]:
         yield tmp
     finally:
         ray.shutdown()
-        os.environ.clear()
-        os.environ.update(saved_env)
         shutil.rmtree(tmp, ignore_errors=True)
