@@ -15,32 +15,13 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
 import time
 from typing import Any
 
+from ray_backend.net import free_port, wait_healthy
+
 __all__ = ["main"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(url: str, timeout: float = 180.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"the Serve app at {url} did not become healthy in {timeout:.0f}s")
 
 
 async def _ask_all(store: Any, questions: list[str], *, concurrency: int) -> list[list[Any]]:
@@ -121,12 +102,12 @@ def main(argv: list[str] | None = None) -> None:
         _system_config={"worker_niceness": 0},
     )
     try:
-        port = _free_port()
+        port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         per_replica = max(1.0, cpus / cli.replicas)
         serve.run(build_app({"num_replicas": cli.replicas, "num_cpus": per_replica}), name=APP_NAME, route_prefix="/")
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url)
+        wait_healthy(url)
         print(f"Serve app up at {url} after {time.perf_counter() - started:.1f}s")
         recall = run_demo(url, questions=cli.questions)
     finally:

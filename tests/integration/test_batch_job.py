@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,17 +24,12 @@ import pytest
 
 from instructor_plugins.model import InstructorEncoder
 from ray_backend.batch_plan import OutputDir
+from ray_backend.net import free_port
 from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _descendants(pid: int) -> list[int]:
@@ -85,8 +79,8 @@ def head_node() -> Iterator[tuple[str, dict[str, str]]]:
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
-    dashboard = _free_port()
-    cmd = [RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(_free_port())]
+    dashboard = free_port()
+    cmd = [RAY, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(free_port())]
     cmd += ["--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard)]
     cmd += ["--num-cpus", "2", "--temp-dir", tmp, "--disable-usage-stats"]
     log = Path(tmp) / "head.log"

@@ -6,7 +6,6 @@ with a bearer key at ``/secure`` (auth), and a two-replica hash-fake app at ``/f
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,29 +22,12 @@ from instructor_plugins.testing import HashEncoder
 pytestmark = pytest.mark.integration
 
 serve = pytest.importorskip("ray.serve")
+from ray_backend.net import free_port, wait_healthy  # noqa: E402
 from ray_backend.serve import APP_NAME, DEPLOYMENT_NAME, build_app  # noqa: E402
 
 QUERY = "Represent the question for retrieving supporting answers: "
 DOC = "Represent the answer for retrieval: "
 MAIN_ARGS = {"num_cpus": 1, "max_inputs": 64, "max_body_bytes": 65536, "batch_wait_timeout_s": 0.02}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_healthy(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not healthy after {timeout}s")
 
 
 @pytest.fixture(scope="module")

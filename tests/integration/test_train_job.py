@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from instructor_plugins.model import InstructorEncoder
+from ray_backend.net import free_port
 from training.build_sample import build_sample
 from training.medi import save_medi
 
@@ -38,12 +38,6 @@ ray job submit --address http://127.0.0.1:{dash} --working-dir {repo} \
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_trainer_runs_as_a_ray_job(tmp_path: Path):
     if shutil.which("unshare") is None or subprocess.run(["unshare", "--pid", "--fork", "true"]).returncode != 0:
         pytest.skip("needs `unshare --pid` (root) to keep `ray stop` away from other Ray clusters")
@@ -52,7 +46,7 @@ def test_trainer_runs_as_a_ray_job(tmp_path: Path):
     train, _ = build_sample(per_task=8, tasks=["wordnet_word_to_definition", "wordnet_synonyms"])
     data = save_medi(train, tmp_path / "sample.json")
     ray_tmp = tempfile.mkdtemp(prefix="rj-", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
-    script = SCRIPT.format(port=_free_port(), dash=_free_port(), tmp=tmp_path, ray_tmp=ray_tmp, repo=REPO, data=data)
+    script = SCRIPT.format(port=free_port(), dash=free_port(), tmp=tmp_path, ray_tmp=ray_tmp, repo=REPO, data=data)
     bin_dir = str(Path(sys.executable).parent)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import socket
 import tempfile
 
 import pytest
@@ -13,6 +12,7 @@ import torch
 import torch.multiprocessing as mp
 
 from instructor_plugins.model import InstructorEncoder
+from ray_backend.net import free_port
 from training.loss import contrastive_loss
 from training.medi import MediExample
 from training.step import grad_cache_step, plain_step, slice_features, split_triples, triple_features
@@ -113,12 +113,6 @@ def test_grad_cache_replays_dropout(bundled_encoder):
 
 
 # ---------------------------------------------------------------------------------------------- cross-device
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
@@ -151,7 +145,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 def test_cross_device_negatives_equal_single_process_global_batch(bundled_encoder):
     with tempfile.TemporaryDirectory() as out_dir:
-        mp.spawn(_worker, args=(2, _free_port(), out_dir), nprocs=2, join=True)
+        mp.spawn(_worker, args=(2, free_port(), out_dir), nprocs=2, join=True)
         got = torch.load(os.path.join(out_dir, "dist.pt"))
     module = copy.deepcopy(bundled_encoder.module)
     features = triple_features(bundled_encoder, _examples(4))
