@@ -261,10 +261,15 @@ class InstructorEncoder:
 
     def tokenize(self, texts: Sequence[str], instructions: Sequence[str]) -> Features:
         """Tokenize ``instruction + text`` pairs into one right-padded batch."""
-        ids = self._token_ids(texts, instructions)
+        ids = self.token_ids(texts, instructions)
         return self._collate(ids, [self.instruction_length(i) for i in instructions])
 
-    def _token_ids(self, texts: Sequence[str], instructions: Sequence[str]) -> list[list[int]]:
+    def token_ids(self, texts: Sequence[str], instructions: Sequence[str]) -> list[list[int]]:
+        """Token ids of each ``instruction + text``, truncated to :attr:`max_seq_length`, unpadded.
+
+        A server can count tokens with these and pass them on to :meth:`encode_token_ids`, so
+        nothing is tokenized twice.
+        """
         joined = [i + t for i, t in zip(instructions, texts, strict=True)]
         enc = self.tokenizer(joined, add_special_tokens=True, truncation=True, max_length=self.max_seq_length)
         return list(enc["input_ids"])
@@ -320,7 +325,31 @@ class InstructorEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
 
-        ids = self._token_ids(texts, instructions)
+        return self.encode_token_ids(
+            self.token_ids(texts, instructions),
+            instructions,
+            batch_size=batch_size,
+            normalize=normalize,
+            show_progress=show_progress,
+        )
+
+    def encode_token_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        instructions: Sequence[str],
+        *,
+        batch_size: int = 32,
+        normalize: bool = True,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed rows already tokenized by :meth:`token_ids` (``instructions`` give each row's mask).
+
+        The same computation as :meth:`encode` without the tokenization and input checks.
+        """
+        if len(ids) != len(instructions):
+            raise ValueError(f"got {len(instructions)} instructions for {len(ids)} token rows")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         lengths = [self.instruction_length(i) for i in instructions]
         order = sorted(range(len(ids)), key=lambda r: -len(ids[r]))
         out = np.empty((len(ids), self.dim), dtype=np.float32)

@@ -93,6 +93,8 @@ class EmbedJob:
         tokens: real tokens of all rows (counted by the replica before queueing).
         normalize: L2-normalise the vectors.
         policy: the batch policy in force when the job was queued.
+        token_ids: the rows' token ids when the replica already tokenized them to count tokens;
+            the batch then encodes these instead of tokenizing the texts again.
     """
 
     texts: list[str]
@@ -100,6 +102,7 @@ class EmbedJob:
     tokens: int
     normalize: bool = True
     policy: BatchPolicy = field(default_factory=BatchPolicy)
+    token_ids: list[list[int]] | None = None
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.instructions):
@@ -122,9 +125,14 @@ def run_jobs(encoder: Any, jobs: Sequence[EmbedJob], batch_size: int = 32) -> li
         chosen = [i for i, job in enumerate(jobs) if job.normalize is normalize]
         if not chosen:
             continue
-        texts = [t for i in chosen for t in jobs[i].texts]
         instructions = [s for i in chosen for s in jobs[i].instructions]
-        vectors = encoder.encode(texts, instructions, batch_size=batch_size, normalize=normalize)
+        pre_tokenized = [jobs[i].token_ids for i in chosen]
+        if hasattr(encoder, "encode_token_ids") and all(ids is not None for ids in pre_tokenized):
+            ids = [row for job_ids in pre_tokenized for row in job_ids or []]
+            vectors = encoder.encode_token_ids(ids, instructions, batch_size=batch_size, normalize=normalize)
+        else:
+            texts = [t for i in chosen for t in jobs[i].texts]
+            vectors = encoder.encode(texts, instructions, batch_size=batch_size, normalize=normalize)
         offset = 0
         for i in chosen:
             results[i] = vectors[offset : offset + jobs[i].rows]

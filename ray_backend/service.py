@@ -165,13 +165,17 @@ class EmbeddingService:
             "stats": asdict(self.stats),
         }
 
-    def count_tokens(self, texts: Sequence[str], instructions: Sequence[str]) -> int:
-        """Real tokens the encoder reads for these rows (instruction + text, truncated, with specials)."""
-        encoder = self.encoder
-        tokenize = getattr(encoder, "tokenize", None)
-        if tokenize is None:  # the hash fake has no tokenizer: count words
-            return sum(len(f"{i}{t}".split()) + 1 for i, t in zip(instructions, texts, strict=True))
-        return int(tokenize(texts, instructions).num_tokens)
+    def count_tokens(self, texts: Sequence[str], instructions: Sequence[str]) -> tuple[int, list[list[int]] | None]:
+        """Real tokens the encoder reads for these rows (instruction + text, truncated, with specials).
+
+        Returns the count and the token ids, which the batch reuses instead of tokenizing again
+        (``None`` for an encoder without a tokenizer, such as the hash fake, whose count is words).
+        """
+        token_ids = getattr(self.encoder, "token_ids", None)
+        if token_ids is None:
+            return sum(len(f"{i}{t}".split()) + 1 for i, t in zip(instructions, texts, strict=True)), None
+        ids: list[list[int]] = token_ids(texts, instructions)
+        return sum(len(row) for row in ids), ids
 
     async def embed(
         self, texts: list[str], instructions: list[str], *, normalize: bool = True
@@ -192,8 +196,8 @@ class EmbeddingService:
             )
         self._pending_rows += rows
         try:
-            tokens = self.count_tokens(texts, instructions)
-            job = EmbedJob(texts, instructions, tokens, normalize=normalize, policy=self.policy)
+            tokens, ids = self.count_tokens(texts, instructions)
+            job = EmbedJob(texts, instructions, tokens, normalize=normalize, policy=self.policy, token_ids=ids)
             vectors = await self.submit(job)
         finally:
             self._pending_rows -= rows

@@ -216,7 +216,7 @@ def test_truncation_keeps_a_finite_vector(bundled_encoder: InstructorEncoder) ->
     out = enc.encode([text, "word " * 1000], [long_instruction, None])
     assert np.isfinite(out).all()
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    ids = enc._token_ids(["word " * 1000], [""])
+    ids = enc.token_ids(["word " * 1000], [""])
     assert len(ids[0]) == enc.max_seq_length == 256  # from sentence_bert_config.json
 
 
@@ -331,3 +331,15 @@ def test_hub_id_loads_from_the_hub_cache_offline(
     enc = InstructorEncoder.load("acme/minilm-instructor", device="cpu")
     assert enc.name == "acme/minilm-instructor"
     np.testing.assert_allclose(enc.encode(["hello"], QUERY), bundled_encoder.encode(["hello"], QUERY), atol=1e-6)
+
+
+def test_encode_token_ids_equals_encode(bundled_encoder: InstructorEncoder, texts: list[str]) -> None:
+    instructions = [QUERY if i % 3 else "" for i in range(len(texts))]
+    ids = bundled_encoder.token_ids(texts, instructions)
+    np.testing.assert_allclose(
+        bundled_encoder.encode_token_ids(ids, instructions, batch_size=5),
+        bundled_encoder.encode(texts, instructions, batch_size=5),
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="instructions for"):
+        bundled_encoder.encode_token_ids(ids, instructions[:-1])

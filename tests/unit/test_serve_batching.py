@@ -81,3 +81,19 @@ def test_one_batch_of_mixed_instructions_equals_each_request_alone(bundled_encod
     for (texts, ins), got in zip(requests, batched, strict=True):
         alone = bundled_encoder.encode(texts, ins)
         np.testing.assert_allclose(got, alone, atol=2e-5)
+
+
+def test_pre_tokenized_jobs_equal_text_jobs(bundled_encoder) -> None:
+    # The replica tokenizes once to count tokens; the batch must then give what encoding the texts gives.
+    policy = BatchPolicy()
+    requests = [
+        (["What is a cat?", "Cats purr."], "Represent the question for retrieving answers: "),
+        (["A dog barks at night and the neighbours complain about it.", ""], ""),
+    ]
+    plain = [EmbedJob(texts, [ins] * len(texts), 10, policy=policy) for texts, ins in requests]
+    tokenized = [
+        EmbedJob(texts, [ins] * len(texts), 10, policy=policy, token_ids=bundled_encoder.token_ids(texts, [ins] * 2))
+        for texts, ins in requests
+    ]
+    for a, b in zip(run_jobs(bundled_encoder, plain), run_jobs(bundled_encoder, tokenized), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
