@@ -10,12 +10,12 @@ LOOPBACK := $(shell if [ "$$(id -u)" = 0 ] && command -v unshare >/dev/null && u
 	echo "unshare -n sh -c 'ip link set lo up 2>/dev/null || true; exec \"\$$@\"' sh"; fi)
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-fast lint bench clean
+.PHONY: help setup text-data demo finetune test test-fast lint bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(STAMP) /usr/share/wordnet/data.noun ## Create .venv and install the project with all extras (idempotent)
+setup: $(STAMP) /usr/share/wordnet/data.noun text-data ## Create .venv and install the project with all extras (idempotent)
 
 # WordNet (Debian's wordnet-base) is real text for tests, the training sample and offline evals.
 /usr/share/wordnet/data.noun:
@@ -23,6 +23,18 @@ setup: $(STAMP) /usr/share/wordnet/data.noun ## Create .venv and install the pro
 		apt-get install -y -qq wordnet-base >/dev/null 2>&1 || \
 		{ apt-get update -qq >/dev/null && apt-get install -y -qq wordnet-base >/dev/null; }; \
 	else echo "WordNet missing: install Debian's wordnet-base (tests that need it will skip)"; fi
+
+# Offline text for the finetuning corpus (training/sources): the dictd dictionaries, the man pages and the
+# English Debian package index. As root with apt-get they are installed; otherwise one line says what is
+# missing and the corpus skips that source (recorded in its manifest).
+DICT_PACKAGES := dict-gcide dict-foldoc dict-jargon dict-vera
+text-data: ## Install the Debian text the finetuning corpus reads (dictionaries, man pages, package index)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		ls /var/lib/apt/lists/*_i18n_Translation-en* >/dev/null 2>&1 || apt-get update -qq -o Acquire::Languages=en >/dev/null || true; \
+		[ -f /usr/share/dictd/gcide.index ] && [ -f /usr/share/dictd/vera.index ] && [ -f /var/lib/dpkg/info/manpages-dev.list ] || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DICT_PACKAGES) manpages manpages-dev >/dev/null 2>&1 || \
+		echo "text-data: could not install $(DICT_PACKAGES) manpages manpages-dev (the corpus will skip them)"; \
+	else echo "text-data: not root or no apt-get: install $(DICT_PACKAGES) manpages manpages-dev and run apt-get update -o Acquire::Languages=en (the corpus skips what is missing)"; fi
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +45,9 @@ $(STAMP): pyproject.toml
 
 demo: setup ## Run the main job on the bundled offline model
 	$(LOOPBACK) $(PY) -m ray_backend.demo
+
+finetune: setup ## Build the corpus, finetune with Ray Train, evaluate, report (runs/finetune/report.md)
+	$(LOOPBACK) $(PY) -m training.recipe --output runs/finetune $(FINETUNE_ARGS)
 
 test: setup ## Run the whole test suite (Ray tests in a loopback-only namespace)
 	$(LOOPBACK) $(PY) -m pytest $(PYTEST_ARGS)

@@ -110,8 +110,9 @@ def load_medi(
     """Load MEDI data from a local JSON / JSON-lines file or a ``datasets`` id.
 
     Args:
-        source: a path to a ``.json`` list (or ``.jsonl``, one row a line), or a Hugging Face
-            ``datasets`` id such as ``"user/medi-data"`` (needs the hub and ``pip install datasets``).
+        source: a path to a ``.json`` list (or ``.jsonl``, one row a line), a folder written by
+            ``datasets``' ``save_to_disk`` (a ``DatasetDict``, read at ``split``, or a ``Dataset``),
+            or a Hugging Face ``datasets`` id such as ``"user/medi-data"`` (needs the hub).
         blank_instructions: empty every instruction (the paper's no-instruction baseline).
         split: the ``datasets`` split to read.
         limit: keep only the first ``limit`` rows.
@@ -131,6 +132,8 @@ def load_medi(
             if not isinstance(data, list):
                 raise MediError(f"{path}: expected a JSON list of rows, got {type(data).__name__}")
             rows = data
+    elif path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file()):
+        rows = _load_from_disk(path, split)
     elif path.suffix in (".json", ".jsonl") or path.is_absolute() or str(source).startswith("."):
         raise FileNotFoundError(f"MEDI file not found: {path}")
     else:
@@ -142,6 +145,19 @@ def load_medi(
     if limit is not None:
         rows = rows[:limit]
     return parse_rows(rows, blank_instructions=blank_instructions)
+
+
+def _load_from_disk(path: Path, split: str) -> list[Any]:
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets is in the train extra
+        raise ImportError("loading a save_to_disk folder needs: pip install 'instructor-plugins[train]'") from exc
+    data = datasets.load_from_disk(str(path))
+    if isinstance(data, datasets.DatasetDict):
+        if split not in data:
+            raise MediError(f"{path}: no split {split!r}; valid: {sorted(data)}")
+        data = data[split]
+    return list(data)
 
 
 def save_medi(examples: Iterable[MediExample], path: str | os.PathLike[str]) -> Path:

@@ -1,0 +1,140 @@
+"""The offline sources: each build() is a pure function of real-format raw text, splits are deterministic."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from instructor_plugins.corpora import QAPair
+from training.sources import SOURCES, SourceUnavailable, chatterbot, debian, dictd, get_source, manpages, task, wordnet
+from training.sources.splits import SPLITS, same_split_partner, split_of
+
+TRANSLATION = """Package: foo
+Description-md5: 1
+Description-en: frobnicates widgets
+ Foo frobnicates widgets of every shape and size, and reports what it
+ did on standard output.
+ .
+ This is a long description of a package.
+
+Package: foo-data
+Description-md5: 2
+Description-en: frobnicates widgets (data)
+ Foo frobnicates widgets of every shape and size, and reports what it
+ did on standard output.
+ .
+ This is a long description of a package.
+
+Package: bar
+Description-md5: 3
+Description-en: plays chess
+ Bar is a chess engine that plays at grandmaster strength against any UCI
+ compatible interface and analyses games.
+
+Package: tiny
+Description-md5: 4
+Description-en: short one
+ Too short.
+"""
+PACKAGES = """Package: foo
+Section: utils
+Tag: field::mathematics, role::program
+
+Package: bar
+Section: games
+Tag: game::board:chess, use::gameplaying
+"""
+
+
+def test_debian_parses_index_and_drops_repeats_and_short() -> None:
+    raw = debian.DebianRaw((TRANSLATION,), (PACKAGES,))
+    tasks = {t.spec.name: t for t in debian.build(raw)}
+    s2d = tasks["debian_summary_to_description"].pairs
+    assert [p.query for p in s2d] == ["plays chess", "frobnicates widgets"]  # sorted names; foo-data repeats foo
+    assert s2d[1].pos.startswith("Foo frobnicates widgets") and "\n" not in s2d[1].pos
+    assert tasks["debian_description_to_summary"].pairs[0] == type(s2d[0])(s2d[0].pos, s2d[0].query, s2d[0].key)
+    assert debian.build(raw) == debian.build(raw)
+
+
+def test_debian_missing_lists_is_a_clear_skip(tmp_path: Path) -> None:
+    with pytest.raises(SourceUnavailable, match="Acquire::Languages=en"):
+        debian.locate(str(tmp_path))
+
+
+def test_dictd_reads_entries_by_offset() -> None:
+    data = b"VAX\n  Virtual Address eXtension (DEC)\n"
+    index = f"00databaseinfo\tA\tB\nvax\tA\t{dictd._B64[len(data) // 64]}{dictd._B64[len(data) % 64]}\nVAX\tA\tB\n"
+    entries = dictd.entries(index, data)
+    assert len(entries) == 1  # two headwords, one offset
+    tasks = dictd.build({"vera": entries})
+    assert [(p.query, p.pos) for p in tasks[0].pairs] == [("VAX", "Virtual Address eXtension (DEC)")]
+
+
+def test_gcide_definition_strips_markup() -> None:
+    entry = "Pig \\Pig\\, n. [Cf. D. big.]\n   1. The young of swine; a hog. --Chaucer.\n   [1913 Webster]\n   2. (Zool.) Any wild swine.\n"
+    assert dictd.gcide_definition(entry) == ("Pig", "The young of swine; a hog.")
+
+
+def test_computing_definition_drops_tags() -> None:
+    entry = "FL\n\n   <language> Function Level.\n\n   John Backus's successor to {FP}.\n"
+    assert dictd.computing_definition(entry) == ("FL", "Function Level. John Backus's successor to FP.")
+
+
+def test_manpage_name_and_description() -> None:
+    page = ".TH CHMOD 2\n.SH NAME\nchmod \\- change permissions of a file\n.SH DESCRIPTION\n.BR chmod ()\nchanges the \\fBmode\\fP bits of the file given in pathname, which is dereferenced.\n.SH SEE ALSO\nx\n"
+    name, description = manpages.parse_page(page)  # type: ignore[misc]
+    assert name == "chmod - change permissions of a file"
+    assert description.startswith("chmod () changes the mode bits")
+    assert manpages.parse_page(".so man2/chmod.2\n") is None
+
+
+def test_wordnet_parses_pointers() -> None:
+    lines = (
+        "00001740 03 n 01 entity 0 000 | that which is perceived to exist\n"
+        "00002137 03 n 02 abstraction 0 abstract_entity 0 001 @ 00001740 n 0000 | a general concept; "
+        '"the abstraction of a concept from its instances"\n'
+    )
+    synsets = wordnet.parse_data(lines, "noun")
+    assert synsets[1].lemmas == ("abstraction", "abstract entity")
+    assert synsets[1].hypernyms == ("00001740-n",)
+    assert synsets[1].examples == ("the abstraction of a concept from its instances",)
+    tasks = {t.spec.name: t.pairs for t in wordnet.build({"noun": lines})}
+    assert [(p.query, p.pos) for p in tasks["wordnet_hypernym"]] == [("abstraction", "entity")]
+    assert [(p.query, p.pos) for p in tasks["wordnet_synonyms"]] == [("abstraction", "abstract entity")]
+
+
+def test_chatterbot_same_category_stays_in_split() -> None:
+    raw = [QAPair(f"question {i}?", f"answer {i}", "ai" if i % 2 else "food") for i in range(60)]
+    tasks = {t.spec.name: t.pairs for t in chatterbot.build(raw)}
+    assert len(tasks["chatterbot_question_to_answer"]) == 60
+    for p in tasks["chatterbot_same_category"]:
+        assert split_of("chatterbot:" + p.query.lower()) == split_of("chatterbot:" + p.pos.lower())
+        assert p.label in ("ai", "food")
+
+
+def test_splits_are_deterministic_and_roughly_five_percent() -> None:
+    keys = [f"k{i}" for i in range(4000)]
+    splits = [split_of(k) for k in keys]
+    assert splits == [split_of(k) for k in keys]
+    assert set(splits) == set(SPLITS)
+    assert 0.03 < splits.count("test") / len(keys) < 0.07
+
+
+def test_same_split_partner_never_pairs_a_key_with_itself() -> None:
+    members = [f"m{i}" for i in range(200)]
+    pairs = same_split_partner(members, lambda m: m, random.Random(0))
+    assert pairs and all(a != b and split_of(a) == split_of(b) for a, b in pairs)
+
+
+def test_instructions_name_the_task_type() -> None:
+    spec = task("t", "s", "definition", ("word", "retrieving its dictionary definition"), ("definition", "retrieval"))
+    assert spec.shape == "asymmetric"
+    assert spec.query_instruction == "Represent the word for retrieving its dictionary definition: "
+
+
+def test_unknown_source_lists_valid_ones() -> None:
+    with pytest.raises(ValueError, match="valid"):
+        get_source("nope")
+    assert {get_source(name).name for name in SOURCES} == set(SOURCES)

@@ -1,0 +1,248 @@
+"""One command from offline text to a measurably better instruction-following model, with the evidence.
+
+``python -m training.recipe --output DIR`` (also ``make finetune``, and
+``ray job submit --working-dir . -- python -m training.recipe --output DIR``):
+
+1. **corpus**: build the multi-task corpus (:mod:`training.corpus`) into ``DIR/corpus`` (reused when
+   its manifest records the same settings);
+2. **checks** before Ray starts: at least 2 trained tasks, each with at least ``batch_size``
+   training pairs;
+3. **finetune** with Ray Train (:mod:`training.train`), then the **ablation**: the same data,
+   steps and seed with every instruction blanked;
+4. **WiSE-FT**: each model's weights are interpolated with the base model's; ``alpha`` is picked
+   on the *dev* splits (never on test), for each model separately;
+5. **evaluate** base, base + instructions, finetuned, finetuned + instructions, ablation (and
+   ablation + instructions) on (a) the trained tasks' test splits, (b) held-out tasks never
+   trained on (whole task families: see :data:`training.corpus.DEFAULT_HOLDOUT`; plus the offline
+   evals suite's Lee STS, Pang & Lee polarity and mini-newsgroups tasks);
+6. **report**: ``DIR/report.md``, ``DIR/results.json``, ``DIR/loss_curves.png``, ``DIR/results.png``;
+   the models go to ``DIR/model`` (instruction-trained) and ``DIR/ablation``.
+
+Held-out choice (made before any result was seen): the computing dictionaries (FOLDOC + Jargon
+File), the Linux man pages, and the gensim data (movie-review sentiment, newsgroup topics, Lee
+news similarity) never enter training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.corpus import DEFAULT_HOLDOUT, CorpusConfig, build_corpus
+from training.sources import SOURCES
+
+__all__ = ["HELDOUT_EVAL_TASKS", "RecipeConfig", "check_corpus", "main", "run"]
+
+logger = logging.getLogger(__name__)
+
+# Offline evals tasks that no training task touches (the chatterbot and WordNet ones are in-domain).
+HELDOUT_EVAL_TASKS = ("LeeNewsSTS", "PangLeePolarityClassification", "MiniNewsgroupsClustering")
+INDOMAIN_EVAL_TASKS = ("ChatterbotQARetrieval", "WordNetDefinitionRetrieval")
+HELDOUT_RETRIEVAL = ("computing_term_to_definition", "manpage_name_to_description")
+
+
+@dataclass
+class RecipeConfig:
+    """The recipe's settings; ``python -m training.recipe --help`` documents each flag."""
+
+    output: str
+    model: str | None = None
+    sources: tuple[str, ...] = SOURCES
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 2e-5
+    temperature: float = 0.05
+    max_seq_length: int = 64
+    num_workers: int = 1
+    cpus_per_worker: int = 2
+    wise_alphas: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0)
+    max_train_per_task: int = 3600
+    max_eval_per_task: int = 200
+    max_holdout_per_task: int = 500
+    dev_queries_per_task: int = 100
+    ablation: bool = True
+    evals_suite: bool = True
+    evals_max_items: int | None = None
+    seed: int = 0
+    holdout: tuple[str, ...] = DEFAULT_HOLDOUT
+    use_gpu: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.wise_alphas or any(not 0 <= a <= 1 for a in self.wise_alphas):
+            raise ValueError(f"wise_alphas must be values in [0, 1], got {self.wise_alphas}")
+        if self.steps < 1 or self.batch_size < 2:
+            raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {self.steps}, {self.batch_size}")
+        self.sources, self.holdout = tuple(self.sources), tuple(self.holdout)
+        self.wise_alphas = tuple(sorted(set(self.wise_alphas)))
+
+    def corpus_config(self) -> CorpusConfig:
+        """The corpus this recipe trains on."""
+        return CorpusConfig(
+            output=str(Path(self.output) / "corpus"),
+            sources=self.sources,
+            holdout=self.holdout,
+            max_train_per_task=self.max_train_per_task,
+            max_eval_per_task=self.max_eval_per_task,
+            max_holdout_per_task=self.max_holdout_per_task,
+            mining_model=self.model,
+            seed=self.seed,
+        )
+
+    def train_config(self, *, no_instructions: bool) -> Any:
+        """The Ray Train run of the instructed model or of the ablation."""
+        from training.config import TrainConfig
+
+        name = "ablation" if no_instructions else "instructed"
+        out = Path(self.output).resolve()
+        return TrainConfig(
+            data=str(out / "corpus" / "dataset"),
+            output=str(out / "runs" / name),
+            model=self.model,
+            num_workers=self.num_workers,
+            cpus_per_worker=self.cpus_per_worker,
+            use_gpu=self.use_gpu,
+            batch_size=self.batch_size,
+            steps=self.steps,
+            lr=self.lr,
+            temperature=self.temperature,
+            max_seq_length=self.max_seq_length,
+            no_instructions=no_instructions,
+            seed=self.seed,
+            checkpoint_every=max(self.steps, 1),
+            run_name=name,
+            storage_path=str(out / "ray_results"),
+        )
+
+
+class CorpusError(ValueError):
+    """The corpus cannot train the recipe (too few tasks, or a task smaller than the batch)."""
+
+
+def check_corpus(manifest: dict[str, Any], batch_size: int) -> list[str]:
+    """The trained task names; :class:`CorpusError` when fewer than 2, or one is smaller than the batch."""
+    trained = [t for t in manifest["tasks"] if not t["held_out"]]
+    if len(trained) < 2:
+        raise CorpusError(
+            f"the corpus has {len(trained)} trained task(s) ({[t['name'] for t in trained]}); "
+            f"multi-task finetuning needs at least 2 (skipped sources: {manifest.get('skipped', {})})"
+        )
+    small = {t["name"]: t["counts"].get("train", 0) for t in trained if t["counts"].get("train", 0) < batch_size}
+    if small:
+        raise CorpusError(
+            f"tasks smaller than the batch size {batch_size}: {small}; lower --batch-size, raise "
+            "--max-train-per-task or leave those sources out (--sources)"
+        )
+    return [t["name"] for t in trained]
+
+
+def _corpus(cfg: RecipeConfig) -> dict[str, Any]:
+    corpus_cfg = cfg.corpus_config()
+    path = Path(corpus_cfg.output) / "manifest.json"
+    if path.is_file():
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("config") == json.loads(json.dumps(dataclasses.asdict(corpus_cfg))):
+            logger.info("corpus: reusing %s", path.parent)
+            return manifest
+    return build_corpus(corpus_cfg)
+
+
+def _train(cfg: RecipeConfig, *, no_instructions: bool) -> Path:
+    from training.train import run as train_run
+
+    train_cfg = cfg.train_config(no_instructions=no_instructions)
+    out = Path(train_cfg.output)
+    if (out / "train_history.json").is_file():
+        logger.info("train: reusing %s", out)
+        return out
+    start = time.perf_counter()
+    train_run(train_cfg)
+    logger.info("train %s: %.0f s", train_cfg.name, time.perf_counter() - start)
+    return out
+
+
+def run(cfg: RecipeConfig) -> dict[str, Any]:
+    """Run the whole recipe; returns the results (also written to ``DIR/results.json``)."""
+    from training import recipe_eval
+
+    start = time.perf_counter()
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    manifest = _corpus(cfg)
+    timings["corpus"] = time.perf_counter() - start
+    trained = check_corpus(manifest, cfg.batch_size)
+    t0 = time.perf_counter()
+    raw_model = _train(cfg, no_instructions=False)
+    raw_ablation = _train(cfg, no_instructions=True) if cfg.ablation else None
+    timings["train"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    results = recipe_eval.evaluate_recipe(cfg, manifest, trained, raw_model, raw_ablation)
+    timings["evaluate"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - start
+    results["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+    results["config"] = dataclasses.asdict(cfg)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    recipe_eval.write_report(out, results, manifest)
+    return results
+
+
+def parse_args(argv: Sequence[str] | None = None) -> RecipeConfig:
+    """Parse the command line into a :class:`RecipeConfig`."""
+    d = RecipeConfig.__dataclass_fields__
+    p = argparse.ArgumentParser(prog="python -m training.recipe", description=__doc__.split("\n\n")[0])
+    p.add_argument("--output", required=True, help="folder for corpus, models, report")
+    p.add_argument("--model", default=None, help="base model (default: the bundled all-MiniLM-L6-v2)")
+    p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
+    for name in (
+        "steps",
+        "batch_size",
+        "num_workers",
+        "cpus_per_worker",
+        "max_seq_length",
+        "max_train_per_task",
+        "max_eval_per_task",
+        "max_holdout_per_task",
+        "dev_queries_per_task",
+        "seed",
+    ):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
+    p.add_argument("--lr", type=float, default=d["lr"].default)
+    p.add_argument("--temperature", type=float, default=d["temperature"].default)
+    p.add_argument("--wise-alphas", type=float, nargs="+", default=list(RecipeConfig("x").wise_alphas))
+    p.add_argument("--no-ablation", dest="ablation", action="store_false", help="skip the no-instruction run")
+    p.add_argument("--no-evals-suite", dest="evals_suite", action="store_false", help="skip the mteb offline tasks")
+    p.add_argument("--evals-max-items", type=int, default=None, help="subsample the mteb offline tasks")
+    p.add_argument("--use-gpu", action="store_true")
+    args = vars(p.parse_args(argv))
+    args["sources"], args["wise_alphas"] = tuple(args["sources"]), tuple(args["wise_alphas"])
+    try:
+        return RecipeConfig(**args)
+    except ValueError as exc:
+        p.error(str(exc))
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point: exit 0, or 2 for a corpus that cannot be trained."""
+    logging.basicConfig(level=logging.INFO, format="[recipe] %(message)s")
+    cfg = parse_args(argv)
+    try:
+        results = run(cfg)
+    except CorpusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print((Path(cfg.output) / "report.md").read_text(encoding="utf-8"))
+    print(f"wall time: {results['timings_s']['total']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""The recipe's evaluation and report: WiSE-FT alpha on dev, then base / finetuned / ablation on test.
+
+Settings compared (rows of the report):
+
+- ``base``, ``base + instructions``: the model before finetuning;
+- ``finetuned``, ``finetuned + instructions``: the instruction-finetuned model (after WiSE-FT);
+- ``ablation``, ``ablation + instructions``: trained on the same data and steps without instructions.
+
+Columns: the average nDCG@10 of the trained tasks' test splits (in-domain), each held-out task
+(two held-out retrieval families, scored by nDCG@10, and the offline evals suite's untouched
+tasks, scored by mteb's main score) and their average, all in points (x 100).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from instructor_plugins.model import InstructorEncoder
+from training.corpus import load_rows
+from training.quality import RetrievalTask, evaluate_rows, retrieval_tasks
+from training.wise import interpolate
+
+__all__ = ["SETTINGS", "evaluate_recipe", "write_report"]
+
+logger = logging.getLogger(__name__)
+
+EVAL_MAX_SEQ_LENGTH = 128
+# setting -> (model key, with instructions)
+SETTINGS: dict[str, tuple[str, bool]] = {
+    "base": ("base", False),
+    "base + instructions": ("base", True),
+    "finetuned": ("finetuned", False),
+    "finetuned + instructions": ("finetuned", True),
+    "ablation": ("ablation", False),
+    "ablation + instructions": ("ablation", True),
+}
+
+
+def _dev_tasks(rows: list[dict[str, Any]], trained: list[str], per_task: int) -> list[RetrievalTask]:
+    kept: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    queries: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        name = r["task_name"]
+        if name not in trained:
+            continue
+        q = r["query"][1]
+        if q in queries[name] or len(queries[name]) < per_task:
+            queries[name].add(q)
+            kept[name].append(r)
+    return [RetrievalTask(n, kept[n]) for n in trained if kept[n]]
+
+
+def _mean(values: Any) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _load(path: str | Path | None) -> InstructorEncoder:
+    encoder = InstructorEncoder.load(path, device="cpu")
+    encoder.max_seq_length = min(EVAL_MAX_SEQ_LENGTH, encoder.max_seq_length)
+    return encoder
+
+
+def pick_alpha(
+    base: InstructorEncoder,
+    tuned: InstructorEncoder,
+    dev: list[RetrievalTask],
+    alphas: tuple[float, ...],
+    *,
+    instructions: bool,
+) -> tuple[float, dict[float, float], InstructorEncoder]:
+    """The WiSE-FT alpha with the best dev nDCG@10 average (ties: the smaller alpha), its scores, its model."""
+    scores: dict[float, float] = {}
+    best: tuple[float, float, InstructorEncoder] | None = None
+    for alpha in alphas:
+        model = interpolate(base, tuned, alpha)
+        scores[alpha] = _mean(evaluate_rows(model, dev, instructions=instructions).values())
+        logger.info("dev nDCG@10 alpha=%.2f instructions=%s: %.2f", alpha, instructions, scores[alpha])
+        if best is None or scores[alpha] > best[0]:
+            best = (scores[alpha], alpha, model)
+    assert best is not None
+    return best[1], scores, best[2]
+
+
+def _evals_suite(cfg: Any, model: InstructorEncoder, setting: str, instructions: bool) -> dict[str, float]:
+    from evals.run import RunConfig
+    from evals.run import run as run_evals
+    from training.recipe import HELDOUT_EVAL_TASKS, INDOMAIN_EVAL_TASKS
+
+    folder = Path(cfg.output) / "evals" / setting.replace(" + ", "_").replace(" ", "_")
+    summary = run_evals(
+        RunConfig(
+            output=folder,
+            tasks=[*HELDOUT_EVAL_TASKS, *INDOMAIN_EVAL_TASKS],
+            instructions="paper" if instructions else "none",
+            max_items=cfg.evals_max_items,
+            progress=False,
+        ),
+        encoder=model,
+    )
+    return {r.task: 100.0 * r.score for r in summary.rows}
+
+
+def evaluate_recipe(
+    cfg: Any, manifest: dict[str, Any], trained: list[str], raw_model: Path, raw_ablation: Path | None
+) -> dict[str, Any]:
+    """Pick WiSE-FT alphas on dev, save ``DIR/model`` and ``DIR/ablation``, evaluate every setting on test."""
+    from training.recipe import HELDOUT_EVAL_TASKS, HELDOUT_RETRIEVAL
+
+    out = Path(cfg.output)
+    corpus = out / "corpus"
+    base = _load(cfg.model)
+    dev = _dev_tasks(load_rows(corpus, "dev"), trained, cfg.dev_queries_per_task)
+    models: dict[str, InstructorEncoder] = {"base": base}
+    wise: dict[str, Any] = {}
+    for key, raw, instructions in (("finetuned", raw_model, True), ("ablation", raw_ablation, False)):
+        if raw is None:
+            continue
+        alpha, curve, model = pick_alpha(base, _load(raw), dev, cfg.wise_alphas, instructions=instructions)
+        wise[key] = {"alpha": alpha, "dev_ndcg10": curve}
+        target = out / ("model" if key == "finetuned" else "ablation")
+        model.save(target)
+        models[key] = model
+    test_rows = load_rows(corpus, "test")
+    in_domain = retrieval_tasks(test_rows, trained)
+    held_retrieval = retrieval_tasks(test_rows, [n for n in HELDOUT_RETRIEVAL if n in manifest["held_out_tasks"]])
+    scores: dict[str, dict[str, float]] = {}
+    for setting, (key, instructions) in SETTINGS.items():
+        if key not in models:
+            continue
+        t0 = time.perf_counter()
+        model = models[key]
+        row = evaluate_rows(model, in_domain, instructions=instructions)
+        row.update(evaluate_rows(model, held_retrieval, instructions=instructions))
+        if cfg.evals_suite:
+            row.update(_evals_suite(cfg, model, setting, instructions))
+        scores[setting] = row
+        logger.info("evaluated %s in %.0f s", setting, time.perf_counter() - t0)
+    held_names = [t.name for t in held_retrieval] + (list(HELDOUT_EVAL_TASKS) if cfg.evals_suite else [])
+    summary = {
+        s: {
+            "in_domain": _mean(row[t.name] for t in in_domain),
+            "held_out": _mean(row[n] for n in held_names),
+        }
+        for s, row in scores.items()
+    }
+    return {
+        "scores": scores,
+        "summary": summary,
+        "in_domain_tasks": [t.name for t in in_domain],
+        "held_out_tasks": held_names,
+        "wise": wise,
+    }
+
+
+def _targets(results: dict[str, Any]) -> list[str]:
+    s = results["summary"]
+    if "finetuned + instructions" not in s:
+        return []
+    base_in = max(s["base"]["in_domain"], s["base + instructions"]["in_domain"])
+    base_held = max(s["base"]["held_out"], s["base + instructions"]["held_out"])
+    ft = s["finetuned + instructions"]
+    lines = [
+        f"- in-domain: finetuned + instructions {ft['in_domain']:.2f} vs base's best {base_in:.2f}: "
+        f"**{ft['in_domain'] - base_in:+.2f}** (target >= +5)",
+        f"- held-out: finetuned + instructions {ft['held_out']:.2f} vs base's best {base_held:.2f}: "
+        f"**{ft['held_out'] - base_held:+.2f}** (target >= 0, aim +2)",
+    ]
+    if "ablation" in s:
+        abl = max(s["ablation"]["held_out"], s.get("ablation + instructions", s["ablation"])["held_out"])
+        lines.append(
+            f"- held-out vs the no-instruction ablation's best {abl:.2f}: **{ft['held_out'] - abl:+.2f}** (target >= 0)"
+        )
+    with_i, without = results["scores"]["finetuned + instructions"], results["scores"]["finetuned"]
+    wins = [t for t in results["held_out_tasks"] if with_i[t] > without[t]]
+    lines.append(
+        f"- instructions beat no instructions on the finetuned model on **{len(wins)} of "
+        f"{len(results['held_out_tasks'])}** held-out tasks ({', '.join(wins) or 'none'}; target >= 4 of 5)"
+    )
+    return lines
+
+
+def write_report(out: Path, results: dict[str, Any], manifest: dict[str, Any]) -> Path:
+    """``report.md`` with the tables, targets, settings and timings, plus ``results.png`` and ``loss_curves.png``."""
+    scores, summary = results["scores"], results["summary"]
+    held = results["held_out_tasks"]
+    lines = ["# Instruction finetuning recipe: results", ""]
+    lines += ["All figures in points (x 100). In-domain: nDCG@10 averaged over the trained tasks' test splits.", ""]
+    header = ["setting", "in-domain avg", "held-out avg", *held]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for setting, row in scores.items():
+        cells = [setting, f"{summary[setting]['in_domain']:.2f}", f"{summary[setting]['held_out']:.2f}"]
+        cells += [f"{row[t]:.2f}" for t in held]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Targets", "", *_targets(results), ""]
+    lines += ["## In-domain tasks (test split, nDCG@10)", ""]
+    settings = list(scores)
+    lines += ["| task | " + " | ".join(settings) + " |", "|" + "---|" * (len(settings) + 1)]
+    extra = [t for t in next(iter(scores.values())) if t not in held and t not in results["in_domain_tasks"]]
+    for task in [*results["in_domain_tasks"], *extra]:
+        lines.append(f"| {task} | " + " | ".join(f"{scores[s][task]:.2f}" for s in settings) + " |")
+    lines += ["", "(Chatterbot QA and WordNet definitions from the evals suite share sources with training.)", ""]
+    lines += ["## WiSE-FT (alpha picked on dev nDCG@10)", ""]
+    for key, w in results.get("wise", {}).items():
+        curve = ", ".join(f"{a}: {v:.2f}" for a, v in sorted(w["dev_ndcg10"].items(), key=lambda kv: float(kv[0])))
+        lines.append(f"- {key}: alpha **{w['alpha']}** (dev: {curve})")
+    cfg = results.get("config", {})
+    lines += ["", "## Settings and time", ""]
+    lines.append(
+        "steps {steps}, global batch {batch_size}, lr {lr}, temperature {temperature}, max_seq_length "
+        "{max_seq_length}, workers {num_workers} x {cpus_per_worker} CPU, seed {seed}".format(**cfg)
+        if cfg
+        else ""
+    )
+    counts = manifest["counts"]
+    lines.append(
+        f"corpus: {len(manifest['trained_tasks'])} trained tasks, {counts.get('train', 0)} training pairs, "
+        f"held out: {', '.join(manifest['held_out_tasks'])}; skipped sources: {manifest['skipped'] or 'none'}"
+    )
+    timings = results.get("timings_s", {})
+    lines.append("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+    lines += ["", "![results](results.png)", "", "![loss curves](loss_curves.png)", ""]
+    _plots(out, results)
+    path = out / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _plots(out: Path, results: dict[str, Any]) -> None:
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = results["summary"]
+    settings = list(summary)
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
+    width = 0.38
+    xs = range(len(settings))
+    ax.bar([x - width / 2 for x in xs], [summary[s]["in_domain"] for s in settings], width, label="in-domain")
+    ax.bar([x + width / 2 for x in xs], [summary[s]["held_out"] for s in settings], width, label="held-out")
+    ax.set_xticks(list(xs), settings, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("score x 100")
+    ax.legend()
+    ax.set_title("base vs finetuned vs no-instruction ablation")
+    fig.tight_layout()
+    fig.savefig(out / "results.png")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for name in ("instructed", "ablation"):
+        path = out / "runs" / name / "train_history.json"
+        if not path.is_file():
+            continue
+        history = json.loads(path.read_text(encoding="utf-8"))["history"]
+        losses = [float(r["loss"]) for r in history]
+        window = max(1, len(losses) // 20)
+        smooth = [
+            sum(losses[max(0, i - window + 1) : i + 1]) / len(losses[max(0, i - window + 1) : i + 1])
+            for i in range(len(losses))
+        ]
+        ax.plot(range(1, len(losses) + 1), smooth, label=f"{name} (moving mean of {window})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("contrastive loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "loss_curves.png")
+    plt.close(fig)

@@ -1,0 +1,138 @@
+"""Offline text sources for the instruction-finetuning corpus: one small module per source.
+
+Every source module exposes ``SOURCE`` (a :class:`Source`): its name, licence, the raw files it
+reads (``locate()``, which raises :class:`SourceUnavailable` with one line naming what to install)
+and a **pure function** ``build(raw) -> list[TaskPairs]`` from the raw text to MEDI pairs. A MEDI
+row is a pair plus a hard negative; negatives are mined later with the base encoder
+(:mod:`training.corpus`), because that needs a model.
+
+Every task names its task type in both instructions, in the paper's unified format
+("Represent the (domain) (text type) for (objective): "), so the model can learn what the
+instruction asks for: ``definition``, ``synonym``, ``topic``, ``question answering``...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from instructor_plugins.instructions import make_instruction
+
+__all__ = ["SOURCES", "Pair", "Source", "SourceUnavailable", "TaskPairs", "TaskSpec", "get_source", "task"]
+
+Shape = Literal["asymmetric", "symmetric"]
+
+
+class SourceUnavailable(FileNotFoundError):
+    """A source's raw files are not on this machine; the message is one line naming what to install."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A (query, positive) pair of one task.
+
+    Attributes:
+        query: the anchor text.
+        pos: its positive text.
+        key: the split unit (a package, a synset, a headword...): every pair sharing a key lands in
+            the same split, so a split never sees another split's entry from another angle.
+        label: for same-label tasks, the label the two texts share; a mined negative never has it.
+        neg: a hard negative the source knows (an antonym); used instead of a mined one.
+    """
+
+    query: str
+    pos: str
+    key: str
+    label: str | None = None
+    neg: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its name, shape, task type and the unified-format instructions of both sides."""
+
+    name: str
+    source: str
+    shape: Shape
+    task_type: str
+    query_instruction: str
+    document_instruction: str
+
+    def to_dict(self) -> dict[str, str]:
+        """A plain dict for the manifest."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class TaskPairs:
+    """A task and its pairs, in the source's own (deterministic) order."""
+
+    spec: TaskSpec
+    pairs: list[Pair] = field(default_factory=list)
+
+
+def task(
+    name: str,
+    source: str,
+    task_type: str,
+    query: tuple[str, str | None],
+    document: tuple[str, str | None] | None = None,
+    *,
+    domain: str | None = None,
+) -> TaskSpec:
+    """A :class:`TaskSpec` from ``(text type, objective)`` parts; no ``document`` = symmetric.
+
+    >>> task("t", "s", "synonym", ("word", "finding its synonyms")).document_instruction
+    'Represent the word for finding its synonyms: '
+    """
+    doc = document or query
+    return TaskSpec(
+        name=name,
+        source=source,
+        shape="symmetric" if document is None else "asymmetric",
+        task_type=task_type,
+        query_instruction=make_instruction(query[0], query[1], domain),
+        document_instruction=make_instruction(doc[0], doc[1], domain),
+    )
+
+
+@dataclass(frozen=True)
+class Source:
+    """An offline text source.
+
+    Attributes:
+        name: short name (``debian``, ``wordnet``...).
+        licence: the licence of the text, for the manifest.
+        install: what to install when it is missing (one line).
+        locate: returns the raw input (paths or text) or raises :class:`SourceUnavailable`.
+        build: pure function from that raw input to the source's tasks.
+    """
+
+    name: str
+    licence: str
+    install: str
+    locate: Callable[[], Any]
+    build: Callable[[Any], list[TaskPairs]]
+
+    def tasks(self) -> list[TaskPairs]:
+        """Locate the raw files and build the tasks."""
+        return self.build(self.locate())
+
+
+def _registry() -> dict[str, Source]:
+    from training.sources import chatterbot, debian, dictd, gensim_data, manpages, wordnet
+
+    modules: Sequence[Any] = (debian, wordnet, dictd, manpages, chatterbot, gensim_data)
+    return {m.SOURCE.name: m.SOURCE for m in modules}
+
+
+SOURCES: tuple[str, ...] = ("debian", "wordnet", "dictd", "manpages", "chatterbot", "gensim")
+
+
+def get_source(name: str) -> Source:
+    """The :class:`Source` called ``name``; ``ValueError`` lists the valid names."""
+    registry = _registry()
+    if name not in registry:
+        raise ValueError(f"unknown source {name!r}; valid: {sorted(registry)}")
+    return registry[name]

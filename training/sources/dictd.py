@@ -1,0 +1,204 @@
+"""Debian's dictd dictionaries: GCIDE (general English), VERA (computing acronyms), FOLDOC and Jargon.
+
+Raw files: ``/usr/share/dictd/<name>.index`` (headword, base64 offset, base64 length) and
+``<name>.dict.dz`` (gzip-compatible dictzip), from Debian ``dict-gcide``, ``dict-vera``,
+``dict-foldoc`` and ``dict-jargon``. Entries are read by offset, so a headword listed under
+several spellings is one entry. Each headword is a split key.
+
+Tasks: GCIDE term -> definition and definition -> term; VERA acronym -> expansion; FOLDOC +
+Jargon File (one "computing dictionary" family; Jargon entries are also in FOLDOC) term ->
+definition. Dictionaries that are not installed are left out of the result; the whole source is
+unavailable only when none is.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+from training.sources import Pair, Source, SourceUnavailable, TaskPairs, task
+
+__all__ = ["DICTIONARIES", "SOURCE", "build", "decode_number", "entries", "locate"]
+
+ROOT = Path("/usr/share/dictd")
+DICTIONARIES = ("gcide", "vera", "foldoc", "jargon")
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_MAX_DEFINITION = 400
+_PART_OF_SPEECH = re.compile(r"^(n|adj|vt|vi|v)\.\s*,?\s*")
+
+
+def decode_number(text: str) -> int:
+    """Dictd's base64 number encoding.
+
+    >>> decode_number("BA")
+    64
+    """
+    n = 0
+    for ch in text:
+        n = n * 64 + _B64.index(ch)
+    return n
+
+
+def entries(index: str, data: bytes) -> list[tuple[str, str]]:
+    """``(headword, entry text)`` per distinct entry, in index order (database info entries skipped)."""
+    seen: set[int] = set()
+    out = []
+    for line in index.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3 or parts[0].startswith("00"):
+            continue
+        offset, length = decode_number(parts[1]), decode_number(parts[2])
+        if offset in seen:
+            continue
+        seen.add(offset)
+        out.append((parts[0], data[offset : offset + length].decode("utf-8", errors="replace")))
+    return out
+
+
+def _squash(text: str) -> str:
+    text = text.replace("{", "").replace("}", "")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _first_sentences(text: str) -> str:
+    if len(text) <= _MAX_DEFINITION:
+        return text
+    cut = text.rfind(". ", 0, _MAX_DEFINITION)
+    return text[: cut + 1] if cut > 40 else text[:_MAX_DEFINITION]
+
+
+def gcide_definition(entry: str) -> tuple[str, str] | None:
+    """``(headword, first sense)`` of a GCIDE entry, or ``None`` when it has no usable sense."""
+    first, _, rest = entry.partition("\n")
+    head = first.split("\\", 1)[0].strip().rstrip(",")
+    body = re.sub(r"\[[^\]]*\]", " ", rest)  # etymology, [1913 Webster], [Obs.]
+    body = re.sub(r"--\s*[A-Z][\w.' ]{0,40}\.", " ", body)  # citations
+    body = re.sub(r"\([A-Z][a-z]+\.\)", " ", body)  # (Zool.)
+    body = _squash(body)
+    body = re.sub(r"^\d+\.\s*", "", body)
+    sense = re.split(r"\s\d+\.\s|\sSyn\.", body, maxsplit=1)[0].strip()
+    sense = sense.split('"', 1)[0].strip()  # quoted usage examples
+    if not head or len(sense) < 15 or not re.match(r"[A-Za-z]", sense):
+        return None
+    return head, _first_sentences(sense)
+
+
+def computing_definition(entry: str) -> tuple[str, str] | None:
+    """``(term, definition)`` of a FOLDOC or Jargon File entry: its first paragraph(s), at least 60 characters."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", entry.strip()) if p.strip()]
+    if len(paragraphs) < 2:
+        return None
+    term = paragraphs[0].splitlines()[0].strip()
+    text = ""
+    for paragraph in paragraphs[1:]:  # a one-line first paragraph ("<language> Function Level.") gets the next
+        clean = _squash(re.sub(r"<[^>]*>|/[^/\s]+/", " ", paragraph))
+        text = (text + " " + _PART_OF_SPEECH.sub("", clean)).strip()
+        if len(text) >= 60:
+            break
+    if len(text) < 20:
+        return None
+    return term, _first_sentences(text)
+
+
+def vera_expansion(entry: str) -> tuple[str, str] | None:
+    """``(acronym, expansion)`` of a VERA entry."""
+    lines = [line.strip() for line in entry.strip().splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    expansion = _squash(" ".join(lines[1:]))
+    return (lines[0], expansion) if len(expansion) > 5 else None
+
+
+def build(raw: dict[str, list[tuple[str, str]]]) -> list[TaskPairs]:
+    """Tasks from ``{dictionary: entries}`` (pure); dictionaries absent from ``raw`` give no task."""
+    out: list[TaskPairs] = []
+    if "gcide" in raw:
+        t2d = TaskPairs(
+            task(
+                "gcide_term_to_definition",
+                "dictd",
+                "definition",
+                ("English word", "retrieving its dictionary definition"),
+                ("dictionary definition", "retrieval"),
+            )
+        )
+        d2t = TaskPairs(
+            task(
+                "gcide_definition_to_term",
+                "dictd",
+                "reverse dictionary",
+                ("dictionary definition", "retrieving the word it defines"),
+                ("English word", "retrieval"),
+            )
+        )
+        seen: set[str] = set()
+        for _, entry in raw["gcide"]:
+            parsed = gcide_definition(entry)
+            if parsed is None or parsed[1] in seen:
+                continue
+            seen.add(parsed[1])
+            head, definition = parsed
+            key = "gcide:" + head.lower()
+            t2d.pairs.append(Pair(head, definition, key))
+            d2t.pairs.append(Pair(definition, head, key))
+        out += [t2d, d2t]
+    if "vera" in raw:
+        acronyms = TaskPairs(
+            task(
+                "vera_acronym_to_expansion",
+                "dictd",
+                "acronym expansion",
+                ("computing acronym", "retrieving its expansion"),
+                ("acronym expansion", "retrieval"),
+            )
+        )
+        for _, entry in raw["vera"]:
+            parsed = vera_expansion(entry)
+            if parsed is not None:
+                acronyms.pairs.append(Pair(parsed[0], parsed[1], "vera:" + parsed[0].lower()))
+        out.append(acronyms)
+    computing = [name for name in ("foldoc", "jargon") if name in raw]
+    if computing:
+        terms = TaskPairs(
+            task(
+                "computing_term_to_definition",
+                "dictd",
+                "definition",
+                ("computing term", "retrieving its dictionary definition"),
+                ("computing dictionary definition", "retrieval"),
+            )
+        )
+        seen_terms: set[str] = set()
+        for name in computing:
+            for _, entry in raw[name]:
+                parsed = computing_definition(entry)
+                if parsed is None or parsed[0].lower() in seen_terms:
+                    continue
+                seen_terms.add(parsed[0].lower())
+                terms.pairs.append(Pair(parsed[0], parsed[1], "computing:" + parsed[0].lower()))
+        out.append(terms)
+    return out
+
+
+def locate(root: Path = ROOT) -> dict[str, list[tuple[str, str]]]:
+    """Entries of every installed dictionary; :class:`SourceUnavailable` when none is installed."""
+    raw = {}
+    for name in DICTIONARIES:
+        index, data = root / f"{name}.index", root / f"{name}.dict.dz"
+        if index.is_file() and data.is_file():
+            raw[name] = entries(index.read_text(encoding="utf-8", errors="replace"), gzip.decompress(data.read_bytes()))
+    if not raw:
+        raise SourceUnavailable(
+            f"dictd: no dictionaries in {root} (apt-get install dict-gcide dict-vera dict-foldoc dict-jargon)"
+        )
+    return raw
+
+
+SOURCE = Source(
+    name="dictd",
+    licence="GCIDE: GPL-3+; VERA: GFDL-1.1+; FOLDOC: GFDL-1.1+; Jargon File: GPL-2+ (Debian dict-* packages)",
+    install="apt-get install dict-gcide dict-vera dict-foldoc dict-jargon",
+    locate=locate,
+    build=build,
+)

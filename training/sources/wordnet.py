@@ -1,0 +1,171 @@
+"""WordNet 3.0 (Debian ``wordnet-base``): words, definitions, examples, synonyms, hypernyms, antonyms.
+
+Raw files: ``/usr/share/wordnet/data.{noun,verb,adj,adv}``. Each synset is one split key, so a
+word's definition, its examples and its synonyms stay in one split.
+
+Tasks: word -> definition, definition -> word, synonyms (antonyms as hard negatives), word ->
+hypernym (its broader category), example sentence -> the definition of the sense it uses,
+definition -> definition of the same semantic field (symmetric, WordNet's lexicographer files).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.sources import Pair, Source, SourceUnavailable, TaskPairs, task
+from training.sources.splits import same_split_partner
+
+__all__ = ["SOURCE", "WordNetSynset", "build", "locate", "parse_data"]
+
+ROOT = Path("/usr/share/wordnet")
+POS_FILES = ("noun", "verb", "adj", "adv")
+# Lexicographer file names by number (WordNet's lexnames file).
+LEXNAMES = (
+    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body noun.cognition "
+    "noun.communication noun.event noun.feeling noun.food noun.group noun.location noun.motive noun.object "
+    "noun.person noun.phenomenon noun.plant noun.possession noun.process noun.quantity noun.relation noun.shape "
+    "noun.state noun.substance noun.time verb.body verb.change verb.cognition verb.communication verb.competition "
+    "verb.consumption verb.contact verb.creation verb.emotion verb.motion verb.perception verb.possession "
+    "verb.social verb.stative verb.weather adj.ppl"
+).split()
+_QUOTED = re.compile(r'"([^"]{12,})"')
+
+
+@dataclass(frozen=True)
+class WordNetSynset:
+    """One synset line of a ``data.*`` file."""
+
+    id: str
+    lexname: str
+    lemmas: tuple[str, ...]
+    definition: str
+    examples: tuple[str, ...]
+    hypernyms: tuple[str, ...]
+    antonyms: tuple[str, ...]
+
+
+def parse_data(text: str, pos: str) -> list[WordNetSynset]:
+    """Parse one ``data.<pos>`` file (license header lines start with two spaces)."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("  ") or "|" not in line:
+            continue
+        head, gloss = line.split("|", 1)
+        f = head.split()
+        n_words = int(f[3], 16)
+        lemmas = tuple(re.sub(r"\(.*\)$", "", f[4 + 2 * i]).replace("_", " ") for i in range(n_words))
+        i = 4 + 2 * n_words
+        n_ptr = int(f[i])
+        hypernyms, antonyms = [], []
+        for j in range(n_ptr):
+            symbol, offset, ptr_pos = f[i + 1 + 4 * j : i + 4 + 4 * j]
+            target = f"{offset}-{'a' if ptr_pos == 's' else ptr_pos}"
+            if symbol in ("@", "@i"):
+                hypernyms.append(target)
+            elif symbol == "!":
+                antonyms.append(target)
+        definition = gloss.split(";", 1)[0].strip().strip('"').strip()
+        examples = tuple(_QUOTED.findall(gloss))
+        out.append(
+            WordNetSynset(
+                id=f"{f[0]}-{'a' if f[2] == 's' else f[2]}",
+                lexname=LEXNAMES[int(f[1])] if int(f[1]) < len(LEXNAMES) else f[1],
+                lemmas=lemmas,
+                definition=definition,
+                examples=examples,
+                hypernyms=tuple(hypernyms),
+                antonyms=tuple(antonyms),
+            )
+        )
+    return out
+
+
+def build(raw: dict[str, str]) -> list[TaskPairs]:
+    """The WordNet tasks from ``{pos: data file text}`` (pure)."""
+    synsets = [s for pos in POS_FILES if pos in raw for s in parse_data(raw[pos], pos)]
+    by_id = {s.id: s for s in synsets}
+    rng = random.Random(0)
+    specs = {
+        "word_def": task(
+            "wordnet_word_to_definition",
+            "wordnet",
+            "definition",
+            ("word", "retrieving its dictionary definition"),
+            ("dictionary definition", "retrieval"),
+        ),
+        "def_word": task(
+            "wordnet_definition_to_word",
+            "wordnet",
+            "reverse dictionary",
+            ("dictionary definition", "retrieving the word it defines"),
+            ("word", "retrieval"),
+        ),
+        "synonym": task("wordnet_synonyms", "wordnet", "synonym", ("word", "retrieving its synonyms")),
+        "hypernym": task(
+            "wordnet_hypernym",
+            "wordnet",
+            "hypernym",
+            ("word", "retrieving its broader category"),
+            ("category word", "retrieval"),
+        ),
+        "example": task(
+            "wordnet_example_to_sense",
+            "wordnet",
+            "word sense",
+            ("sentence", "retrieving the definition of the word sense it uses"),
+            ("dictionary definition", "retrieval"),
+        ),
+        "field": task(
+            "wordnet_same_field",
+            "wordnet",
+            "topic",
+            ("dictionary definition", "classifying its topic"),
+        ),
+    }
+    out = {k: TaskPairs(spec) for k, spec in specs.items()}
+    by_field: dict[str, list[str]] = defaultdict(list)
+    for s in synsets:
+        if len(s.definition) < 12:
+            continue
+        word = s.lemmas[0]
+        out["word_def"].pairs.append(Pair(word, s.definition, s.id))
+        out["def_word"].pairs.append(Pair(s.definition, word, s.id))
+        distinct = list(dict.fromkeys(lemma for lemma in s.lemmas))
+        if len(distinct) > 1:
+            antonym = next((by_id[a].lemmas[0] for a in s.antonyms if a in by_id), None)
+            out["synonym"].pairs.append(Pair(distinct[0], distinct[1], s.id, neg=antonym))
+        hyper = next((by_id[h] for h in s.hypernyms if h in by_id), None)
+        if hyper is not None and hyper.lemmas[0] != word:
+            out["hypernym"].pairs.append(Pair(word, hyper.lemmas[0], s.id))
+        for example in s.examples[:1]:
+            out["example"].pairs.append(Pair(example, s.definition, s.id))
+        if not s.lexname.endswith(("Tops", ".all", ".pert", ".ppl")):
+            by_field[s.lexname].append(s.id)
+    for label, members in sorted(by_field.items()):
+        for a, b in same_split_partner(members, lambda m: m, rng):
+            out["field"].pairs.append(Pair(by_id[a].definition, by_id[b].definition, a, label=label))
+    return list(out.values())
+
+
+def locate(root: Path = ROOT) -> dict[str, str]:
+    """The ``data.*`` texts; :class:`SourceUnavailable` when WordNet is not installed."""
+    if not (root / "data.noun").is_file():
+        raise SourceUnavailable(f"wordnet: {root}/data.noun missing (apt-get install wordnet-base)")
+    return {
+        pos: (root / f"data.{pos}").read_text(encoding="utf-8", errors="replace")
+        for pos in POS_FILES
+        if (root / f"data.{pos}").is_file()
+    }
+
+
+SOURCE = Source(
+    name="wordnet",
+    licence="WordNet 3.0 license (Princeton University; BSD-like)",
+    install="apt-get install wordnet-base",
+    locate=locate,
+    build=build,
+)
