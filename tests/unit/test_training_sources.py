@@ -73,7 +73,10 @@ def test_dictd_reads_entries_by_offset() -> None:
 
 
 def test_gcide_definition_strips_markup() -> None:
-    entry = "Pig \\Pig\\, n. [Cf. D. big.]\n   1. The young of swine; a hog. --Chaucer.\n   [1913 Webster]\n   2. (Zool.) Any wild swine.\n"
+    entry = (
+        "Pig \\Pig\\, n. [Cf. D. big.]\n   1. The young of swine; a hog. --Chaucer.\n"
+        "   [1913 Webster]\n   2. (Zool.) Any wild swine.\n"
+    )
     assert dictd.gcide_definition(entry) == ("Pig", "The young of swine; a hog.")
 
 
@@ -83,7 +86,10 @@ def test_computing_definition_drops_tags() -> None:
 
 
 def test_manpage_name_and_description() -> None:
-    page = ".TH CHMOD 2\n.SH NAME\nchmod \\- change permissions of a file\n.SH DESCRIPTION\n.BR chmod ()\nchanges the \\fBmode\\fP bits of the file given in pathname, which is dereferenced.\n.SH SEE ALSO\nx\n"
+    page = (
+        ".TH CHMOD 2\n.SH NAME\nchmod \\- change permissions of a file\n.SH DESCRIPTION\n.BR chmod ()\n"
+        "changes the \\fBmode\\fP bits of the file given in pathname, which is dereferenced.\n.SH SEE ALSO\nx\n"
+    )
     name, description = manpages.parse_page(page)  # type: ignore[misc]
     assert name == "chmod - change permissions of a file"
     assert description.startswith("chmod () changes the mode bits")
