@@ -63,11 +63,12 @@ class RecipeConfig:
     max_seq_length: int = 64
     num_workers: int = 1
     cpus_per_worker: int = 2
-    wise_alphas: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0)
+    wise_alphas: tuple[float, ...] = (0.5, 0.75, 1.0)
     max_train_per_task: int = 3600
-    max_eval_per_task: int = 200
+    max_eval_per_task: int = 300
     max_holdout_per_task: int = 500
     dev_queries_per_task: int = 100
+    test_queries_per_task: int = 150
     ablation: bool = True
     evals_suite: bool = True
     evals_max_items: int | None = None
@@ -148,7 +149,8 @@ def _corpus(cfg: RecipeConfig) -> dict[str, Any]:
     path = Path(corpus_cfg.output) / "manifest.json"
     if path.is_file():
         manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        if manifest.get("config") == json.loads(json.dumps(dataclasses.asdict(corpus_cfg))):
+        wanted = json.loads(json.dumps(dataclasses.asdict(corpus_cfg)))
+        if {**manifest.get("config", {}), "output": wanted["output"]} == wanted:
             logger.info("corpus: reusing %s", path.parent)
             return manifest
     return build_corpus(corpus_cfg)
@@ -211,6 +213,7 @@ def parse_args(argv: Sequence[str] | None = None) -> RecipeConfig:
         "max_eval_per_task",
         "max_holdout_per_task",
         "dev_queries_per_task",
+        "test_queries_per_task",
         "seed",
     ):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)

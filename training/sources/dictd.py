@@ -25,7 +25,6 @@ ROOT = Path("/usr/share/dictd")
 DICTIONARIES = ("gcide", "vera", "foldoc", "jargon")
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _MAX_DEFINITION = 400
-_PART_OF_SPEECH = re.compile(r"^(n|adj|vt|vi|v)\.\s*,?\s*")
 
 
 def decode_number(text: str) -> int:
@@ -85,17 +84,13 @@ def gcide_definition(entry: str) -> tuple[str, str] | None:
 
 
 def computing_definition(entry: str) -> tuple[str, str] | None:
-    """``(term, definition)`` of a FOLDOC or Jargon File entry: its first paragraph(s), at least 60 characters."""
+    """``(term, first paragraph)`` of a FOLDOC or Jargon File entry (``None`` when under 20 characters)."""
     paragraphs = [p for p in re.split(r"\n\s*\n", entry.strip()) if p.strip()]
     if len(paragraphs) < 2:
         return None
     term = paragraphs[0].splitlines()[0].strip()
-    text = ""
-    for paragraph in paragraphs[1:]:  # a one-line first paragraph ("<language> Function Level.") gets the next
-        clean = _squash(re.sub(r"<[^>]*>|/[^/\s]+/", " ", paragraph))
-        text = (text + " " + _PART_OF_SPEECH.sub("", clean)).strip()
-        if len(text) >= 60:
-            break
+    text = _squash(re.sub(r"<[^>]*>|/[^/\s]+/|^\s*(n\.|adj\.|vt\.|vi\.|v\.)\s*,?", " ", paragraphs[1]))
+    text = re.sub(r"^(n|adj|vt|vi|v)\.\s*", "", text)
     if len(text) < 20:
         return None
     return term, _first_sentences(text)

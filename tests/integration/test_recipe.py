@@ -1,0 +1,66 @@
+"""The recipe end to end at toy scale on Ray Train: corpus -> finetune -> ablation -> WiSE-FT -> report.
+
+Plumbing only (no quality thresholds): two sources, a handful of pairs per task, 2 steps per run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from instructor_plugins.model import InstructorEncoder
+from training.recipe import RecipeConfig, run
+from training.recipe_eval import SETTINGS
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def recipe_out(ray_local: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    if not Path("/usr/share/wordnet/data.noun").is_file():
+        pytest.skip("WordNet (Debian wordnet-base) not installed")
+    out = tmp_path_factory.mktemp("recipe")
+    cfg = RecipeConfig(
+        output=str(out),
+        sources=("wordnet", "chatterbot"),
+        holdout=("chatterbot_same_category",),
+        steps=2,
+        batch_size=4,
+        max_seq_length=24,
+        max_train_per_task=8,
+        max_eval_per_task=6,
+        max_holdout_per_task=12,
+        dev_queries_per_task=4,
+        wise_alphas=(0.5, 1.0),
+        evals_max_items=8,
+    )
+    return out, run(cfg)
+
+
+def test_outputs(recipe_out: tuple[Path, dict]) -> None:
+    out, results = recipe_out
+    for name in ("model", "ablation"):
+        encoder = InstructorEncoder.load(out / name, device="cpu")
+        assert encoder.encode(["a word"]).shape == (1, 384)
+    manifest = json.loads((out / "corpus" / "manifest.json").read_text())
+    assert manifest["held_out_tasks"] == ["chatterbot_same_category"]
+    assert set(results["scores"]) == set(SETTINGS)
+    assert "LeeNewsSTS" in results["held_out_tasks"]
+    assert results["wise"]["finetuned"]["alpha"] in (0.5, 1.0)
+    report = (out / "report.md").read_text()
+    for setting in SETTINGS:
+        assert f"| {setting} |" in report
+    assert (out / "results.png").stat().st_size > 0 and (out / "loss_curves.png").stat().st_size > 0
+    assert json.loads((out / "results.json").read_text())["summary"] == json.loads(json.dumps(results["summary"]))
+
+
+def test_rerun_reuses_corpus_and_models(recipe_out: tuple[Path, dict]) -> None:
+    out, first = recipe_out
+    cfg = RecipeConfig(**{**first["config"], "evals_suite": False})
+    again = run(cfg)
+    assert json.loads(json.dumps(again["wise"])) == json.loads(json.dumps(first["wise"]))  # same models
+    assert again["scores"]["finetuned + instructions"]["wordnet_synonyms"] == pytest.approx(
+        first["scores"]["finetuned + instructions"]["wordnet_synonyms"], abs=1e-4
+    )

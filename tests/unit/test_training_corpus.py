@@ -1,0 +1,153 @@
+"""The corpus builder: mined negatives, splits without shared text, determinism, manifest, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training import corpus as corpus_mod
+from training.corpus import CorpusConfig, build_corpus, load_rows, mine_negatives
+from training.medi import load_medi
+from training.recipe import CorpusError, RecipeConfig, check_corpus
+from training.recipe import main as recipe_main
+from training.sources import Pair, SourceUnavailable, get_source
+
+WORDNET = Path("/usr/share/wordnet/data.noun").is_file()
+
+
+def _fake_embed(vectors: dict[str, list[float]]):
+    def embed(texts):
+        out = np.array([vectors[t] for t in texts], dtype=np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    return embed
+
+
+def test_mined_negative_is_nearest_non_positive_without_near_duplicates_or_label_mates() -> None:
+    vectors = {
+        "q": [1, 0, 0],
+        "pos": [0.9, 0.1, 0],
+        "dup": [0.9, 0.1, 0.001],  # near-duplicate of the positive: skipped
+        "mate": [0.8, 0.3, 0],  # same label: skipped
+        "near": [0.6, 0.6, 0.2],  # the hard negative
+        "far": [0, 0, 1],
+        "q2": [0, 0, 1],
+        "q3": [0, 1, 0],
+    }
+    pairs = [
+        Pair("q", "pos", "k1", label="a"),
+        Pair("q2", "dup", "k2", label="b"),
+        Pair("q3", "mate", "k3", label="a"),
+        Pair("q4", "near", "k4", label="c"),
+        Pair("q5", "far", "k5", label="d"),
+    ]
+    vectors |= {"q4": [0, 1, 1], "q5": [1, 1, 1]}
+    negs = mine_negatives(pairs, _fake_embed(vectors), near_duplicate=0.95, rng=random.Random(0))
+    assert negs[0] == "near"
+    assert all(n != p.pos for n, p in zip(negs, pairs, strict=True))
+
+
+def test_source_negative_wins() -> None:
+    vectors = {"a": [1, 0], "b": [0, 1], "c": [1, 1], "d": [1, -1]}
+    negs = mine_negatives([Pair("a", "b", "k", neg="hot"), Pair("c", "d", "j")], _fake_embed(vectors))
+    assert negs == ["hot", "b"]
+
+
+def _small(tmp: Path, **kw) -> CorpusConfig:
+    base = {
+        "output": str(tmp),
+        "sources": ("wordnet", "chatterbot"),
+        "holdout": ("chatterbot_same_category",),
+        "max_train_per_task": 12,
+        "max_eval_per_task": 6,
+        "max_holdout_per_task": 10,
+    }
+    return CorpusConfig(**(base | kw))
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    if not WORDNET:
+        pytest.skip("WordNet (Debian wordnet-base) not installed")
+    out = tmp_path_factory.mktemp("corpus")
+    return out, build_corpus(_small(out))
+
+
+def test_corpus_files_manifest_and_dataset(small_corpus: tuple[Path, dict]) -> None:
+    out, manifest = small_corpus
+    assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
+    assert manifest["held_out_tasks"] == ["chatterbot_same_category"]
+    assert len(manifest["trained_tasks"]) == 7
+    for t in manifest["tasks"]:
+        assert t["query_instruction"].startswith("Represent the ") and t["licence" if False else "task_type"]
+        if not t["held_out"]:
+            assert t["counts"]["train"] == 12
+    assert manifest["counts"]["train"] == 7 * 12
+    assert set(manifest["sources"]) == {"wordnet", "chatterbot"} and manifest["skipped"] == {}
+    rows = load_medi(out / "dataset")  # the DatasetDict that training.train --data reads
+    assert len(rows) == 84 and {r.task for r in rows} == set(manifest["trained_tasks"])
+    assert rows[0].neg[1] and rows[0].neg[1] != rows[0].pos[1]
+
+
+def test_no_text_shared_across_splits(small_corpus: tuple[Path, dict]) -> None:
+    out, _ = small_corpus
+    texts = {}
+    for split in ("train", "dev", "test"):
+        texts[split] = {t for r in load_rows(out, split) for t in (r["query"][1], r["pos"][1])}
+    assert not texts["train"] & texts["dev"]
+    assert not texts["train"] & texts["test"]
+
+
+def test_corpus_is_deterministic(small_corpus: tuple[Path, dict], tmp_path: Path) -> None:
+    out, _ = small_corpus
+    build_corpus(_small(tmp_path))
+    for split in ("train", "dev", "test"):
+        assert (tmp_path / f"{split}.jsonl").read_bytes() == (out / f"{split}.jsonl").read_bytes()
+
+
+def test_missing_source_is_skipped_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = get_source("chatterbot")
+
+    def gone() -> None:
+        raise SourceUnavailable("chatterbot: not installed (pip install chatterbot-corpus)")
+
+    monkeypatch.setattr(corpus_mod, "get_source", lambda name: dataclasses.replace(real, locate=gone))
+    with caplog.at_level(logging.WARNING, logger="training.corpus"):
+        manifest = build_corpus(_small(tmp_path, sources=("chatterbot",), mine=False))
+    assert manifest["skipped"] == {"chatterbot": "chatterbot: not installed (pip install chatterbot-corpus)"}
+    assert [r.message for r in caplog.records] == [
+        "skipping source chatterbot: chatterbot: not installed (pip install chatterbot-corpus)"
+    ]
+    with pytest.raises(CorpusError, match="at least 2"):
+        check_corpus(manifest, 4)
+
+
+def test_task_smaller_than_batch_is_an_error(small_corpus: tuple[Path, dict]) -> None:
+    _, manifest = small_corpus
+    assert len(check_corpus(manifest, 12)) == 7
+    with pytest.raises(CorpusError, match="smaller than the batch size 16"):
+        check_corpus(manifest, 16)
+
+
+def test_recipe_exits_2_before_ray_on_a_bad_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = recipe_main(
+        ["--output", str(tmp_path), "--sources", "chatterbot", "--batch-size", "64", "--max-train-per-task", "8"]
+    )
+    assert code == 2
+    assert "smaller than the batch size 64" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_recipe_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="wise_alphas"):
+        RecipeConfig("x", wise_alphas=(1.5,))
+    with pytest.raises(ValueError, match="unknown sources"):
+        CorpusConfig("x", sources=("nope",))
