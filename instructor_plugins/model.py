@@ -111,7 +111,11 @@ def _load_hf_encoder(root: Path, dtype: torch.dtype, trust_remote_code: bool) ->
     cls: Any = T5EncoderModel if config.model_type in _T5_TYPES else AutoModel
     model: Any = cls.from_pretrained(root, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
     if isinstance(getattr(model, "pooler", None), nn.Module):
-        model.pooler = None  # BERT-style poolers are unused by sentence pooling; dropping one keeps DDP simple
+        # BERT-style poolers are unused by sentence pooling; dropping one keeps DDP simple. Its weights are kept
+        # aside (not as parameters) so save() writes them back and our checkpoints load without transformers'
+        # "pooler.dense.* newly initialized" report.
+        model._pooler_state = {f"pooler.{k}": v.detach().clone() for k, v in model.pooler.state_dict().items()}
+        model.pooler = None
     return model
 
 
@@ -191,7 +195,9 @@ class InstructorEncoder:
         """Write the model in the sentence-transformers layout that :meth:`load` reads."""
         root = Path(directory)
         root.mkdir(parents=True, exist_ok=True)
-        self.module.encoder.save_pretrained(root, safe_serialization=True)  # type: ignore[operator]
+        encoder = self.module.encoder
+        state = {**encoder.state_dict(), **getattr(encoder, "_pooler_state", {})}
+        encoder.save_pretrained(root, state_dict=state, safe_serialization=True)  # type: ignore[operator]
         self.tokenizer.save_pretrained(root)
         spec = CheckpointSpec(
             root=root,
