@@ -12,7 +12,10 @@ from instructor_plugins.model import InstructorEncoder
 
 
 def test_saved_checkpoint_loads_without_missing_weights_report(
-    bundled_encoder: InstructorEncoder, tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    bundled_encoder: InstructorEncoder,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     bundled_encoder.save(tmp_path)
     capfd.readouterr()
