@@ -56,7 +56,7 @@ class RecipeConfig:
     output: str
     model: str | None = None
     sources: tuple[str, ...] = SOURCES
-    steps: int = 300
+    steps: int = 120
     batch_size: int = 32
     lr: float = 2e-5
     temperature: float = 0.05
@@ -170,6 +170,20 @@ def _train(cfg: RecipeConfig, *, no_instructions: bool) -> Path:
     return out
 
 
+def _start_ray() -> None:
+    """Start a local Ray with workers at normal priority, unless one is running or ``RAY_ADDRESS`` names one.
+
+    Ray starts workers at nice 15 by default; on a shared machine that starves the training workers.
+    Under ``ray job submit`` (``RAY_ADDRESS`` set) the cluster's own settings apply.
+    """
+    import os
+
+    import ray
+
+    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
+        ray.init(include_dashboard=False, log_to_driver=False, _system_config={"worker_niceness": 0})
+
+
 def run(cfg: RecipeConfig) -> dict[str, Any]:
     """Run the whole recipe; returns the results (also written to ``DIR/results.json``)."""
     from training import recipe_eval
@@ -181,6 +195,7 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
     manifest = _corpus(cfg)
     timings["corpus"] = time.perf_counter() - start
     trained = check_corpus(manifest, cfg.batch_size)
+    _start_ray()
     t0 = time.perf_counter()
     raw_model = _train(cfg, no_instructions=False)
     raw_ablation = _train(cfg, no_instructions=True) if cfg.ablation else None
