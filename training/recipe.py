@@ -54,27 +54,49 @@ class RecipeConfig:
     """The recipe's settings; ``python -m training.recipe --help`` documents each flag."""
 
     output: str
+    """Folder for the corpus, the models, the report."""
     model: str | None = None
+    """Base model (default: the bundled all-MiniLM-L6-v2); it also mines the hard negatives."""
     sources: tuple[str, ...] = SOURCES
+    """Text sources of the corpus (missing ones are skipped and listed in the manifest)."""
     steps: int = 120
+    """Optimizer steps of each training run (the finetune and the ablation)."""
     batch_size: int = 32
+    """Global batch (triples per step, one task per batch)."""
     lr: float = 2e-5
+    """Peak learning rate (linear warmup over 10 % of the steps, then linear decay)."""
     temperature: float = 0.05
+    """Contrastive loss temperature."""
     max_seq_length: int = 64
+    """Tokens per instruction + text while training."""
     num_workers: int = 1
+    """Ray Train workers."""
     cpus_per_worker: int = 2
+    """CPU threads per worker."""
     wise_alphas: tuple[float, ...] = (0.5, 0.75, 1.0)
+    """WiSE-FT weights of the finetuned model to try; the best on the dev splits is kept."""
     max_train_per_task: int = 3600
+    """Training pairs per task at most (task diversity over volume)."""
     max_eval_per_task: int = 300
+    """Dev and test pairs per trained task at most."""
     max_holdout_per_task: int = 500
+    """Evaluation pairs per held-out task at most."""
     dev_queries_per_task: int = 100
+    """Dev queries per task for picking the WiSE-FT alpha."""
     test_queries_per_task: int = 150
+    """Test queries per trained task in the in-domain evaluation."""
     ablation: bool = True
+    """Also train the no-instruction ablation on the same data and steps."""
     evals_suite: bool = True
+    """Also run the offline evals tasks (Lee STS, polarity, newsgroups held out; chatterbot, WordNet in-domain)."""
     evals_max_items: int | None = None
+    """Subsample the offline evals tasks (quick runs; not comparable with full runs)."""
     seed: int = 0
+    """Seed of the splits' caps, the negatives' fallback and the batch plan."""
     holdout: tuple[str, ...] = DEFAULT_HOLDOUT
+    """Tasks never trained on, evaluated as held-out."""
     use_gpu: bool = False
+    """One GPU per worker, bf16 autocast."""
 
     def __post_init__(self) -> None:
         if not self.wise_alphas or any(not 0 <= a <= 1 for a in self.wise_alphas):
