@@ -32,7 +32,9 @@ from instructor_plugins.checkpoint import (
     resolve_model_dir,
     write_checkpoint_files,
 )
+from instructor_plugins.defaults import InstructionDefaults, read_defaults, write_defaults
 from instructor_plugins.pooling import pool, pooling_mask
+from instructor_plugins.types import Instruction, instruction_rows
 
 __all__ = ["Features", "InstructorEncoder", "InstructorModule", "ModelLoadError", "resolve_dtype"]
 
@@ -134,6 +136,7 @@ class InstructorEncoder:
         device: torch.device,
         dtype: torch.dtype,
         name: str,
+        defaults: InstructionDefaults | None = None,
     ) -> None:
         """Wrap an already built module; most callers want :meth:`load`."""
         self.module = module
@@ -143,6 +146,7 @@ class InstructorEncoder:
         self.device = device
         self.dtype = dtype
         self.name = name
+        self._defaults = defaults or read_defaults(None, name)
         self._max_seq_length = min(spec.max_seq_length, self._tokenizer_limit())
         self._instruction_lengths: dict[str, int] = {}
         self._trailing_specials = self._count_trailing_specials()
@@ -185,7 +189,8 @@ class InstructorEncoder:
             module.dense.load_state_dict(load_dense_state(root / spec.dense.path))  # type: ignore[union-attr]
         module.to(device=dev, dtype=torch_dtype).eval()
         name = "all-MiniLM-L6-v2 (bundled)" if name_or_path is None else str(name_or_path)
-        return cls(module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name)
+        defaults = read_defaults(root, None if name_or_path is None else str(name_or_path))
+        return cls(module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name, defaults=defaults)
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write the model in the sentence-transformers layout that :meth:`load` reads."""
@@ -203,9 +208,25 @@ class InstructorEncoder:
         )
         dense_state = self.module.dense.state_dict() if self.module.dense is not None else None
         write_checkpoint_files(root, spec, dense_state)
+        write_defaults(root, self.defaults)
         return root
 
     # ------------------------------------------------------------------ properties
+    @property
+    def defaults(self) -> InstructionDefaults:
+        """Whether the model was instruction-trained and its default instructions (saved by :meth:`save`).
+
+        Read from the checkpoint by :meth:`load` (see :func:`~instructor_plugins.defaults.read_defaults`);
+        training sets it before saving a finetuned model.
+        """
+        return self._defaults
+
+    @defaults.setter
+    def defaults(self, value: InstructionDefaults) -> None:
+        if not isinstance(value, InstructionDefaults):
+            raise TypeError(f"defaults must be an InstructionDefaults, got {type(value).__name__}")
+        self._defaults = value
+
     @property
     def dim(self) -> int:
         """Output embedding dimension."""
@@ -292,7 +313,7 @@ class InstructorEncoder:
     def encode(
         self,
         texts: str | Sequence[str],
-        instruction: str | Sequence[str] | None = None,
+        instruction: Instruction = None,
         *,
         batch_size: int = 32,
         normalize: bool = True,
@@ -316,10 +337,7 @@ class InstructorEncoder:
             TypeError: an item of ``texts`` or ``instruction`` is not a string (names its index).
             ValueError: an instruction list whose length differs from ``texts``, or a bad batch size.
         """
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        instructions = self._instructions_for(texts, instruction)
+        texts, instructions = instruction_rows(texts, instruction)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not texts:
@@ -364,24 +382,6 @@ class InstructorEncoder:
                 features = self._collate([ids[r] for r in rows], [lengths[r] for r in rows]).to(self.device)
                 out[rows] = self.module(features, normalize=normalize).cpu().numpy()
         return out
-
-    @staticmethod
-    def _instructions_for(texts: list[Any], instruction: str | Sequence[str] | None) -> list[str]:
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
-        if instruction is None or isinstance(instruction, str):
-            return [instruction or ""] * len(texts)
-        instructions = list(instruction)
-        if len(instructions) != len(texts):
-            raise ValueError(
-                f"got {len(instructions)} instructions for {len(texts)} texts; "
-                "pass one string for all texts or one instruction per text"
-            )
-        for i, item in enumerate(instructions):
-            if item is not None and not isinstance(item, str):
-                raise TypeError(f"instruction[{i}] must be a str or None, got {type(item).__name__}")
-        return [item or "" for item in instructions]
 
     def __repr__(self) -> str:
         return (
