@@ -161,6 +161,7 @@ class InstructorEncoder:
         dtype: str | torch.dtype | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
+        cache_folder: str | os.PathLike[str] | None = None,
     ) -> InstructorEncoder:
         """Load a model.
 
@@ -172,8 +173,13 @@ class InstructorEncoder:
             dtype: default float32 on CPU, bfloat16 on CUDA.
             trust_remote_code: allow model code from the checkpoint (off unless asked).
             revision: hub revision (branch, tag or commit) for hub ids.
+            cache_folder: hub cache folder for hub ids (default: the Hugging Face cache).
         """
-        root = bundled_model_dir() if name_or_path is None else resolve_model_dir(name_or_path, revision=revision)
+        root = (
+            bundled_model_dir()
+            if name_or_path is None
+            else resolve_model_dir(name_or_path, revision=revision, cache_folder=cache_folder)
+        )
         spec = read_checkpoint(root)
         dev = (
             torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")

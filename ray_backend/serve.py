@@ -34,7 +34,7 @@ from ray.serve import Application
 from ray.serve.schema import ReplicaState
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
-from ray_backend.api import ServerLimits
+from ray_backend.api import ServerLimits, check_rows
 from ray_backend.app import create_app
 from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost
 from ray_backend.net import RayOptions
@@ -174,11 +174,20 @@ class InstructorDeployment:
         return await self.service.run_batch_async(jobs)
 
     async def embed_pairs(self, texts: list[str], instructions: list[str], normalize: bool = True) -> np.ndarray:
-        """Deployment-handle entry point (no HTTP): ``(len(texts), dim)`` float32."""
+        """Deployment-handle entry point (no HTTP): ``(len(texts), dim)`` float32, under the same limits as HTTP."""
         if not self.service.ready:
             await asyncio.to_thread(self.service.wait_ready, 600)
+        if not texts:
+            return np.zeros((0, self.service.encoder.dim), dtype=np.float32)
+        check_rows(len(texts), self.service.limits)
         vectors, _ = await self.service.embed(list(texts), list(instructions), normalize=normalize)
         return vectors
+
+    async def instruction_defaults(self) -> dict[str, Any]:
+        """Deployment-handle entry point: the model's :class:`~instructor_plugins.defaults.InstructionDefaults`."""
+        if not self.service.ready:
+            await asyncio.to_thread(self.service.wait_ready, 600)
+        return self.service.encoder.defaults.to_dict()
 
     def check_health(self) -> None:
         """Serve restarts a replica whose model failed to load."""
