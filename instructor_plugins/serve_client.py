@@ -220,9 +220,10 @@ class ServeBackend:
     def embed(self, texts: Sequence[str], instruction: Instruction = None) -> np.ndarray:
         """Embed ``texts`` (one request per ``batch_size`` texts, sent one after another)."""
         texts, instructions = instruction_rows(texts, instruction)
-        dim = int(self.info()["dim"])  # also checks the model before the first request
-        if not texts:
-            return np.zeros((0, dim), dtype=np.float32)
+        if not texts or self.model is not None:  # the dim, and the model check before the first request
+            dim = int(self.info()["dim"])
+            if not texts:
+                return np.zeros((0, dim), dtype=np.float32)
         chunks = self._chunks(len(texts))
         if self.show_progress:
             from tqdm.auto import tqdm
@@ -236,9 +237,10 @@ class ServeBackend:
         import httpx
 
         texts, instructions = instruction_rows(texts, instruction)
-        dim = int((self._info or await asyncio.to_thread(self.info))["dim"])
-        if not texts:
-            return np.zeros((0, dim), dtype=np.float32)
+        if not texts or self.model is not None:  # the dim, and the model check before the first request
+            dim = int((self._info or await asyncio.to_thread(self.info))["dim"])
+            if not texts:
+                return np.zeros((0, dim), dtype=np.float32)
         gate = asyncio.Semaphore(self.max_concurrency)
         transport = self._transport
         async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers, transport=transport) as client:
