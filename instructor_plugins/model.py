@@ -13,6 +13,8 @@ This module never imports Ray.
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,10 +113,41 @@ def _load_hf_encoder(root: Path, dtype: torch.dtype, trust_remote_code: bool) ->
 
     config = AutoConfig.from_pretrained(root, trust_remote_code=trust_remote_code)
     cls: Any = T5EncoderModel if config.model_type in _T5_TYPES else AutoModel
-    model: Any = cls.from_pretrained(root, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
+    extra: dict[str, Any] = {}
+    if _takes_pooling_flag(config) and not _has_pooler_weights(root):
+        # The pooler is unused by sentence pooling and not saved by save(): never build it, so our own
+        # checkpoints load without a "pooler.* newly initialized" report.
+        extra["add_pooling_layer"] = False
+    model: Any = cls.from_pretrained(root, config=config, dtype=dtype, trust_remote_code=trust_remote_code, **extra)
     if isinstance(getattr(model, "pooler", None), nn.Module):
         model.pooler = None  # BERT-style poolers are unused by sentence pooling; dropping one keeps DDP simple
     return model
+
+
+def _takes_pooling_flag(config: Any) -> bool:
+    """Whether the AutoModel class of ``config`` accepts ``add_pooling_layer`` (BERT-style encoders)."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    try:
+        model_cls = MODEL_MAPPING[type(config)]
+    except KeyError:  # remote code or an unknown architecture: load it as it is
+        return False
+    return "add_pooling_layer" in inspect.signature(model_cls.__init__).parameters
+
+
+def _has_pooler_weights(root: Path) -> bool:
+    """Whether the checkpoint stores pooler weights (an original BERT-style one does; ours do not)."""
+    index = root / "model.safetensors.index.json"
+    if index.is_file():
+        keys: Any = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+    elif (root / "model.safetensors").is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(root / "model.safetensors"), framework="pt") as handle:
+            keys = list(handle.keys())
+    else:
+        return True  # .bin or unknown: load as it is
+    return any("pooler." in key for key in keys)
 
 
 class InstructorEncoder:

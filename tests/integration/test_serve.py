@@ -37,9 +37,9 @@ def base(ray_local: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         serve.run(build_app(MAIN_ARGS), name=APP_NAME, route_prefix="/")
-        secure = build_app({"model": "hash", "num_cpus": 0, "api_key": "s3cret"})
+        secure = build_app({"encoder_factory": "instructor_plugins.testing:hash_encoder", "num_cpus": 0, "api_key": "s3cret"})
         serve.run(secure, name="secure", route_prefix="/secure")
-        fault = build_app({"model": "hash", "num_cpus": 0.5, "num_replicas": 2})
+        fault = build_app({"encoder_factory": "instructor_plugins.testing:hash_encoder", "num_cpus": 0.5, "num_replicas": 2})
         serve.run(fault, name="fault", route_prefix="/fault")
         for prefix in ("", "/secure", "/fault"):
             wait_healthy(url + prefix)
