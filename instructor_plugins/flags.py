@@ -124,9 +124,10 @@ def config_fields(cls: type) -> list[ConfigField]:
         for f in dataclasses.fields(cls):
             if not f.init:
                 continue
-            default = f.default
-            if default is _MISSING and f.default_factory is not _MISSING:
-                default = f.default_factory()
+            default: Any = f.default
+            factory: Any = f.default_factory
+            if default is _MISSING and factory is not _MISSING:
+                default = factory()
             out.append(ConfigField(f.name, hints[f.name], default, docs.get(f.name, "")))
         return out
     model_fields = getattr(cls, "model_fields", None)

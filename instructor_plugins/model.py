@@ -129,10 +129,12 @@ def _takes_pooling_flag(config: Any) -> bool:
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
     try:
-        model_cls = MODEL_MAPPING[type(config)]
+        model_cls: Any = MODEL_MAPPING[type(config)]
     except KeyError:  # remote code or an unknown architecture: load it as it is
         return False
-    return "add_pooling_layer" in inspect.signature(model_cls.__init__).parameters
+    if isinstance(model_cls, tuple):  # some architectures map to (class, fallback)
+        model_cls = next((c for c in model_cls if c is not None), None)
+    return model_cls is not None and "add_pooling_layer" in inspect.signature(model_cls).parameters
 
 
 def _has_pooler_weights(root: Path) -> bool:

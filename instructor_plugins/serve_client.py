@@ -238,7 +238,8 @@ class ServeBackend:
 
         texts, instructions = instruction_rows(texts, instruction)
         if not texts or self.model is not None:  # the dim, and the model check before the first request
-            dim = int((self._info or await asyncio.to_thread(self.info))["dim"])
+            info = self._info if self._info is not None else await asyncio.to_thread(self.info)
+            dim = int(info["dim"])
             if not texts:
                 return np.zeros((0, dim), dtype=np.float32)
         gate = asyncio.Semaphore(self.max_concurrency)

@@ -157,6 +157,7 @@ class EmbeddingService:
         if not self.ready:
             reason = f"model failed to load: {self.load_error}" if self.load_error else "model is loading"
             raise ApiError(503, reason, retry_after=1.0)
+        assert self._encoder is not None  # ready means loaded
         return self._encoder
 
     @property

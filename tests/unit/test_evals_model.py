@@ -18,8 +18,8 @@ from mteb.types import PromptType
 from evals import model as evals_model
 from evals.meta import BUNDLED_MODEL, get_model_meta, local_model_meta, model_metas
 from evals.model import InstructorMTEBModel, load_mteb_model, model_meta
-from instructor_plugins.defaults import InstructionDefaults
 from instructor_plugins.backends import LocalBackend
+from instructor_plugins.defaults import InstructionDefaults
 from instructor_plugins.instructions import mteb_instructions, preset
 from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.testing import HashEncoder

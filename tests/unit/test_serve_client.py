@@ -26,8 +26,13 @@ def ok_response(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"embeddings": vectors, "encoding_format": "base64", "dim": 8})
 
 
-INFO = {"model": "served-model", "dim": 8, "instruction_trained": True, "query_instruction": "q: ",
-        "document_instruction": "d: "}
+INFO = {
+    "model": "served-model",
+    "dim": 8,
+    "instruction_trained": True,
+    "query_instruction": "q: ",
+    "document_instruction": "d: ",
+}
 
 
 class Script:
