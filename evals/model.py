@@ -26,6 +26,7 @@ from mteb.types import PromptType
 from evals.instructions import INSTRUCTION_MODES, InstructionChoice, choose_instruction, resolve_mode
 from evals.meta import BUNDLED_ALIASES, get_model_meta, local_model_meta
 from instructor_plugins.backends import EmbeddingBackend, LocalBackend, make_backend
+from instructor_plugins.types import Encoder
 
 __all__ = ["InstructorMTEBModel", "load_mteb_model", "model_meta", "unique_texts"]
 
@@ -139,7 +140,7 @@ def load_mteb_model(
     dtype: str | None = None,
     batch_size: int = 32,
     show_progress: bool = False,
-    encoder: Any = None,
+    encoder: Encoder | None = None,
     log: Callable[[str], None] | None = _log,
 ) -> InstructorMTEBModel:
     """Build the mteb model for ``model_name`` (also the loader of the :mod:`evals.meta` records).

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import mteb
 from mteb.abstasks import AbsTask
@@ -34,6 +34,7 @@ from evals.tasks import OFFLINE_TASKS, offline_task, offline_tasks
 from instructor_plugins.checkpoint import ModelLoadError
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from instructor_plugins.instructions import mteb_task_names
+from instructor_plugins.types import Encoder
 
 __all__ = ["SUITES", "HubUnavailableError", "RunConfig", "hub_offline", "main", "resolve_tasks", "run"]
 
@@ -128,7 +129,7 @@ def _hub_tasks(tasks: Sequence[AbsTask]) -> list[str]:
     return [t.metadata.name for t in tasks if t.metadata.name not in OFFLINE_TASKS]
 
 
-def run(config: RunConfig, *, encoder: Any = None) -> Summary:
+def run(config: RunConfig, *, encoder: Encoder | None = None) -> Summary:
     """Evaluate, write mteb's result files and the report into ``config.output``; return the summary.
 
     Args:
