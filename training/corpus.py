@@ -23,7 +23,6 @@ Steps, all deterministic:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from training.sources import SOURCES, Pair, SourceUnavailable, TaskPairs, get_source
 from training.sources.splits import SPLITS, split_of
 
@@ -61,16 +61,27 @@ class CorpusConfig:
     """What :func:`build_corpus` builds; ``python -m training.corpus --help`` documents each flag."""
 
     output: str
+    """Corpus folder (JSONL splits, the DatasetDict in dataset/, manifest.json)."""
     sources: tuple[str, ...] = SOURCES
+    """Text sources to read; a missing one is skipped with one log line and listed under 'skipped'."""
     holdout: tuple[str, ...] = DEFAULT_HOLDOUT
+    """Tasks never trained on: all their pairs become held-out evaluation rows."""
     max_train_per_task: int = 3600
+    """Training pairs per task at most."""
     max_eval_per_task: int = 300
+    """Dev and test pairs per trained task at most."""
     max_holdout_per_task: int = 500
+    """Evaluation pairs per held-out task at most."""
     mining_model: str | None = None
+    """Encoder that mines the hard negatives (default: the bundled model)."""
     mining_max_seq_length: int = 64
+    """Tokens per text when mining."""
     near_duplicate: float = 0.95
+    """A candidate negative this close (cosine) to the positive is a near-duplicate and skipped."""
     mine: bool = True
+    """Mine hard negatives with the encoder (--no-mine: random in-task negatives)."""
     seed: int = 0
+    """Seed of the caps' order and the fallback negatives."""
 
     def __post_init__(self) -> None:
         for name in ("max_train_per_task", "max_eval_per_task", "max_holdout_per_task"):
@@ -309,31 +320,17 @@ def load_rows(corpus: str | Path, split: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def parse_args(argv: Sequence[str] | None = None) -> CorpusConfig:
-    """Parse the command line into a :class:`CorpusConfig`."""
-    d = CorpusConfig.__dataclass_fields__
-    p = argparse.ArgumentParser(prog="python -m training.corpus", description=__doc__.split("\n\n")[0])
-    p.add_argument("--output", required=True, help="corpus folder")
-    p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
-    p.add_argument("--holdout", nargs="*", default=list(DEFAULT_HOLDOUT), help="tasks never trained on")
-    for name in ("max_train_per_task", "max_eval_per_task", "max_holdout_per_task", "mining_max_seq_length", "seed"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
-    p.add_argument("--near-duplicate", type=float, default=d["near_duplicate"].default)
-    p.add_argument("--mining-model", default=None, help="encoder that mines negatives (default: bundled)")
-    p.add_argument("--no-mining", dest="mine", action="store_false", help="random in-task negatives")
-    args = vars(p.parse_args(argv))
-    args["sources"], args["holdout"] = tuple(args["sources"]), tuple(args["holdout"])
-    try:
-        return CorpusConfig(**args)
-    except ValueError as exc:
-        p.error(str(exc))
-        raise
+def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m training.corpus") -> CorpusConfig:
+    """Parse the command line into a :class:`CorpusConfig` (flags from its fields; exit 2 on a bad value)."""
+    parser = command_parser(prog, __doc__)
+    add_config_flags(parser, CorpusConfig)
+    return config_from_args(parser, CorpusConfig, parser.parse_args(argv))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.corpus") -> int:
+    """CLI entry point (``instructor corpus``)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    manifest = build_corpus(parse_args(argv))
+    manifest = build_corpus(parse_args(argv, prog=prog))
     print(json.dumps({k: manifest[k] for k in ("counts", "trained_tasks", "held_out_tasks", "skipped", "seconds")}))
     return 0
 

@@ -11,12 +11,13 @@
    steps and seed with every instruction blanked;
 4. **WiSE-FT**: each model's weights are interpolated with the base model's; ``alpha`` is picked
    on the *dev* splits (never on test), for each model separately;
-5. **evaluate** base, base + instructions, finetuned, finetuned + instructions, ablation (and
-   ablation + instructions) on (a) the trained tasks' test splits, (b) held-out tasks never
+5. **evaluate** base, base + instructions, finetuned, finetuned + instructions and the ablation on (a) the trained tasks' test splits, (b) held-out tasks never
    trained on (whole task families: see :data:`training.corpus.DEFAULT_HOLDOUT`; plus the offline
    evals suite's Lee STS, Pang & Lee polarity and mini-newsgroups tasks);
 6. **report**: ``DIR/report.md``, ``DIR/results.json``, ``DIR/loss_curves.png``, ``DIR/results.png``;
-   the models go to ``DIR/model`` (instruction-trained) and ``DIR/ablation``.
+   the models go to ``DIR/model`` and ``DIR/ablation``, each recording in ``instructor.json``
+   whether it was instruction-trained and its default instructions
+   (:func:`training.recipe_eval.recorded_defaults`).
 
 Held-out choice (made before any result was seen): the computing dictionaries (FOLDOC + Jargon
 File), the Linux man pages, and the gensim data (movie-review sentiment, newsgroup topics, Lee
@@ -25,7 +26,6 @@ news similarity) never enter training.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from training.corpus import DEFAULT_HOLDOUT, CorpusConfig, build_corpus
 from training.sources import SOURCES
 
@@ -233,51 +234,21 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
     return results
 
 
-def parse_args(argv: Sequence[str] | None = None) -> RecipeConfig:
-    """Parse the command line into a :class:`RecipeConfig`."""
-    d = RecipeConfig.__dataclass_fields__
-    p = argparse.ArgumentParser(prog="python -m training.recipe", description=__doc__.split("\n\n")[0])
-    p.add_argument("--output", required=True, help="folder for corpus, models, report")
-    p.add_argument("--model", default=None, help="base model (default: the bundled all-MiniLM-L6-v2)")
-    p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
-    for name in (
-        "steps",
-        "batch_size",
-        "num_workers",
-        "cpus_per_worker",
-        "max_seq_length",
-        "max_train_per_task",
-        "max_eval_per_task",
-        "max_holdout_per_task",
-        "dev_queries_per_task",
-        "test_queries_per_task",
-        "seed",
-    ):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
-    p.add_argument("--lr", type=float, default=d["lr"].default)
-    p.add_argument("--temperature", type=float, default=d["temperature"].default)
-    p.add_argument("--wise-alphas", type=float, nargs="+", default=list(RecipeConfig("x").wise_alphas))
-    p.add_argument("--no-ablation", dest="ablation", action="store_false", help="skip the no-instruction run")
-    p.add_argument("--no-evals-suite", dest="evals_suite", action="store_false", help="skip the mteb offline tasks")
-    p.add_argument("--evals-max-items", type=int, default=None, help="subsample the mteb offline tasks")
-    p.add_argument("--use-gpu", action="store_true")
-    args = vars(p.parse_args(argv))
-    args["sources"], args["wise_alphas"] = tuple(args["sources"]), tuple(args["wise_alphas"])
-    try:
-        return RecipeConfig(**args)
-    except ValueError as exc:
-        p.error(str(exc))
-        raise
+def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m training.recipe") -> RecipeConfig:
+    """Parse the command line into a :class:`RecipeConfig` (flags from its fields; exit 2 on a bad value)."""
+    parser = command_parser(prog, __doc__)
+    add_config_flags(parser, RecipeConfig)
+    return config_from_args(parser, RecipeConfig, parser.parse_args(argv))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point: exit 0, or 2 for a corpus that cannot be trained."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.recipe") -> int:
+    """CLI entry point (``instructor recipe``): 0 done, 2 bad flags or a corpus that cannot be trained."""
     logging.basicConfig(level=logging.INFO, format="[recipe] %(message)s")
-    cfg = parse_args(argv)
+    cfg = parse_args(argv, prog=prog)
     try:
         results = run(cfg)
     except CorpusError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     print((Path(cfg.output) / "report.md").read_text(encoding="utf-8"))
     print(f"wall time: {results['timings_s']['total']:.0f} s")

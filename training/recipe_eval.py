@@ -19,12 +19,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from instructor_plugins.defaults import InstructionDefaults
+from instructor_plugins.instructions import preset
 from instructor_plugins.model import InstructorEncoder
 from training.corpus import load_rows
 from training.quality import RetrievalTask, evaluate_rows, retrieval_tasks
 from training.wise import interpolate
 
-__all__ = ["SETTINGS", "evaluate_recipe", "pick_alpha", "subsample_tasks", "write_report"]
+__all__ = ["SETTINGS", "evaluate_recipe", "pick_alpha", "recorded_defaults", "subsample_tasks", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,18 @@ def subsample_tasks(rows: list[dict[str, Any]], names: list[str], per_task: int)
             queries[name].add(q)
             kept[name].append(r)
     return [RetrievalTask(n, kept[n]) for n in names if kept[n]]
+
+
+def recorded_defaults(*, instruction_trained: bool) -> InstructionDefaults:
+    """What a recipe model records about itself (``instructor.json``).
+
+    The finetune was trained with instructions and defaults to the retrieval preset's; the ablation was
+    not, and defaults to none.
+    """
+    if not instruction_trained:
+        return InstructionDefaults(instruction_trained=False)
+    task = preset("retrieval")
+    return InstructionDefaults(instruction_trained=True, query=task.query, document=task.document)
 
 
 def _mean(values: Any) -> float:
@@ -123,6 +137,7 @@ def evaluate_recipe(
         alpha, curve, model = pick_alpha(base, _load(raw), dev, cfg.wise_alphas, instructions=instructions)
         wise[key] = {"alpha": alpha, "dev_ndcg10": curve}
         target = out / ("model" if key == "finetuned" else "ablation")
+        model.defaults = recorded_defaults(instruction_trained=instructions)
         model.save(target)
         models[key] = model
     test_rows = load_rows(corpus, "test")

@@ -41,9 +41,11 @@ def recipe_out(ray_local: str, tmp_path_factory: pytest.TempPathFactory) -> tupl
 
 def test_outputs(recipe_out: tuple[Path, dict]) -> None:
     out, results = recipe_out
-    for name in ("model", "ablation"):
+    for name, trained in (("model", True), ("ablation", False)):
         encoder = InstructorEncoder.load(out / name, device="cpu")
         assert encoder.encode(["a word"]).shape == (1, 384)
+        assert encoder.defaults.instruction_trained is trained  # recorded in instructor.json
+        assert json.loads((out / name / "instructor.json").read_text())["instruction_trained"] is trained
     manifest = json.loads((out / "corpus" / "manifest.json").read_text())
     assert manifest["held_out_tasks"] == ["chatterbot_same_category"]
     assert set(results["scores"]) == set(SETTINGS)
