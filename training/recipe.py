@@ -11,9 +11,10 @@
    steps and seed with every instruction blanked;
 4. **WiSE-FT**: each model's weights are interpolated with the base model's; ``alpha`` is picked
    on the *dev* splits (never on test), for each model separately;
-5. **evaluate** base, base + instructions, finetuned, finetuned + instructions and the ablation on (a) the trained tasks' test splits, (b) held-out tasks never
-   trained on (whole task families: see :data:`training.corpus.DEFAULT_HOLDOUT`; plus the offline
-   evals suite's Lee STS, Pang & Lee polarity and mini-newsgroups tasks);
+5. **evaluate** base, base + instructions, finetuned, finetuned + instructions and the ablation
+   on (a) the trained tasks' test splits, (b) held-out tasks never trained on (whole task
+   families: see :data:`training.corpus.DEFAULT_HOLDOUT`; plus the offline evals suite's Lee STS,
+   Pang & Lee polarity and mini-newsgroups tasks);
 6. **report**: ``DIR/report.md``, ``DIR/results.json``, ``DIR/loss_curves.png``, ``DIR/results.png``;
    the models go to ``DIR/model`` and ``DIR/ablation``, each recording in ``instructor.json``
    whether it was instruction-trained and its default instructions
@@ -74,7 +75,7 @@ class RecipeConfig:
     """Ray Train workers."""
     cpus_per_worker: int = 2
     """CPU threads per worker."""
-    wise_alphas: tuple[float, ...] = (0.5, 0.75, 1.0)
+    wise_alphas: tuple[float, ...] = (0.5, 1.0)
     """WiSE-FT weights of the finetuned model to try; the best on the dev splits is kept."""
     max_train_per_task: int = 3600
     """Training pairs per task at most (task diversity over volume)."""
@@ -82,14 +83,18 @@ class RecipeConfig:
     """Dev and test pairs per trained task at most."""
     max_holdout_per_task: int = 500
     """Evaluation pairs per held-out task at most."""
-    dev_queries_per_task: int = 100
+    dev_queries_per_task: int = 40
     """Dev queries per task for picking the WiSE-FT alpha."""
-    test_queries_per_task: int = 150
+    test_queries_per_task: int = 60
     """Test queries per trained task in the in-domain evaluation."""
+    heldout_queries_per_task: int = 200
+    """Queries per held-out retrieval task in the evaluation."""
     ablation: bool = True
     """Also train the no-instruction ablation on the same data and steps."""
     evals_suite: bool = True
-    """Also run the offline evals tasks (Lee STS, polarity, newsgroups held out; chatterbot, WordNet in-domain)."""
+    """Also run the offline evals tasks that training never touches (Lee STS, polarity, newsgroups)."""
+    evals_in_domain: bool = False
+    """Also run the offline evals tasks that share a source with training (chatterbot QA, WordNet definitions)."""
     evals_max_items: int | None = None
     """Subsample the offline evals tasks (quick runs; not comparable with full runs)."""
     seed: int = 0

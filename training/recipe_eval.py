@@ -23,7 +23,7 @@ from instructor_plugins.defaults import InstructionDefaults
 from instructor_plugins.instructions import preset
 from instructor_plugins.model import InstructorEncoder
 from training.corpus import load_rows
-from training.quality import RetrievalTask, evaluate_rows, retrieval_tasks
+from training.quality import RetrievalTask, evaluate_rows
 from training.wise import interpolate
 
 __all__ = ["SETTINGS", "evaluate_recipe", "pick_alpha", "recorded_defaults", "subsample_tasks", "write_report"]
@@ -109,7 +109,7 @@ def _evals_suite(cfg: Any, model: InstructorEncoder, setting: str, instructions:
     summary = run_evals(
         RunConfig(
             output=folder,
-            tasks=[*HELDOUT_EVAL_TASKS, *INDOMAIN_EVAL_TASKS],
+            tasks=[*HELDOUT_EVAL_TASKS, *(INDOMAIN_EVAL_TASKS if cfg.evals_in_domain else ())],
             instructions="paper" if instructions else "none",
             max_items=cfg.evals_max_items,
             progress=False,
@@ -142,7 +142,8 @@ def evaluate_recipe(
         models[key] = model
     test_rows = load_rows(corpus, "test")
     in_domain = subsample_tasks(test_rows, trained, cfg.test_queries_per_task)
-    held_retrieval = retrieval_tasks(test_rows, [n for n in HELDOUT_RETRIEVAL if n in manifest["held_out_tasks"]])
+    held_retrieval_names = [n for n in HELDOUT_RETRIEVAL if n in manifest["held_out_tasks"]]
+    held_retrieval = subsample_tasks(test_rows, held_retrieval_names, cfg.heldout_queries_per_task)
     scores: dict[str, dict[str, float]] = {}
     for setting, (key, instructions) in SETTINGS.items():
         if key not in models:
