@@ -193,6 +193,7 @@ def _train(cfg: RecipeConfig, *, no_instructions: bool) -> Path:
         logger.info("train: reusing %s", out)
         return out
     start = time.perf_counter()
+    _start_ray()
     train_run(train_cfg)
     logger.info("train %s: %.0f s", train_cfg.name, time.perf_counter() - start)
     return out
@@ -223,7 +224,6 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
     manifest = _corpus(cfg)
     timings["corpus"] = time.perf_counter() - start
     trained = check_corpus(manifest, cfg.batch_size)
-    _start_ray()
     t0 = time.perf_counter()
     raw_model = _train(cfg, no_instructions=False)
     raw_ablation = _train(cfg, no_instructions=True) if cfg.ablation else None
