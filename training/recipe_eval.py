@@ -219,7 +219,9 @@ def write_report(out: Path, results: dict[str, Any], manifest: dict[str, Any]) -
     extra = [t for t in next(iter(scores.values())) if t not in held and t not in results["in_domain_tasks"]]
     for task in [*results["in_domain_tasks"], *extra]:
         lines.append(f"| {task} | " + " | ".join(f"{scores[s][task]:.2f}" for s in settings) + " |")
-    lines += ["", "(Chatterbot QA and WordNet definitions from the evals suite share sources with training.)", ""]
+    if extra:
+        lines += ["", "(Chatterbot QA and WordNet definitions from the evals suite share sources with training.)"]
+    lines.append("")
     lines += ["## WiSE-FT (alpha picked on dev nDCG@10)", ""]
     for key, w in results.get("wise", {}).items():
         curve = ", ".join(f"{a}: {v:.2f}" for a, v in sorted(w["dev_ndcg10"].items(), key=lambda kv: float(kv[0])))
