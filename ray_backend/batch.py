@@ -225,7 +225,7 @@ def scan_ray(job: Job) -> tuple[list[FileScan], list[Duplicate]]:
     return list(scans), find_duplicates_ray([r[1] for r in refs])
 
 
-def _layout(config: BatchConfig, scans: Sequence[FileScan]) -> RowLayout:
+def _layout(config: BatchConfig, scans: Sequence[FileScan], duplicates: Sequence[Duplicate]) -> RowLayout:
     schemas = [s.extra_schema for s in scans if s.extra_schema is not None]
     extra = None
     if schemas:
@@ -238,7 +238,9 @@ def _layout(config: BatchConfig, scans: Sequence[FileScan]) -> RowLayout:
         id_column=config.id_column,
         text_column=config.text_column,
         passthrough=tuple(config.columns),
-        id_type=pa.int64() if all(s.all_int_ids for s in scans) else pa.string(),
+        id_type=pa.int64()
+        if sum(s.non_int_ids for s in scans) == sum(not d.is_int for d in duplicates)
+        else pa.string(),
         extra_schema=extra,
     )
 
@@ -261,7 +263,7 @@ def plan(job: Job, scans: list[FileScan], duplicates: list[Duplicate]) -> Prepar
     rejected = _bad_rows(scans, duplicates)
     if rejected and config.on_bad_rows == "error":
         raise BadRowsError(rejected)
-    layout = _layout(config, scans)
+    layout = _layout(config, scans, duplicates)
     units = plan_units(scans, duplicates, config.rows_per_shard)
     digest = fingerprint(scans, config.plan_settings())
     output.prepare()

@@ -106,7 +106,7 @@ class BadRowsError(ValueError):
         self.rows = list(rows)
         self.count = len(self.rows) if count is None else count
         shown = "; ".join(
-            f"id={_json_safe(r.id)!r} ({r.reason}, {r.source.rsplit('/', 1)[-1]} row {r.row})"
+            f"id={r.id!r} ({r.reason}, {r.source.rsplit('/', 1)[-1]} row {r.row})"
             for r in self.rows[:_ERROR_LIST_LIMIT]
         )
         more = f" and {self.count - _ERROR_LIST_LIMIT} more" if self.count > _ERROR_LIST_LIMIT else ""
@@ -369,8 +369,9 @@ def _iter_csv(
         try:
             reader = pacsv.open_csv(fh, convert_options=convert)
         except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
+            with file.location.fs.open_input_stream(file.location.path) as again:
+                _check_columns(file, pacsv.open_csv(again).schema.names, wanted)  # names a missing column
             raise ValueError(f"{file.uri}: cannot read CSV: {exc}") from exc
-        _check_columns(file, reader.schema.names, wanted)
         while stop is None or first < stop:
             try:
                 batch = reader.read_next_batch()

@@ -30,7 +30,7 @@ from ray_backend.batch_io import BadRow, InputFile, id_key, iter_batches, row_pr
 
 __all__ = ["KEY_SCHEMA", "Duplicate", "FileScan", "find_duplicates", "find_duplicates_ray", "scan_file"]
 
-KEY_SCHEMA = pa.schema([("key", pa.string()), ("file", pa.int32()), ("row", pa.int64())])
+KEY_SCHEMA = pa.schema([("key", pa.string()), ("file", pa.int32()), ("row", pa.int64()), ("is_int", pa.bool_())])
 
 
 @dataclass
@@ -44,17 +44,18 @@ class FileScan:
     bad: list[BadRow] = field(default_factory=list)
     valid_per_unit: list[int] = field(default_factory=list)
     unit_offsets: list[int] = field(default_factory=list)
-    all_int_ids: bool = True
+    non_int_ids: int = 0
     extra_schema: pa.Schema | None = None
 
 
 @dataclass(frozen=True, order=True)
 class Duplicate:
-    """A rejected repeat of an id: where it is (``file`` index, ``row``) and the id's key."""
+    """A rejected repeat of an id: where it is (``file`` index, ``row``), the id's key and whether it is an int."""
 
     file: int
     row: int
     key: str
+    is_int: bool = False
 
 
 def _hash_batch(digest: Any, ids: list[Any], texts: list[Any], extra: pa.Table | None) -> None:
@@ -81,6 +82,7 @@ def scan_file(
     scan = FileScan(index=index, uri=file.uri, rows=0, digest="")
     keys: list[str] = []
     rows: list[int] = []
+    ints: list[bool] = []
     schemas: list[pa.Schema] = []
     for batch in iter_batches(file, id_column=id_column, text_column=text_column, columns=columns):
         _hash_batch(digest, batch.ids, batch.texts, batch.extra)
@@ -97,7 +99,8 @@ def scan_file(
                 continue
             scan.valid_per_unit[unit] += 1
             rid = batch.ids[i]
-            scan.all_int_ids = scan.all_int_ids and isinstance(rid, int)
+            ints.append(isinstance(rid, int))
+            scan.non_int_ids += not ints[-1]
             keys.append(id_key(rid))
             rows.append(row)
         scan.rows = batch.start + batch.rows
@@ -105,35 +108,35 @@ def scan_file(
     if schemas:
         scan.extra_schema = pa.unify_schemas(schemas, promote_options="permissive")
     table = pa.table(
-        {"key": pa.array(keys, pa.string()), "file": pa.array([index] * len(rows), pa.int32()), "row": rows},
+        {"key": keys, "file": pa.array([index] * len(rows), pa.int32()), "row": rows, "is_int": ints},
         schema=KEY_SCHEMA,
     )
     return scan, table
 
 
-def _first_wins(positions: Iterable[tuple[str, int, int]]) -> list[Duplicate]:
+def _first_wins(positions: Iterable[tuple[str, int, int, bool]]) -> list[Duplicate]:
     """Given every position of each duplicated key, the positions after the first (input order)."""
-    by_key: dict[str, list[tuple[int, int]]] = {}
-    for key, file, row in positions:
-        by_key.setdefault(key, []).append((file, row))
-    out = [Duplicate(f, r, key) for key, places in by_key.items() for f, r in sorted(places)[1:]]
+    by_key: dict[str, list[tuple[int, int, bool]]] = {}
+    for key, file, row, is_int in positions:
+        by_key.setdefault(key, []).append((file, row, is_int))
+    out = [Duplicate(f, r, key, i) for key, places in by_key.items() for f, r, i in sorted(places)[1:]]
     return sorted(out)
 
 
 def find_duplicates(key_tables: Iterable[pa.Table]) -> list[Duplicate]:
     """Repeated ids across all key tables, in one process (the plain reference for the Ray version)."""
-    first: dict[str, tuple[int, int]] = {}
-    repeats: list[tuple[str, int, int]] = []
+    first: dict[str, tuple[int, int, bool]] = {}
+    repeats: list[tuple[str, int, int, bool]] = []
     for table in key_tables:
-        columns = (table[name].to_pylist() for name in ("key", "file", "row"))
-        for key, file, row in zip(*columns, strict=True):
+        columns = (table[name].to_pylist() for name in ("key", "file", "row", "is_int"))
+        for key, file, row, is_int in zip(*columns, strict=True):
             if key in first:
-                repeats.append((key, file, row))
+                repeats.append((key, file, row, is_int))
             else:
-                first[key] = (file, row)
+                first[key] = (file, row, is_int)
     if not repeats:
         return []
-    return _first_wins([(k, *first[k]) for k in {k for k, _, _ in repeats}] + repeats)
+    return _first_wins([(k, *first[k]) for k in {r[0] for r in repeats}] + repeats)
 
 
 def _repeated(batch: pa.Table) -> pa.Table:
@@ -165,4 +168,4 @@ def find_duplicates_ray(key_refs: Sequence[Any]) -> list[Duplicate]:
     value_set = pa.array(sorted(dup_keys), pa.string())
     find: Any = _positions_of
     hits = keys.map_batches(find, batch_format="pyarrow", fn_kwargs={"keys": value_set})
-    return _first_wins((r["key"], int(r["file"]), int(r["row"])) for r in hits.iter_rows())
+    return _first_wins((r["key"], int(r["file"]), int(r["row"]), bool(r["is_int"])) for r in hits.iter_rows())
