@@ -20,7 +20,6 @@ that thin Ray shell and the CLI.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -49,6 +48,7 @@ from ray_backend.batch_plan import (
     plan_units,
 )
 from ray_backend.batch_scan import Duplicate, FileScan, find_duplicates, find_duplicates_ray, scan_file
+from ray_backend.embedder import load_encoder
 
 __all__ = [
     "BatchConfig",
@@ -353,28 +353,21 @@ def _shard_dim(location: Any) -> int:
     return int(kind.list_size)
 
 
-def load_encoder(settings: dict[str, Any]) -> Encoder:
-    """The encoder an actor uses: ``encoder_factory()`` when set, else ``InstructorEncoder.load(model)``."""
-    factory = settings.get("encoder_factory")
-    if factory:
-        module, _, name = factory.partition(":")
-        return importlib.import_module(module).__dict__[name]()  # type: ignore[no-any-return]
-    import torch
-
-    from instructor_plugins.model import InstructorEncoder
-
-    torch.set_num_threads(max(1, int(settings["num_cpus"])))
-    device = "cuda" if settings["num_gpus"] > 0 else "cpu"
-    return InstructorEncoder.load(settings["model"], device=device, dtype=settings["dtype"])
-
-
 class _RayUnitActor:
     """Ray Data actor: one encoder per actor; each call reads, embeds and writes whole units."""
 
     def __init__(self, settings: dict[str, Any], files: list[InputFile], layout: RowLayout, units: dict) -> None:
         self.units = units
+        device = "cuda" if settings["num_gpus"] > 0 else "cpu"
+        encoder = load_encoder(
+            settings["model"],
+            device=device,
+            dtype=settings["dtype"],
+            encoder_factory=settings["encoder_factory"],
+            num_threads=int(settings["num_cpus"]),
+        )
         self.embed = UnitEmbedder(
-            load_encoder(settings),
+            encoder,
             OutputDir(settings["output"]),
             files,
             layout,

@@ -181,3 +181,12 @@ def test_cli_bad_rows_exit_2_and_write_nothing(ray_local: str, tmp_path: Path) -
         "id=1180591620717411303424 (id_out_of_range, in.jsonl row 1)"
     ) in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_ray_data_embedder_example(ray_local: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's InstructorBatchEmbedder example runs on Ray Data and checks its vectors."""
+    import runpy
+
+    example = runpy.run_path(str(ROOT / "examples" / "ray_data_embedder.py"))
+    assert example["main"]() == len(example["DOCS"])
+    assert "embedded 4 rows" in capsys.readouterr().out
