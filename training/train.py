@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +33,17 @@ __all__ = ["TrainResult", "build_trainer", "main", "parse_args", "run"]
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where a finished run put its outputs, and its history."""
+    """Where a finished run put its outputs, and its history.
+
+    ``output`` is a local copy of the final model (``--output`` itself when that is local), ``uri`` where
+    it was published (``--output``, a path or a URI).
+    """
 
     output: Path
     checkpoint: Path
     loss_curve: Path
     state: TrainState
+    uri: str = ""
 
 
 def build_trainer(cfg: TrainConfig) -> Any:
@@ -48,10 +54,13 @@ def build_trainer(cfg: TrainConfig) -> Any:
     except ImportError as exc:  # pragma: no cover - ray is in the train extra
         raise ImportError("training needs Ray Train: pip install 'instructor-plugins[train]'") from exc
 
+    from instructor_plugins.storage import check_reachable, resolve
     from training.worker import train_loop_per_worker
 
     # Resolved on the driver, so every worker (and a later rerun) agrees on where the run lives.
-    cfg = dataclasses.replace(cfg, storage_path=cfg.storage, run_name=cfg.name)
+    cfg = dataclasses.replace(cfg, storage_path=cfg.storage, run_name=cfg.name, tracker_uri=cfg.tracking)
+    storage = resolve(cfg.storage)
+    check_reachable(storage)  # an unreachable endpoint or a missing bucket fails here, before any worker starts
     resources = {"CPU": cfg.cpus_per_worker}
     return TorchTrainer(
         train_loop_per_worker,
@@ -59,7 +68,8 @@ def build_trainer(cfg: TrainConfig) -> Any:
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
             name=cfg.name,
-            storage_path=cfg.storage,
+            storage_path=storage.path,
+            storage_filesystem=storage.fs,
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
         ),
@@ -67,14 +77,24 @@ def build_trainer(cfg: TrainConfig) -> Any:
 
 
 def finalize(checkpoint_dir: str | Path, cfg: TrainConfig) -> TrainResult:
-    """Copy the final model to ``cfg.output``; write the history JSON and the loss curve PNG."""
-    output = export_model(checkpoint_dir, cfg.output)
+    """Export the final model with ``train_history.json`` and ``loss_curve.png``; publish it to ``cfg.output``.
+
+    ``checkpoint_dir`` is a local folder. A local ``--output`` receives the files directly; for a URI
+    they are written to a local staging folder first and then uploaded.
+    """
+    from instructor_plugins.storage import is_uri
+    from training.storage import publish_dir
+
+    remote = is_uri(cfg.output) and not cfg.output.startswith("file://")
+    staging = Path(tempfile.mkdtemp(prefix="instructor-model-")) if remote else Path(cfg.output.removeprefix("file://"))
+    output = export_model(checkpoint_dir, staging)
     state = TrainState.read(checkpoint_dir)
     (output / "train_history.json").write_text(
         json.dumps({"history": state.history, "probe_loss": state.probe_loss}, indent=1), encoding="utf-8"
     )
     curve = plot_loss_curve(state.history, output / "loss_curve.png", probe_loss=state.probe_loss, title=cfg.name)
-    return TrainResult(output=output, checkpoint=Path(checkpoint_dir), loss_curve=curve, state=state)
+    uri = publish_dir(output, cfg.output) if remote else str(output.resolve())
+    return TrainResult(output=output, checkpoint=Path(checkpoint_dir), loss_curve=curve, state=state, uri=uri)
 
 
 def run(cfg: TrainConfig) -> TrainResult:
@@ -82,7 +102,8 @@ def run(cfg: TrainConfig) -> TrainResult:
     result = build_trainer(cfg).fit()
     if result.checkpoint is None:
         raise RuntimeError(f"run {cfg.name!r} finished without a checkpoint (storage {cfg.storage})")
-    return finalize(result.checkpoint.path, cfg)
+    with result.checkpoint.as_directory() as checkpoint_dir:  # a download when the storage is remote
+        return finalize(checkpoint_dir, cfg)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
@@ -113,7 +134,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--keep-checkpoints", type=int, default=d["keep_checkpoints"].default)
     p.add_argument("--max-failures", type=int, default=d["max_failures"].default)
     p.add_argument("--run-name", default=None, help="Ray Train run name (default: the output folder's name)")
-    p.add_argument("--storage-path", default=None, help="Ray Train storage (default ~/ray_results)")
+    p.add_argument("--storage-path", default=None, help="Ray Train storage: path or s3://, gs://... (~/ray_results)")
+    p.add_argument("--tracker", default="none", choices=("none", "mlflow", "tensorboard"), help="experiment tracker")
+    p.add_argument("--tracker-uri", default=None, help="MLflow tracking URI or TensorBoard log folder")
     args = vars(p.parse_args(argv))
     args["bidirectional"] = not args.pop("one_direction")
     try:
@@ -129,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(cfg)
     last = result.state.history[-1] if result.state.history else {}
     speeds = [r["texts_per_s_worker"] for r in result.state.history[1:]] or [0.0]
-    print(f"model: {result.output}")
+    print(f"model: {result.uri or result.output}")
     print(f"loss curve: {result.loss_curve}")
     print(f"steps: {result.state.next_step}  final loss: {last.get('loss', float('nan')):.4f}")
     print(f"probe loss: {json.dumps(result.state.probe_loss)}")
