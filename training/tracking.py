@@ -78,6 +78,10 @@ class MlflowTracker:
             raise ImportError("--tracker mlflow needs MLflow: pip install 'instructor-plugins[tracking]'") from exc
         self._mlflow = mlflow
         uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or Path("mlruns").resolve().as_uri()
+        if uri.startswith("file:"):
+            # MLflow 3 keeps the local file store working but asks for an explicit opt-in; a file store
+            # needs no database packages, which is why it is our default (a server or sqlite:// URI also works).
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment("instructor-plugins")
         self._run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
