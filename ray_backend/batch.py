@@ -356,7 +356,9 @@ def _shard_dim(location: Any) -> int:
 class _RayUnitActor:
     """Ray Data actor: one encoder per actor; each call reads, embeds and writes whole units."""
 
-    def __init__(self, settings: dict[str, Any], files: list[InputFile], layout: RowLayout, units: dict) -> None:
+    def __init__(
+        self, settings: dict[str, Any], output: OutputDir, files: list[InputFile], layout: RowLayout, units: dict
+    ) -> None:
         self.units = units
         device = "cuda" if settings["num_gpus"] > 0 else "cpu"
         encoder = load_encoder(
@@ -368,7 +370,7 @@ class _RayUnitActor:
         )
         self.embed = UnitEmbedder(
             encoder,
-            OutputDir(settings["output"]),
+            output,  # the driver's filesystem objects: same endpoint and options on every node
             files,
             layout,
             instruction=settings["instruction"],
@@ -417,7 +419,7 @@ def execute(prepared: Prepared) -> Manifest:
     try:
         if prepared.pending:
             ray.data.DataContext.get_current().enable_progress_bars = config.progress
-            settings = asdict(config) | {"output": prepared.output.root.uri}
+            settings = asdict(config)
             units = {u.index: u for u in prepared.pending}
             ds = ray.data.from_items([{"unit": u.index} for u in prepared.pending]).map_batches(
                 _RayUnitActor,
@@ -428,6 +430,7 @@ def execute(prepared: Prepared) -> Manifest:
                 num_gpus=config.num_gpus or None,
                 fn_constructor_kwargs={
                     "settings": settings,
+                    "output": prepared.output,
                     "files": prepared.job.files,
                     "layout": prepared.layout,
                     "units": units,
