@@ -221,8 +221,9 @@ def scan_ray(job: Job) -> tuple[list[FileScan], list[Duplicate]]:
     scan: Any = scan_file
     task: Any = ray.remote(scan).options(num_returns=2, num_cpus=1, max_retries=2)
     refs = [task.remote(file, i, **_scan_kwargs(job.config)) for i, file in enumerate(job.files)]
-    scans = ray.get([r[0] for r in refs])
-    return list(scans), find_duplicates_ray([r[1] for r in refs])
+    scans = list(ray.get([r[0] for r in refs]))
+    total_keys = sum(sum(s.valid_per_unit) for s in scans)
+    return scans, find_duplicates_ray([r[1] for r in refs], total_keys)
 
 
 def _layout(config: BatchConfig, scans: Sequence[FileScan], duplicates: Sequence[Duplicate]) -> RowLayout:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,17 +152,25 @@ def _positions_of(batch: pa.Table, keys: pa.Array) -> pa.Table:
     return batch.filter(pc.is_in(batch["key"], value_set=keys))
 
 
-def find_duplicates_ray(key_refs: Sequence[Any]) -> list[Duplicate]:
+#: Keys per hash partition of the duplicate check (more partitions only add scheduling overhead).
+KEYS_PER_PARTITION = 500_000
+
+
+def find_duplicates_ray(key_refs: Sequence[Any], total_keys: int) -> list[Duplicate]:
     """Repeated ids via a hash-partitioned Ray Data groupby over the scans' key tables (ObjectRefs).
 
-    Only the repeated keys and their positions reach the driver.
+    ``total_keys`` (the number of valid rows) sizes the shuffle: one partition per cluster CPU, more for
+    corpora above ``KEYS_PER_PARTITION`` keys per CPU. Only the repeated keys and their positions reach
+    the driver.
     """
     import ray
 
     if not key_refs:
         return []
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    partitions = max(1, min(200, max(cpus, math.ceil(total_keys / KEYS_PER_PARTITION))))
     keys = ray.data.from_arrow_refs(list(key_refs))
-    repeated = keys.groupby("key").count().map_batches(_repeated, batch_format="pyarrow")
+    repeated = keys.groupby("key", num_partitions=partitions).count().map_batches(_repeated, batch_format="pyarrow")
     dup_keys = [row["key"] for row in repeated.iter_rows()]
     if not dup_keys:
         return []
