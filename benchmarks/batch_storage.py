@@ -32,12 +32,14 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTRUCTION = "Represent the dictionary definition for retrieval: "
-# Run by the driver subprocess: the batch CLI, then its own peak RSS (KiB) as the last line on stdout.
+# Run by the driver subprocess: the batch CLI, then its own peak RSS (KiB) as the last line on stdout. VmHWM, not
+# getrusage's ru_maxrss: Linux carries the forking parent's high-water mark over exec into ru_maxrss.
 DRIVER = (
-    "import resource, sys\n"
+    "import sys\n"
     "from ray_backend.batch import main\n"
     "code = main(sys.argv[1:])\n"
-    "print('peak_rss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    "hwm = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')][0]\n"
+    "print('peak_rss_kib', hwm)\n"
     "sys.exit(code)\n"
 )
 
@@ -58,24 +60,23 @@ def _write_glosses(folder: Path, texts: list[str], files: int) -> None:
         pq.write_table(pa.table({"id": ids, "text": part}), folder / f"part-{k}.parquet")
 
 
-def _generate(folder: Path, megabytes: int, words: list[str], text_chars: int = 4000) -> tuple[int, int]:
-    """Write ~``megabytes`` of text as uncompressed Parquet files of 20k rows; returns (rows, text bytes)."""
+def _generate(folder: Path, megabytes: int, words: list[str], text_chars: int = 16_000) -> tuple[int, int]:
+    """Write ~``megabytes`` of text as uncompressed, undictionaried Parquet files; returns (rows, text bytes).
+
+    Texts cycle through a pool of 256 random word sequences (the ids are unique; the hash encoder does not
+    care about repeats), so generating gigabytes takes seconds, while the files hold every byte.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
-    rows = total = 0
-    file = 0
+    pool = [" ".join(rng.choices(words, k=text_chars // 5))[:text_chars] for _ in range(256)]
+    rows = total = file = 0
+    per_file = max(1, 200_000_000 // text_chars)  # ~200 MB files
     while total < megabytes * 1_000_000:
-        texts = []
-        for _ in range(20_000):
-            text = " ".join(rng.choices(words, k=text_chars // 7))[:text_chars]
-            texts.append(text)
-            total += len(text)
-            if total >= megabytes * 1_000_000:
-                break
-        ids = list(range(rows, rows + len(texts)))
-        pq.write_table(pa.table({"id": ids, "text": texts}), folder / f"part-{file:04d}.parquet", compression="none")
-        rows += len(texts)
-        file += 1
+        n = min(per_file, -(-(megabytes * 1_000_000 - total) // text_chars))
+        texts = [pool[(rows + i) % len(pool)] for i in range(n)]
+        table = pa.table({"id": list(range(rows, rows + n)), "text": texts})
+        pq.write_table(table, folder / f"part-{file:04d}.parquet", compression="none", use_dictionary=False)
+        rows, total, file = rows + n, total + sum(len(t) for t in texts), file + 1
     return rows, total
 
 
@@ -123,7 +124,7 @@ def driver_rss(args: argparse.Namespace, tmp: Path, address: str) -> None:
         rows, size = _generate(folder, megabytes, words)
         cmd = [sys.executable, "-c", DRIVER, "--input", str(folder), "--output", str(tmp / f"out-{label}")]
         cmd += ["--encoder-factory", "benchmarks.batch_storage:fast_encoder", "--replicas", str(args.replicas)]
-        cmd += ["--rows-per-shard", "5000", "--no-progress", "--address", address]
+        cmd += ["--rows-per-shard", "2000", "--no-progress", "--address", address]
         start = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})
         seconds = time.perf_counter() - start
@@ -151,8 +152,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=3000, help="WordNet glosses for the throughput comparison")
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--rows-per-shard", type=int, default=500)
-    parser.add_argument("--rss-small-mb", type=int, default=200)
-    parser.add_argument("--rss-large-mb", type=int, default=2000)
+    parser.add_argument("--rss-small-mb", type=int, default=500)
+    parser.add_argument("--rss-large-mb", type=int, default=5000)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-rss", action="store_true")
     args = parser.parse_args()
