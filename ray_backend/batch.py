@@ -293,6 +293,16 @@ def plan(job: Job, scans: list[FileScan], duplicates: list[Duplicate]) -> Prepar
     except BaseException:
         lock.release()
         raise
+    logger.info(
+        "%s: %d file(s), %d rows, %d rejected (%d duplicate ids); %d units, %d to embed",
+        output.root,
+        len(scans),
+        sum(s.rows for s in scans),
+        len(rejected),
+        len(duplicates),
+        len(units),
+        len(pending),
+    )
     return Prepared(job, scans, rejected, layout, units, pending, digest, lock)
 
 
