@@ -44,13 +44,6 @@ DRIVER = (
 )
 
 
-def fast_encoder() -> object:
-    """The encoder of the memory runs: hash-seeded 16-d vectors, no model (plumbing speed, not numerics)."""
-    from instructor_plugins.testing import HashEncoder
-
-    return HashEncoder(dim=16)
-
-
 def _write_glosses(folder: Path, texts: list[str], files: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     per = -(-len(texts) // files)
@@ -123,7 +116,8 @@ def driver_rss(args: argparse.Namespace, tmp: Path, address: str) -> None:
         folder = tmp / f"corpus-{label}"
         rows, size = _generate(folder, megabytes, words)
         cmd = [sys.executable, "-c", DRIVER, "--input", str(folder), "--output", str(tmp / f"out-{label}")]
-        cmd += ["--encoder-factory", "benchmarks.batch_storage:fast_encoder", "--replicas", str(args.replicas)]
+        cmd += ["--encoder-factory", "instructor_plugins.testing:hash_encoder", "--model", "hash:16"]
+        cmd += ["--replicas", str(args.replicas)]
         cmd += ["--rows-per-shard", "2000", "--no-progress", "--address", address]
         start = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})

@@ -26,6 +26,7 @@ __all__ = [
     "EmbedRequest",
     "OpenAIEmbeddingRequest",
     "ServerLimits",
+    "check_rows",
     "embed_response",
     "encode_vectors",
     "openai_response",
@@ -164,11 +165,20 @@ def rows_of(request: OpenAIEmbeddingRequest | EmbedRequest, limits: ServerLimits
     else:
         texts = list(request.texts or [])
         instructions = [request.instruction or ""] * len(texts)
-    if not texts:
-        raise ApiError(400, "input is empty: give at least one text")
-    if len(texts) > limits.max_inputs:
-        raise ApiError(413, f"{len(texts)} inputs exceed the limit of {limits.max_inputs} per request")
+    check_rows(len(texts), limits)
     return texts, instructions
+
+
+def check_rows(rows: int, limits: ServerLimits) -> None:
+    """The per-request row limits, for HTTP and deployment-handle requests alike.
+
+    Raises:
+        ApiError: 400 for no rows; 413 for more than ``limits.max_inputs``.
+    """
+    if not rows:
+        raise ApiError(400, "input is empty: give at least one text")
+    if rows > limits.max_inputs:
+        raise ApiError(413, f"{rows} inputs exceed the limit of {limits.max_inputs} per request")
 
 
 def encode_vectors(vectors: np.ndarray, encoding_format: EncodingFormat) -> list[Any]:

@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +34,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from instructor_plugins.storage import Location, atomic_write, resolve
+from instructor_plugins.types import Encoder
 from ray_backend.batch_io import EMBEDDING_COLUMN, BadRow, InputFile, iter_batches, row_problems
 from ray_backend.batch_scan import Duplicate, FileScan
 
@@ -58,22 +59,6 @@ PLAN_NAME = "_plan.json"
 MANIFEST_NAME = "_SUCCESS.json"
 REJECTS_NAME = "_rejects.jsonl"
 _SHARD_RE = re.compile(r"^part-(\d{5,})\.parquet$")
-
-
-class Encoder(Protocol):
-    """What a unit needs from an encoder (``InstructorEncoder`` or the test ``HashEncoder``)."""
-
-    def encode(
-        self,
-        texts: Sequence[str],
-        instruction: str | Sequence[str] | None = None,
-        *,
-        batch_size: int = 32,
-        normalize: bool = True,
-        show_progress: bool = False,
-    ) -> np.ndarray:
-        """Embed texts."""
-        ...
 
 
 @dataclass(frozen=True)

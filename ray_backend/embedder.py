@@ -26,14 +26,13 @@ writes decide that.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from ray_backend.batch_plan import Encoder
+from instructor_plugins.types import Encoder
 
 __all__ = ["InstructorBatchEmbedder", "load_encoder"]
 
@@ -48,24 +47,22 @@ def load_encoder(
     encoder_factory: str | None = None,
     num_threads: int | None = None,
 ) -> Encoder:
-    """An encoder for one actor: ``encoder_factory()`` (a ``module:callable`` path) or ``InstructorEncoder.load``.
+    """An encoder for one actor, loaded as the Serve replicas load theirs (:func:`ray_backend.service.load_encoder`).
 
+    ``encoder_factory`` is an import path ``"module:callable"`` of ``callable(model, *, device, dtype)``
+    (e.g. ``"instructor_plugins.testing:hash_encoder"``); without it ``InstructorEncoder.load(model)``.
     ``device`` defaults to CUDA when a GPU is visible to this process (the actor's ``num_gpus``), else CPU.
     """
-    if encoder_factory:
-        module, sep, name = encoder_factory.partition(":")
-        if not sep or not module or not name:
-            raise ValueError(f"encoder_factory must look like 'module:callable', got {encoder_factory!r}")
-        factory = getattr(importlib.import_module(module), name)
-        return factory()  # type: ignore[no-any-return]
     import torch
 
-    from instructor_plugins.model import InstructorEncoder
+    from ray_backend.service import load_encoder as load
 
+    if encoder_factory is not None and ":" not in encoder_factory:
+        raise ValueError(f"encoder_factory must look like 'module:callable', got {encoder_factory!r}")
     if num_threads:
         torch.set_num_threads(max(1, int(num_threads)))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return InstructorEncoder.load(model, device=device, dtype=dtype)
+    return load(model, device=device, dtype=dtype, factory=encoder_factory)
 
 
 class InstructorBatchEmbedder:
@@ -81,7 +78,7 @@ class InstructorBatchEmbedder:
         normalize: L2-normalise the vectors.
         device: ``"cuda"`` / ``"cpu"``; default CUDA when the actor has a GPU.
         dtype: model dtype (default fp32 on CPU, bf16 on GPU).
-        encoder_factory: ``module:callable`` returning an encoder instead of loading ``model``.
+        encoder_factory: ``module:callable`` of ``callable(model, *, device, dtype)`` returning an encoder.
         num_threads: torch CPU threads per actor (match the actor's ``num_cpus``).
     """
 

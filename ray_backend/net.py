@@ -1,11 +1,20 @@
-"""Loopback helpers shared by the demo, the CLI, benchmarks and tests: a free port, a health wait."""
+"""Loopback helpers shared by the demo, the CLI, benchmarks and tests: a free port, a health wait, the Ray address."""
 
 from __future__ import annotations
 
 import socket
 import time
+from dataclasses import dataclass
 
-__all__ = ["free_port", "wait_healthy"]
+__all__ = ["RayOptions", "free_port", "wait_healthy"]
+
+
+@dataclass
+class RayOptions:
+    """Which Ray cluster a driver joins (the ``--address`` flag of ``instructor serve`` and ``batch``)."""
+
+    address: str | None = None
+    """Ray address to join (default: env RAY_ADDRESS, else start a local Ray)."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:

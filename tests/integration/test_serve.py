@@ -29,6 +29,8 @@ QUERY = "Represent the question for retrieving supporting answers: "
 DOC = "Represent the answer for retrieval: "
 MAIN_ARGS = {"num_cpus": 1, "max_inputs": 64, "max_body_bytes": 65536, "batch_wait_timeout_s": 0.02}
 
+HASH_FACTORY = "instructor_plugins.testing:hash_encoder"
+
 
 @pytest.fixture(scope="module")
 def base(ray_local: str) -> Iterator[str]:
@@ -37,9 +39,13 @@ def base(ray_local: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         serve.run(build_app(MAIN_ARGS), name=APP_NAME, route_prefix="/")
-        secure = build_app({"model": "hash", "num_cpus": 0, "api_key": "s3cret"})
+        secure = build_app(
+            {"encoder_factory": "instructor_plugins.testing:hash_encoder", "num_cpus": 0, "api_key": "s3cret"}
+        )
         serve.run(secure, name="secure", route_prefix="/secure")
-        fault = build_app({"model": "hash", "num_cpus": 0.5, "num_replicas": 2})
+        fault = build_app(
+            {"encoder_factory": "instructor_plugins.testing:hash_encoder", "num_cpus": 0.5, "num_replicas": 2}
+        )
         serve.run(fault, name="fault", route_prefix="/fault")
         for prefix in ("", "/secure", "/fault"):
             wait_healthy(url + prefix)

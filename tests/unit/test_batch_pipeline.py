@@ -114,7 +114,9 @@ def test_cli_fails_fast_before_starting_ray(
     monkeypatch.setattr("ray.init", lambda *a, **k: pytest.fail("Ray must not start"), raising=False)
     inp = write_rows([{"id": "a", "text": "fine"}], tmp_path / "in.jsonl")
     out = str(tmp_path / "out")
-    assert main(["--input", str(inp), "--output", out, "--batch-size", "0"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--input", str(inp), "--output", out, "--batch-size", "0"])
+    assert exit_info.value.code == 2
     assert "batch_size must be >= 1, got 0" in capsys.readouterr().err
     assert main(["--input", str(tmp_path / "nope.jsonl"), "--output", out]) == 2
     assert "is not a file, a folder or a glob" in capsys.readouterr().err
