@@ -507,7 +507,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
     try:
         try:
             prepared = plan(job, *scan_ray(job))  # every row is checked before any is embedded
-        except errors as exc:
+        except (*errors, RuntimeError) as exc:  # RuntimeError: the output folder was altered
             print(f"error: {exc}", file=sys.stderr)
             return 2
         manifest = execute(prepared)
