@@ -35,15 +35,21 @@ class BatchPolicy:
         max_batch_tokens: real tokens (instruction + text, after truncation) per batch.
         batch_wait_timeout_s: how long the first request of a batch waits for company.
         encode_batch_size: rows per forward pass inside one batch's ``encode`` call.
+        sub_batch_rows: a request is tokenized and queued in pieces of at most this many rows...
+        sub_batch_tokens: ...and at most this many tokens (a longer single row is a piece alone),
+            one piece after the other, so small requests interleave with a big one. On CPU a
+            2,048-token piece takes about a second; raise both on GPUs.
     """
 
     max_batch_rows: int = 256
     max_batch_tokens: int = 16384
     batch_wait_timeout_s: float = 0.005
     encode_batch_size: int = 32
+    sub_batch_rows: int = 64
+    sub_batch_tokens: int = 2048
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_rows", "max_batch_tokens", "encode_batch_size"):
+        for name in ("max_batch_rows", "max_batch_tokens", "encode_batch_size", "sub_batch_rows", "sub_batch_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")

@@ -11,7 +11,16 @@ CPU) and answers requests through ``@serve.batch``: requests queued within
 ``batch_wait_timeout_s`` are concatenated, bounded by rows *and* tokens (see
 :mod:`ray_backend.batching`), embedded in one ``encode`` call with per-row instructions, and
 split back. ``user_config`` (``max_batch_rows``, ``max_batch_tokens``, ``batch_wait_timeout_s``,
-``encode_batch_size``) changes batching live through ``reconfigure``.
+``encode_batch_size``, ``sub_batch_rows``, ``sub_batch_tokens``) changes batching live through
+``reconfigure``.
+
+Readiness: a replica loads its model and runs a warm-up batch in its constructor, and
+``check_health`` fails until both are done, so Serve routes no request to a replica that cannot
+answer it (a replacement for a killed replica, or one added by scaling up).
+
+Auth: the key (``api_key``, ``api_key_file`` or the deployer's ``INSTRUCTOR_API_KEY``) is resolved
+where :func:`build_app` runs and travels to the replicas in their runtime environment, so a
+deployment to an existing cluster (``--address``) carries it too.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import logging
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -33,7 +43,11 @@ from ray.serve.schema import ReplicaState
 from ray_backend.api import ServerLimits
 from ray_backend.app import create_app
 from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost
+from ray_backend.net import init_local_ray, is_loopback_host, loopback_replica_grpc
 from ray_backend.service import EmbeddingService
+
+# Runs in every replica when it imports this module, before Serve starts the replica's gRPC server.
+loopback_replica_grpc()
 
 __all__ = ["APP_NAME", "DEPLOYMENT_NAME", "InstructorDeployment", "ServeArgs", "build_app", "main"]
 
@@ -41,7 +55,16 @@ APP_NAME = "instructor"
 DEPLOYMENT_NAME = "InstructorDeployment"
 API_KEY_ENV = "INSTRUCTOR_API_KEY"
 _DEFAULT_POLICY = BatchPolicy()
-_POLICY_FIELDS = ("max_batch_rows", "max_batch_tokens", "batch_wait_timeout_s", "encode_batch_size")
+_POLICY_FIELDS = (
+    "max_batch_rows",
+    "max_batch_tokens",
+    "batch_wait_timeout_s",
+    "encode_batch_size",
+    "sub_batch_rows",
+    "sub_batch_tokens",
+)
+_SECRET_FIELDS = {"api_key", "api_key_file"}
+logger = logging.getLogger(__name__)
 
 
 class _ScaledBatchSizeWarningFilter(logging.Filter):
@@ -88,6 +111,10 @@ class ServeArgs(BaseModel):
     """How long a batch waits to fill."""
     encode_batch_size: int = _DEFAULT_POLICY.encode_batch_size
     """Rows per forward pass inside a batch."""
+    sub_batch_rows: int = _DEFAULT_POLICY.sub_batch_rows
+    """A request is tokenized and queued in pieces of at most this many rows (small requests interleave)."""
+    sub_batch_tokens: int = _DEFAULT_POLICY.sub_batch_tokens
+    """... and at most this many tokens per piece (about 1 s of CPU for the bundled model)."""
     max_ongoing_requests: int = Field(default=64, ge=1)
     """Requests in flight per replica (must allow several requests per batch)."""
     max_queued_requests: int = -1
@@ -98,18 +125,42 @@ class ServeArgs(BaseModel):
     """Request body bytes (413 beyond)."""
     max_pending_rows: int = ServerLimits.max_pending_rows
     """Texts waiting on one replica before new requests get 429."""
+    max_queue_wait_s: float = ServerLimits.max_queue_wait_s
+    """429 when a replica's admitted work is expected to take longer (keep below the clients' timeout)."""
+    body_timeout_s: float = ServerLimits.body_timeout_s
+    """Seconds to receive a request body before 408."""
     api_key: str | None = None
-    """Bearer token required by the routes (default: env ``INSTRUCTOR_API_KEY``; unset = no auth)."""
+    """Bearer token required by the routes (prefer ``api_key_file`` or env ``INSTRUCTOR_API_KEY``)."""
+    api_key_file: str | None = None
+    """File holding the bearer token (read where the app is built; surrounding whitespace stripped)."""
 
     def policy(self) -> BatchPolicy:
         """The batch policy these arguments describe."""
-        return BatchPolicy(
-            self.max_batch_rows, self.max_batch_tokens, self.batch_wait_timeout_s, self.encode_batch_size
-        )
+        return BatchPolicy(**{f: getattr(self, f) for f in _POLICY_FIELDS})
 
     def limits(self) -> ServerLimits:
         """The request limits these arguments describe."""
-        return ServerLimits(self.max_inputs, self.max_body_bytes, self.max_pending_rows)
+        return ServerLimits(
+            self.max_inputs, self.max_body_bytes, self.max_pending_rows, self.max_queue_wait_s, self.body_timeout_s
+        )
+
+    def resolve_api_key(self) -> str | None:
+        """The key: ``api_key``, else the contents of ``api_key_file``, else env ``INSTRUCTOR_API_KEY``.
+
+        Raises:
+            ValueError: ``api_key_file`` cannot be read or is empty.
+        """
+        if self.api_key:
+            return self.api_key
+        if self.api_key_file:
+            try:
+                key = Path(self.api_key_file).expanduser().read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"cannot read api_key_file {self.api_key_file!r}: {exc.strerror}") from None
+            if not key:
+                raise ValueError(f"api_key_file {self.api_key_file!r} is empty")
+            return key
+        return os.environ.get(API_KEY_ENV) or None
 
 
 @serve.deployment(name=DEPLOYMENT_NAME, max_ongoing_requests=64, health_check_period_s=5)
@@ -118,7 +169,7 @@ class InstructorDeployment:
     """One encoder replica: HTTP routes via FastAPI, work via ``@serve.batch``."""
 
     def __init__(self, args: dict[str, Any]) -> None:
-        """Start loading the model in the background (``/health`` says 503 until it is loaded)."""
+        """Load the model and run a warm-up batch; Serve sends no traffic before this returns."""
         opts = ServeArgs.model_validate(args)
         logging.getLogger("ray.serve").addFilter(_ScaledBatchSizeWarningFilter())
         threads = opts.torch_threads or max(1, round(opts.num_cpus))
@@ -132,7 +183,8 @@ class InstructorDeployment:
             dtype=opts.dtype,
             limits=opts.limits(),
             policy=opts.policy(),
-            api_key=opts.api_key or os.environ.get(API_KEY_ENV) or None,
+            api_key=opts.resolve_api_key(),  # build_app moved it into this replica's environment
+            background=False,
         )
         self.service.submit = self.embed_batch
         self._apply_policy(self.service.policy)
@@ -172,9 +224,11 @@ class InstructorDeployment:
         return vectors
 
     def check_health(self) -> None:
-        """Serve restarts a replica whose model failed to load."""
+        """Healthy once the model is loaded and warmed up (Serve also calls this before routing)."""
         if self.service.load_error is not None:
             raise RuntimeError(f"model failed to load: {self.service.load_error}")
+        if not self.service.ready:
+            raise RuntimeError("model not loaded and warmed up yet")
 
 
 def _running_replicas() -> int | None:
@@ -197,12 +251,21 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
 
     Raises:
         pydantic.ValidationError: an unknown or invalid argument.
+        ValueError: ``api_key_file`` cannot be read.
     """
     opts = args if isinstance(args, ServeArgs) else ServeArgs.model_validate(args or {})
     policy = opts.policy()
     actor_options: dict[str, Any] = {"num_cpus": opts.num_cpus, "num_gpus": opts.num_gpus}
+    env_vars: dict[str, str] = {}
     if opts.omp_wait_policy is not None:
-        actor_options["runtime_env"] = {"env_vars": {"OMP_WAIT_POLICY": opts.omp_wait_policy}}
+        env_vars["OMP_WAIT_POLICY"] = opts.omp_wait_policy
+    # The key is resolved here, where the deployer's environment and files are, and travels in the
+    # replicas' environment rather than in the (logged, displayed) deployment arguments.
+    key = opts.resolve_api_key()
+    if key:
+        env_vars[API_KEY_ENV] = key
+    if env_vars:
+        actor_options["runtime_env"] = {"env_vars": env_vars}
     options: dict[str, Any] = {
         "ray_actor_options": actor_options,
         "max_ongoing_requests": opts.max_ongoing_requests,
@@ -216,7 +279,7 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
     else:
         options["num_replicas"] = opts.num_replicas
     deployment: Any = InstructorDeployment
-    return deployment.options(**options).bind(opts.model_dump(exclude=set(_POLICY_FIELDS)))
+    return deployment.options(**options).bind(opts.model_dump(exclude=set(_POLICY_FIELDS) | _SECRET_FIELDS))
 
 
 def _parse_cli(argv: list[str] | None) -> argparse.Namespace:
@@ -231,7 +294,9 @@ def _parse_cli(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-batch-rows", type=int, default=_DEFAULT_POLICY.max_batch_rows)
     parser.add_argument("--max-batch-tokens", type=int, default=_DEFAULT_POLICY.max_batch_tokens)
     parser.add_argument("--batch-wait-timeout-s", type=float, default=_DEFAULT_POLICY.batch_wait_timeout_s)
-    parser.add_argument("--api-key", default=None, help=f"require this bearer token (default: ${API_KEY_ENV})")
+    parser.add_argument(
+        "--api-key-file", default=None, help=f"file holding the bearer token to require (default: ${API_KEY_ENV})"
+    )
     return parser.parse_args(argv)
 
 
@@ -248,13 +313,19 @@ def main(argv: list[str] | None = None) -> None:
         max_batch_rows=cli.max_batch_rows,
         max_batch_tokens=cli.max_batch_tokens,
         batch_wait_timeout_s=cli.batch_wait_timeout_s,
-        api_key=cli.api_key,
+        api_key_file=cli.api_key_file,
     )
+    if not is_loopback_host(cli.host) and not args.resolve_api_key():
+        logger.warning(
+            "serving on %s without an API key: anyone who can reach this host can use it (set %s or --api-key-file)",
+            cli.host,
+            API_KEY_ENV,
+        )
     address = cli.address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address)
-    else:  # a local Ray just for serving: replicas at normal priority (Ray's default worker nice level is 15)
-        ray.init(include_dashboard=False, _system_config={"worker_niceness": 0})
+    else:  # a local Ray on loopback; replicas at normal priority (Ray's default worker nice level is 15)
+        init_local_ray(_system_config={"worker_niceness": 0})
     stop = threading.Event()
     try:
         serve.start(http_options={"host": cli.host, "port": cli.port})

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,6 +127,10 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point."""
     cfg = parse_args(argv)
+    if not os.environ.get("RAY_ADDRESS"):  # no cluster named: a local Ray on loopback only
+        from ray_backend.net import init_local_ray
+
+        init_local_ray()
     result = run(cfg)
     last = result.state.history[-1] if result.state.history else {}
     speeds = [r["texts_per_s_worker"] for r in result.state.history[1:]] or [0.0]

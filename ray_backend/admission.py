@@ -1,0 +1,121 @@
+"""Admission control for one replica: refuse work that would wait longer than clients do.
+
+A replica that accepts everything builds a queue longer than its clients' timeout: they give up,
+retry, and the replica embeds the abandoned copies too. :class:`Admission` keeps two counters of
+admitted, unfinished work (rows and estimated tokens) and a measured cost per token (an
+exponentially weighted mean over finished batches, seeded by the replica's warm-up batch). A new
+request is refused (HTTP 429 with ``Retry-After``) when
+
+- the replica already holds ``max_pending_rows`` rows, or
+- the admitted work plus the new request is expected to take longer than ``max_queue_wait_s``.
+
+An idle replica admits any request (one request over the wait bound still runs alone: refusing it
+would refuse it forever; ``max_inputs`` bounds it). Token counts before tokenization are estimated
+from characters (:func:`estimate_tokens`); once a request is tokenized its estimate is replaced by
+the real count. Nothing here imports Ray or torch.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ray_backend.api import ApiError
+
+__all__ = ["Admission", "Ticket", "estimate_tokens"]
+
+# Characters per token for the pre-tokenization estimate: English WordPiece / SentencePiece text
+# averages 4-5 characters per token; 4 errs on the side of more work (earlier 429s).
+_CHARS_PER_TOKEN = 4
+# Until a batch was measured: 2,000 tokens/s, about one CPU core on the bundled MiniLM.
+_PRIOR_SECONDS_PER_TOKEN = 1 / 2000
+_EWMA_WEIGHT = 0.2
+
+
+def estimate_tokens(texts: Sequence[str], instructions: Sequence[str], max_seq_length: int) -> int:
+    """Tokens ``instruction + text`` rows will have, estimated from characters (capped per row)."""
+    return sum(
+        min(max_seq_length, (len(i) + len(t)) // _CHARS_PER_TOKEN + 2) for i, t in zip(instructions, texts, strict=True)
+    )
+
+
+@dataclass
+class Ticket:
+    """One admitted request's share of the counters (released when the request ends)."""
+
+    rows: int
+    tokens: int
+
+
+class Admission:
+    """Counters of admitted work and the measured cost per token, shared by one replica's requests.
+
+    Args:
+        max_pending_rows: rows held at once before new requests get 429.
+        max_queue_wait_s: expected seconds of admitted work above which new requests get 429.
+    """
+
+    def __init__(self, max_pending_rows: int, max_queue_wait_s: float) -> None:
+        self.max_pending_rows = max_pending_rows
+        self.max_queue_wait_s = max_queue_wait_s
+        self.pending_rows = 0
+        self.pending_tokens = 0
+        self.seconds_per_token = _PRIOR_SECONDS_PER_TOKEN
+        self.measured = False
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    def expected_wait_s(self, extra_tokens: int = 0) -> float:
+        """Seconds to finish the admitted work (plus ``extra_tokens``) at the measured rate."""
+        return (self.pending_tokens + extra_tokens) * self.seconds_per_token
+
+    def admit(self, rows: int, tokens: int) -> Ticket:
+        """Admit a request of ``rows`` rows and about ``tokens`` tokens, or refuse it.
+
+        Raises:
+            ApiError: 429 with ``retry_after`` set to the expected time for the admitted work to drain.
+        """
+        with self._lock:
+            if self.pending_rows:
+                reason = None
+                if self.pending_rows + rows > self.max_pending_rows:
+                    reason = f"{self.pending_rows} texts pending (limit {self.max_pending_rows})"
+                elif self.expected_wait_s(tokens) > self.max_queue_wait_s:
+                    reason = (
+                        f"expected wait {self.expected_wait_s(tokens):.1f}s exceeds the limit of "
+                        f"{self.max_queue_wait_s:g}s"
+                    )
+                if reason is not None:
+                    self.refused += 1
+                    drain = max(1.0, math.ceil(self.expected_wait_s()))
+                    raise ApiError(429, f"server busy: {reason}; retry later", retry_after=drain)
+            self.pending_rows += rows
+            self.pending_tokens += tokens
+            return Ticket(rows, tokens)
+
+    def update(self, ticket: Ticket, *, rows: int | None = None, tokens: int | None = None) -> None:
+        """Set what ``ticket`` still holds (e.g. real tokens after tokenizing, less after a part is done)."""
+        with self._lock:
+            if rows is not None:
+                self.pending_rows += rows - ticket.rows
+                ticket.rows = rows
+            if tokens is not None:
+                self.pending_tokens += tokens - ticket.tokens
+                ticket.tokens = tokens
+
+    def release(self, ticket: Ticket) -> None:
+        """The request ended (done, failed or cancelled): drop what it still holds."""
+        self.update(ticket, rows=0, tokens=0)
+
+    def record(self, tokens: int, seconds: float) -> None:
+        """A batch of ``tokens`` real tokens took ``seconds``: update the cost per token."""
+        if tokens <= 0 or seconds <= 0:
+            return
+        observed = seconds / tokens
+        with self._lock:
+            if self.measured:
+                self.seconds_per_token += _EWMA_WEIGHT * (observed - self.seconds_per_token)
+            else:
+                self.seconds_per_token, self.measured = observed, True
