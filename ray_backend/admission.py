@@ -29,6 +29,9 @@ __all__ = ["Admission", "Ticket", "estimate_tokens"]
 # Characters per token for the pre-tokenization estimate: English WordPiece / SentencePiece text
 # averages 4-5 characters per token; 4 errs on the side of more work (earlier 429s).
 _CHARS_PER_TOKEN = 4
+# Tokenizing costs too, and for huge strings (a 1 MB text truncated to 512 tokens) it dominates:
+# a fast tokenizer reads roughly 500 characters in the time one token is encoded on CPU.
+_TOKENIZE_CHARS_PER_TOKEN = 500
 # Until a batch was measured: 2,000 tokens/s, about one CPU core on the bundled MiniLM.
 _PRIOR_SECONDS_PER_TOKEN = 1 / 2000
 _EWMA_WEIGHT = 0.2

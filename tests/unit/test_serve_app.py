@@ -40,7 +40,11 @@ async def test_openai_route_matches_in_process_encoder_with_true_usage(bundled_e
     served = np.array([d["embedding"] for d in body["data"]], dtype=np.float32)
     expected = bundled_encoder.encode(texts, instruction)
     assert cos_rows(served, expected).min() >= 0.99999
-    assert [d["index"] for d in body["data"]] == [0, 1] and body["model"] == service.model_name != "m" and body["object"] == "list"
+    assert (
+        [d["index"] for d in body["data"]] == [0, 1]
+        and body["model"] == service.model_name != "m"
+        and body["object"] == "list"
+    )
     assert body["usage"]["prompt_tokens"] == bundled_encoder.tokenize(texts, [instruction] * 2).num_tokens
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"]
     b64 = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in r64.json()["data"]])
