@@ -16,7 +16,7 @@ routed non-loopback interface, see ``tests/integration/test_loopback.py``):
   the driver's environment, which the GCS, raylet and every worker inherit.
 - A Serve replica still opens its inter-deployment gRPC server on a hard-coded ``[::]:0``.
   :func:`loopback_replica_grpc` rebinds it to 127.0.0.1 inside replicas of a loopback Ray; the
-  Serve deployment module calls it on import, so it runs in each replica before that server starts.
+  Serve deployment's constructor calls it, which Serve runs before it starts that server.
 """
 
 from __future__ import annotations

@@ -46,9 +46,6 @@ from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost
 from ray_backend.net import init_local_ray, is_loopback_host, loopback_replica_grpc
 from ray_backend.service import EmbeddingService
 
-# Runs in every replica when it imports this module, before Serve starts the replica's gRPC server.
-loopback_replica_grpc()
-
 __all__ = ["APP_NAME", "DEPLOYMENT_NAME", "InstructorDeployment", "ServeArgs", "build_app", "main"]
 
 APP_NAME = "instructor"
@@ -170,6 +167,7 @@ class InstructorDeployment:
 
     def __init__(self, args: dict[str, Any]) -> None:
         """Load the model and run a warm-up batch; Serve sends no traffic before this returns."""
+        loopback_replica_grpc()  # before Serve starts this replica's gRPC server (after the constructor)
         opts = ServeArgs.model_validate(args)
         logging.getLogger("ray.serve").addFilter(_ScaledBatchSizeWarningFilter())
         threads = opts.torch_threads or max(1, round(opts.num_cpus))

@@ -33,7 +33,7 @@ ip route add default via 10.123.0.2 dev veth0
 pid=$!
 "$PY" -c "from ray_backend.net import wait_healthy; wait_healthy('http://127.0.0.1:8431', 150)" \
   || { cat "$HOME/serve.log"; kill -TERM $pid; exit 3; }
-ss -ltnH
+ss -ltnpH
 kill -TERM $pid
 wait $pid || true
 """
