@@ -118,7 +118,7 @@ class ServeBackend:
         normalize: L2-normalise the vectors.
         show_progress: tqdm bar over requests.
         timeout: seconds per request attempt (connect, read, write). The server's admission bound
-            (``max_queue_wait_s``, 20 s by default) should stay below it.
+            (``max_queue_wait_s``, 30 s by default) should stay below it.
         max_retries: retries after the first attempt, on connection errors, 429 and 502-504.
         backoff_s: first backoff; doubles per retry with jitter, capped at ``max_backoff_s``.
         max_backoff_s: longest wait between attempts.

@@ -3,7 +3,8 @@
 A replica that accepts everything builds a queue longer than its clients' timeout: they give up,
 retry, and the replica embeds the abandoned copies too. :class:`Admission` keeps two counters of
 admitted, unfinished work (rows and estimated tokens) and a measured cost per token (an
-exponentially weighted mean over finished batches, seeded by the replica's warm-up batch). A new
+exponentially weighted mean over finished batches of at least :data:`MIN_MEASURED_TOKENS` tokens,
+seeded by the replica's warm-up batch). A new
 request is refused (HTTP 429 with ``Retry-After``) when
 
 - the replica already holds ``max_pending_rows`` rows, or
@@ -35,13 +36,22 @@ _TOKENIZE_CHARS_PER_TOKEN = 500
 # Until a batch was measured: 2,000 tokens/s, about one CPU core on the bundled MiniLM.
 _PRIOR_SECONDS_PER_TOKEN = 1 / 2000
 _EWMA_WEIGHT = 0.2
+# Batches smaller than this are mostly fixed overhead (a 1-text batch costs ~1 ms per token, a
+# 2,000-token batch ~0.3 ms): they would make big requests look far slower than they run.
+MIN_MEASURED_TOKENS = 256
 
 
 def estimate_tokens(texts: Sequence[str], instructions: Sequence[str], max_seq_length: int) -> int:
-    """Tokens ``instruction + text`` rows will have, estimated from characters (capped per row)."""
-    return sum(
-        min(max_seq_length, (len(i) + len(t)) // _CHARS_PER_TOKEN + 2) for i, t in zip(instructions, texts, strict=True)
-    )
+    """Work of ``instruction + text`` rows in encoded-token units, estimated from characters.
+
+    Each row counts its tokens (characters / 4 + 2, capped at ``max_seq_length``) plus the cost of
+    tokenizing all its characters (which truncation does not save).
+    """
+    total = 0
+    for i, t in zip(instructions, texts, strict=True):
+        chars = len(i) + len(t)
+        total += min(max_seq_length, chars // _CHARS_PER_TOKEN + 2) + chars // _TOKENIZE_CHARS_PER_TOKEN
+    return total
 
 
 @dataclass
@@ -113,8 +123,11 @@ class Admission:
         self.update(ticket, rows=0, tokens=0)
 
     def record(self, tokens: int, seconds: float) -> None:
-        """A batch of ``tokens`` real tokens took ``seconds``: update the cost per token."""
-        if tokens <= 0 or seconds <= 0:
+        """A batch of ``tokens`` real tokens took ``seconds``: update the cost per token.
+
+        Batches under :data:`MIN_MEASURED_TOKENS` tokens are ignored (their cost is mostly overhead).
+        """
+        if tokens < MIN_MEASURED_TOKENS or seconds <= 0:
             return
         observed = seconds / tokens
         with self._lock:

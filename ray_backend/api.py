@@ -92,7 +92,7 @@ class ServerLimits:
     max_inputs: int = 2048
     max_body_bytes: int = 8 * 1024 * 1024
     max_pending_rows: int = 16384
-    max_queue_wait_s: float = 20.0
+    max_queue_wait_s: float = 30.0
     body_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:

@@ -147,9 +147,9 @@ class EmbeddingService:
             self._loaded.set()
 
     def _warm_up(self) -> None:
-        """Run one small batch (first-call costs, and the admission's first cost per token)."""
-        texts = ["warm-up sentence number one", "a second, somewhat longer warm-up sentence for the encoder"] * 4
-        instructions = ["", "Represent the sentence for retrieval: "] * 4
+        """Run one batch of ~600 tokens (first-call costs, and the admission's first cost per token)."""
+        texts = [f"warm-up sentence number {i}, a little longer than most queries are" for i in range(32)]
+        instructions = ["", "Represent the sentence for retrieval: "] * 16
         tokens, ids = self._tokenize(texts, instructions)
         self.run_batch([EmbedJob(texts, instructions, tokens, policy=self.policy, token_ids=ids)])
         self.warm = True

@@ -80,7 +80,7 @@ async def test_cancelling_a_request_drops_its_pieces_not_yet_run() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.sleep(0.05)
-    assert len(log) <= 4 and service.stats.rows <= 16 + 8  # warm-up batch (8 rows) + pieces that ran
+    assert len(log) <= 4 and service.stats.rows <= 32 + 16  # warm-up batch (32 rows) + pieces that ran
     assert service.stats.cancelled == 1
     assert service.admission.pending_rows == 0 and service.admission.pending_tokens == 0
 
@@ -122,6 +122,8 @@ def test_admission_counters_and_the_idle_replica_admits_anything() -> None:
     assert info.value.status == 429 and info.value.retry_after is not None and info.value.retry_after >= 1
     admission.release(big)
     assert admission.pending_rows == 0 and admission.pending_tokens == 0
+    admission.record(100, 5.0)  # a small batch is mostly overhead: ignored
+    assert not admission.measured
     admission.record(1000, 2.0)
     assert admission.measured and admission.seconds_per_token == pytest.approx(0.002)
     assert estimate_tokens(["x" * 4000], ["i"], 512) == 512 + 8  # capped tokens + tokenizing 4,001 chars
