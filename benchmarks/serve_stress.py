@@ -31,8 +31,13 @@ def _p(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def _one_text_latencies(url: str, pool: list[str], stop: threading.Event, clients: int = 2) -> list[float]:
-    """1-text requests from ``clients`` threads until ``stop``; their latencies in seconds."""
+def _one_text_latencies(
+    url: str, pool: list[str], stop: threading.Event, clients: int = 2, refused: list[int] | None = None
+) -> list[float]:
+    """1-text requests from ``clients`` threads until ``stop``; latencies (s) of the answered ones.
+
+    A 429 is counted in ``refused`` (the client waits its ``Retry-After``); other errors raise.
+    """
     latencies: list[float] = []
     lock = threading.Lock()
 
@@ -42,6 +47,10 @@ def _one_text_latencies(url: str, pool: list[str], stop: threading.Event, client
             while not stop.is_set():
                 t = time.perf_counter()
                 r = http.post(f"{url}/embed", json={"texts": [pool[(c * 7919 + i) % len(pool)]], "instruction": DOC})
+                if r.status_code == 429 and refused is not None:
+                    refused.append(1)
+                    time.sleep(float(r.headers.get("retry-after", "1")))
+                    continue
                 r.raise_for_status()
                 with lock:
                     latencies.append(time.perf_counter() - t)
@@ -75,12 +84,13 @@ def head_of_line(url: str, pool: list[str], baseline_s: float = 15.0) -> None:
 
     sender = threading.Thread(target=send_big)
     sender.start()
-    during = _one_text_latencies(url, pool, stop)
+    refused: list[int] = []
+    during = _one_text_latencies(url, pool, stop, refused=refused)
     sender.join()
     print(f"1-text requests alone:            n={len(idle):4d}  p50 {_p(idle, 50):.3f}s  p99 {_p(idle, 99):.3f}s")
     print(
         f"1-text requests during 2,048-text: n={len(during):4d}  p50 {_p(during, 50):.3f}s  "
-        f"p99 {_p(during, 99):.3f}s  max {max(during, default=float('nan')):.3f}s"
+        f"p99 {_p(during, 99):.3f}s  max {max(during, default=float('nan')):.3f}s  refused (429) {len(refused)}"
     )
     print(f"the 2,048-text request: HTTP {result['status']} in {result['seconds']:.1f}s, usage {result['tokens']}")
     print(f"p99 ratio during/alone: {_p(during, 99) / _p(idle, 99):.1f}x   target p99 <= 2 s: ", end="")

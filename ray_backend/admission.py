@@ -1,16 +1,21 @@
-"""Admission control for one replica: refuse work that would wait longer than clients do.
+"""Admission control for one replica: refuse work that would finish later than clients wait.
 
 A replica that accepts everything builds a queue longer than its clients' timeout: they give up,
-retry, and the replica embeds the abandoned copies too. :class:`Admission` keeps two counters of
-admitted, unfinished work (rows and estimated tokens) and a measured cost per token (an
+retry, and the replica embeds the abandoned copies too. :class:`Admission` tracks the admitted,
+unfinished requests (rows and remaining tokens of each) and a measured cost per token (an
 exponentially weighted mean over finished batches of at least :data:`MIN_MEASURED_TOKENS` tokens,
-seeded by the replica's warm-up batch). A new
-request is refused (HTTP 429 with ``Retry-After``) when
+seeded by the replica's warm-up batch). A new request is refused (HTTP 429 with ``Retry-After``) when
 
 - the replica already holds ``max_pending_rows`` rows, or
-- the admitted work plus the new request is expected to take longer than ``max_queue_wait_s``.
+- it is expected to finish later than ``max_queue_wait_s`` from now.
 
-An idle replica admits any request (one request over the wait bound still runs alone: refusing it
+The expected finish follows the replica's scheduling: requests run in sub-batches of ``quantum``
+tokens, one piece of each in turn, so they share the encoder like processor sharing. A new request
+of ``w`` tokens finishes after its own ``w`` plus, from each admitted request, at most as much as
+it runs itself (``min(remaining, max(w, quantum))``): a 1-text request is not refused because a
+long request is running, and a long request is refused when many others hold the replica.
+
+An idle replica admits any request (one request over the bound still runs alone: refusing it
 would refuse it forever; ``max_inputs`` bounds it). Token counts before tokenization are estimated
 from characters (:func:`estimate_tokens`); once a request is tokenized its estimate is replaced by
 the real count. Nothing here imports Ray or torch.
@@ -54,7 +59,7 @@ def estimate_tokens(texts: Sequence[str], instructions: Sequence[str], max_seq_l
     return total
 
 
-@dataclass
+@dataclass(eq=False)
 class Ticket:
     """One admitted request's share of the counters (released when the request ends)."""
 
@@ -63,64 +68,79 @@ class Ticket:
 
 
 class Admission:
-    """Counters of admitted work and the measured cost per token, shared by one replica's requests.
+    """Admitted requests and the measured cost per token, shared by one replica's requests.
 
     Args:
         max_pending_rows: rows held at once before new requests get 429.
-        max_queue_wait_s: expected seconds of admitted work above which new requests get 429.
+        max_queue_wait_s: a request expected to finish later than this gets 429.
     """
 
     def __init__(self, max_pending_rows: int, max_queue_wait_s: float) -> None:
         self.max_pending_rows = max_pending_rows
         self.max_queue_wait_s = max_queue_wait_s
-        self.pending_rows = 0
-        self.pending_tokens = 0
         self.seconds_per_token = _PRIOR_SECONDS_PER_TOKEN
         self.measured = False
         self.refused = 0
+        self._tickets: set[Ticket] = set()
         self._lock = threading.Lock()
 
-    def expected_wait_s(self, extra_tokens: int = 0) -> float:
-        """Seconds to finish the admitted work (plus ``extra_tokens``) at the measured rate."""
-        return (self.pending_tokens + extra_tokens) * self.seconds_per_token
+    @property
+    def pending_rows(self) -> int:
+        """Rows of admitted, unfinished requests."""
+        return sum(t.rows for t in self._tickets)
 
-    def admit(self, rows: int, tokens: int) -> Ticket:
+    @property
+    def pending_tokens(self) -> int:
+        """Remaining tokens (estimated until tokenized) of admitted, unfinished requests."""
+        return sum(t.tokens for t in self._tickets)
+
+    def expected_wait_s(self, tokens: int | None = None, quantum: int = 1) -> float:
+        """Seconds until a new request of ``tokens`` tokens would finish (``None``: until all admitted work is done)."""
+        if tokens is None:
+            return self.pending_tokens * self.seconds_per_token
+        share = max(tokens, quantum)
+        return (tokens + sum(min(t.tokens, share) for t in self._tickets)) * self.seconds_per_token
+
+    def admit(self, rows: int, tokens: int, quantum: int = 1) -> Ticket:
         """Admit a request of ``rows`` rows and about ``tokens`` tokens, or refuse it.
 
+        Args:
+            rows: the request's rows.
+            tokens: its estimated tokens.
+            quantum: tokens per sub-batch piece (how the replica interleaves requests).
+
         Raises:
-            ApiError: 429 with ``retry_after`` set to the expected time for the admitted work to drain.
+            ApiError: 429 with ``retry_after``: how much later the request would fit (at least 1 s).
         """
         with self._lock:
-            if self.pending_rows:
+            if self._tickets:
                 reason = None
-                if self.pending_rows + rows > self.max_pending_rows:
-                    reason = f"{self.pending_rows} texts pending (limit {self.max_pending_rows})"
-                elif self.expected_wait_s(tokens) > self.max_queue_wait_s:
-                    reason = (
-                        f"expected wait {self.expected_wait_s(tokens):.1f}s exceeds the limit of "
-                        f"{self.max_queue_wait_s:g}s"
-                    )
+                pending_rows = self.pending_rows
+                wait = self.expected_wait_s(tokens, quantum)
+                if pending_rows + rows > self.max_pending_rows:
+                    reason = f"{pending_rows} texts pending (limit {self.max_pending_rows})"
+                elif wait > self.max_queue_wait_s:
+                    reason = f"expected to finish in {wait:.1f}s, over the limit of {self.max_queue_wait_s:g}s"
                 if reason is not None:
                     self.refused += 1
-                    drain = max(1.0, math.ceil(self.expected_wait_s()))
-                    raise ApiError(429, f"server busy: {reason}; retry later", retry_after=drain)
-            self.pending_rows += rows
-            self.pending_tokens += tokens
-            return Ticket(rows, tokens)
+                    retry = max(1.0, math.ceil(wait - self.max_queue_wait_s))
+                    raise ApiError(429, f"server busy: {reason}; retry later", retry_after=retry)
+            ticket = Ticket(rows, tokens)
+            self._tickets.add(ticket)
+            return ticket
 
     def update(self, ticket: Ticket, *, rows: int | None = None, tokens: int | None = None) -> None:
         """Set what ``ticket`` still holds (e.g. real tokens after tokenizing, less after a part is done)."""
         with self._lock:
             if rows is not None:
-                self.pending_rows += rows - ticket.rows
                 ticket.rows = rows
             if tokens is not None:
-                self.pending_tokens += tokens - ticket.tokens
                 ticket.tokens = tokens
 
     def release(self, ticket: Ticket) -> None:
         """The request ended (done, failed or cancelled): drop what it still holds."""
-        self.update(ticket, rows=0, tokens=0)
+        with self._lock:
+            self._tickets.discard(ticket)
 
     def record(self, tokens: int, seconds: float) -> None:
         """A batch of ``tokens`` real tokens took ``seconds``: update the cost per token.

@@ -14,8 +14,8 @@ What keeps one replica responsive (see ``README``, "Serving"):
   other, so a small request that arrives meanwhile runs after at most one piece of a big one.
 - **Cancellation.** When Serve cancels a request (client disconnected or timed out) its pieces not
   yet started are dropped: the pending executor call or ``@serve.batch`` slot is cancelled.
-- **Admission by expected wait** (:mod:`ray_backend.admission`): 429 + ``Retry-After`` when the
-  admitted work would take longer than ``limits.max_queue_wait_s``.
+- **Admission by expected wait** (:mod:`ray_backend.admission`): 429 + ``Retry-After`` when a
+  request is expected to finish later than ``limits.max_queue_wait_s``.
 - **Readiness**: :attr:`EmbeddingService.ready` only after the model loaded *and* a warm-up batch ran.
 """
 
@@ -243,7 +243,8 @@ class EmbeddingService:
         encoder = self.encoder  # raises 503 while loading
         policy = self.policy
         max_seq = int(getattr(encoder, "max_seq_length", 512))
-        ticket = self.admission.admit(len(texts), estimate_tokens(texts, instructions, max_seq))
+        estimate = estimate_tokens(texts, instructions, max_seq)
+        ticket = self.admission.admit(len(texts), estimate, quantum=policy.sub_batch_tokens)
         parts: list[np.ndarray] = []
         total = 0
         done_rows = 0
