@@ -1,4 +1,4 @@
-"""Admission control for one replica: refuse work that would finish later than clients wait.
+"""Admission control for one replica: refuse a request that would wait longer than clients do.
 
 A replica that accepts everything builds a queue longer than its clients' timeout: they give up,
 retry, and the replica embeds the abandoned copies too. :class:`Admission` tracks the admitted,
@@ -7,16 +7,15 @@ exponentially weighted mean over finished batches of at least :data:`MIN_MEASURE
 seeded by the replica's warm-up batch). A new request is refused (HTTP 429 with ``Retry-After``) when
 
 - the replica already holds ``max_pending_rows`` rows, or
-- it is expected to finish later than ``max_queue_wait_s`` from now.
+- it is expected to wait longer than ``max_queue_wait_s`` for other requests' work.
 
-The expected finish follows the replica's scheduling: requests run in sub-batches of ``quantum``
-tokens, one piece of each in turn, so they share the encoder like processor sharing. A new request
-of ``w`` tokens finishes after its own ``w`` plus, from each admitted request, at most as much as
-it runs itself (``min(remaining, max(w, quantum))``): a 1-text request is not refused because a
-long request is running, and a long request is refused when many others hold the replica.
-
-An idle replica admits any request (one request over the bound still runs alone: refusing it
-would refuse it forever; ``max_inputs`` bounds it). Token counts before tokenization are estimated
+The expected wait follows the replica's scheduling: requests run in sub-batches of ``quantum``
+tokens, one piece of each in turn, so they share the encoder like processor sharing. While a new
+request of ``w`` tokens is in the replica, each admitted request runs at most as much as it does:
+``min(remaining, max(w, quantum))`` tokens. So a 1-text request waits about one piece of a long
+request and is not refused because of it, while a long request is refused when others already
+hold the replica for longer than the bound. A request's own work is not part of its wait (it is
+bounded by ``max_inputs``; an idle replica admits any request). Token counts before tokenization are estimated
 from characters (:func:`estimate_tokens`); once a request is tokenized its estimate is replaced by
 the real count. Nothing here imports Ray or torch.
 """
@@ -72,7 +71,7 @@ class Admission:
 
     Args:
         max_pending_rows: rows held at once before new requests get 429.
-        max_queue_wait_s: a request expected to finish later than this gets 429.
+        max_queue_wait_s: a request expected to wait longer than this for others' work gets 429.
     """
 
     def __init__(self, max_pending_rows: int, max_queue_wait_s: float) -> None:
@@ -95,11 +94,11 @@ class Admission:
         return sum(t.tokens for t in self._tickets)
 
     def expected_wait_s(self, tokens: int | None = None, quantum: int = 1) -> float:
-        """Seconds until a new request of ``tokens`` tokens would finish (``None``: until all admitted work is done)."""
+        """Seconds a new request of ``tokens`` tokens would spend on others' work (``None``: all admitted work)."""
         if tokens is None:
             return self.pending_tokens * self.seconds_per_token
         share = max(tokens, quantum)
-        return (tokens + sum(min(t.tokens, share) for t in self._tickets)) * self.seconds_per_token
+        return sum(min(t.tokens, share) for t in self._tickets) * self.seconds_per_token
 
     def admit(self, rows: int, tokens: int, quantum: int = 1) -> Ticket:
         """Admit a request of ``rows`` rows and about ``tokens`` tokens, or refuse it.
@@ -120,7 +119,7 @@ class Admission:
                 if pending_rows + rows > self.max_pending_rows:
                     reason = f"{pending_rows} texts pending (limit {self.max_pending_rows})"
                 elif wait > self.max_queue_wait_s:
-                    reason = f"expected to finish in {wait:.1f}s, over the limit of {self.max_queue_wait_s:g}s"
+                    reason = f"expected wait {wait:.1f}s, over the limit of {self.max_queue_wait_s:g}s"
                 if reason is not None:
                     self.refused += 1
                     retry = max(1.0, math.ceil(wait - self.max_queue_wait_s))

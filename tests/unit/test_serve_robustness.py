@@ -86,8 +86,10 @@ async def test_cancelling_a_request_drops_its_pieces_not_yet_run() -> None:
 
 
 async def test_admission_refuses_by_expected_wait_with_retry_after() -> None:
-    service = EmbeddingService(encoder=HashEncoder(), limits=ServerLimits(max_queue_wait_s=5.0))
-    service.admission.seconds_per_token = 0.01  # 100 tokens/s
+    service = EmbeddingService(
+        encoder=HashEncoder(), limits=ServerLimits(max_queue_wait_s=5.0), policy=BatchPolicy(sub_batch_tokens=64)
+    )
+    service.admission.seconds_per_token = 0.02  # 50 tokens/s
     gate = asyncio.Event()
     direct = service.submit
 
@@ -97,19 +99,19 @@ async def test_admission_refuses_by_expected_wait_with_retry_after() -> None:
 
     service.submit = held
     async with client_for(service) as client:
-        first = asyncio.create_task(client.post("/embed", json={"texts": ["word " * 100] * 3}))  # ~3 s of work
+        first = asyncio.create_task(client.post("/embed", json={"texts": ["word " * 100] * 3}))  # ~6 s of work
         while service.admission.pending_rows == 0:
             await asyncio.sleep(0.01)
-        small = asyncio.create_task(client.post("/embed", json={"texts": ["a"]}))  # fits: admitted
+        small = asyncio.create_task(client.post("/embed", json={"texts": ["a"]}))  # waits one 64-token piece
         while service.admission.pending_rows < 4:
             await asyncio.sleep(0.01)
-        busy = await client.post("/embed", json={"texts": ["word " * 100] * 2})  # would wait > 5 s
+        busy = await client.post("/embed", json={"texts": ["word " * 100] * 3})  # would wait ~6 s > 5 s
         assert busy.status_code == 429, busy.text
-        assert "expected to finish in" in busy.json()["error"]["message"]
+        assert "expected wait" in busy.json()["error"]["message"]
         assert int(busy.headers["retry-after"]) >= 1
         gate.set()
         assert (await first).status_code == 200 and (await small).status_code == 200
-        assert (await client.post("/embed", json={"texts": ["word " * 100] * 2})).status_code == 200
+        assert (await client.post("/embed", json={"texts": ["word " * 100] * 3})).status_code == 200
         info = (await client.get("/info")).json()
     assert info["stats"]["refused"] == 1 and info["queue"]["pending_rows"] == 0
 
@@ -118,21 +120,21 @@ def test_admission_models_interleaving_a_small_request_passes_a_long_one() -> No
     admission = Admission(max_pending_rows=10_000, max_queue_wait_s=10.0)
     admission.seconds_per_token = 0.001  # 1,000 tokens/s
     long = admission.admit(2048, 50_000)  # 50 s of work, admitted on an idle replica
-    small = admission.admit(1, 20, quantum=1024)  # finishes after ~1 piece of the long one: 1.04 s
-    assert admission.expected_wait_s(20, 1024) == pytest.approx((20 + 1024 + 20) * 0.001)
-    with pytest.raises(ApiError, match="expected to finish in 20.0s"):
-        admission.admit(100, 10_000, quantum=1024)  # 10 s own + 10 s shared with the long one
+    small = admission.admit(1, 20, quantum=1024)  # waits ~1 piece of the long one: 1.02 s
+    assert admission.expected_wait_s(20, 1024) == pytest.approx((1024 + 20) * 0.001)
+    admission.admit(100, 9_000, quantum=1024)  # waits 9 s of the long one + 20 tokens: admitted
+    with pytest.raises(ApiError, match=r"expected wait 12\.0s"):
+        admission.admit(100, 6_000, quantum=1024)  # 6 s of the long one, 6 s of the other, the small one
     admission.update(long, tokens=0)
-    admission.admit(100, 9_000, quantum=1024)  # the long one is done with its work: fits now
     admission.release(small)
-    assert admission.pending_rows == 2048 + 100
+    assert admission.pending_rows == 2048 + 100 and admission.refused == 1
 
 
 def test_admission_counters_and_the_idle_replica_admits_anything() -> None:
     admission = Admission(max_pending_rows=10, max_queue_wait_s=1.0)
-    big = admission.admit(5, 1_000_000)  # idle: admitted although far over the wait bound
+    big = admission.admit(5, 1_000_000)  # idle: admitted whatever its size
     with pytest.raises(ApiError) as info:
-        admission.admit(1, 5_000)  # 5,000 own + 5,000 shared tokens at 2,000 tokens/s: 5 s > 1 s
+        admission.admit(1, 5_000)  # waits 5,000 tokens of the first at 2,000 tokens/s: 2.5 s > 1 s
     assert info.value.status == 429 and info.value.retry_after is not None and info.value.retry_after >= 1
     admission.release(big)
     assert admission.pending_rows == 0 and admission.pending_tokens == 0
