@@ -78,7 +78,11 @@ class BatchPolicy:
         """Scaled size of a batch of jobs; ``<= scaled_limit`` iff both limits hold.
 
         Each job counts at most one full budget, so a single oversized job still forms a batch.
+        A ``solo`` job (a piece of a split request) shares its batch with no other job, so a small
+        request queued behind it runs in the next batch instead of riding along with the next piece.
         """
+        if len(jobs) > 1 and any(job.solo for job in jobs):
+            return self.scaled_limit + 1
         rows = sum(min(job.rows, self.max_batch_rows) for job in jobs)
         tokens = sum(min(job.tokens, self.max_batch_tokens) for job in jobs)
         return max(rows * self.max_batch_tokens, tokens * self.max_batch_rows)
@@ -101,6 +105,7 @@ class EmbedJob:
         policy: the batch policy in force when the job was queued.
         token_ids: the rows' token ids when the replica already tokenized them to count tokens;
             the batch then encodes these instead of tokenizing the texts again.
+        solo: run in a batch of its own (see :meth:`BatchPolicy.cost`).
     """
 
     texts: list[str]
@@ -109,6 +114,7 @@ class EmbedJob:
     normalize: bool = True
     policy: BatchPolicy = field(default_factory=BatchPolicy)
     token_ids: list[list[int]] | None = None
+    solo: bool = False
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.instructions):

@@ -7,7 +7,8 @@
 What keeps one replica responsive (see ``README``, "Serving"):
 
 - **Nothing heavy on the event loop.** Tokenizing and encoding both run on the service's one
-  encode thread; the loop only parses JSON and routes, so ``/health`` answers during any load.
+  encode thread; the loop only parses JSON, routes, and tokenizes requests of at most
+  :data:`INLINE_TOKENIZE_CHARS` characters, so ``/health`` answers during any load.
   Rows are tokenized once: the ids counted for usage and token budgets are the ids encoded.
 - **Sub-batches.** A request is tokenized and queued in pieces of at most
   ``policy.sub_batch_rows`` rows and ``policy.sub_batch_tokens`` tokens, one piece after the
@@ -66,6 +67,8 @@ class BatchStats:
 
 
 Submit = Callable[[EmbedJob], Awaitable[np.ndarray]]
+INLINE_TOKENIZE_CHARS = 2048
+"""Requests up to this many characters are tokenized on the event loop; bigger ones on the encode thread."""
 
 
 def load_encoder(model: str | None, *, device: str | None = None, dtype: str | None = None) -> Any:
@@ -224,7 +227,13 @@ class EmbeddingService:
         return sum(len(row) for row in ids), ids
 
     async def tokenize(self, texts: Sequence[str], instructions: Sequence[str]) -> tuple[int, list[list[int]] | None]:
-        """:meth:`_tokenize` on the encode thread (cancelled with the caller if not yet started)."""
+        """:meth:`_tokenize` on the encode thread (cancelled with the caller if not yet started).
+
+        Rows of at most :data:`INLINE_TOKENIZE_CHARS` characters in all are tokenized right here
+        (well under a millisecond), so a small request does not queue behind a running batch twice.
+        """
+        if sum(len(t) + len(i) for t, i in zip(texts, instructions, strict=True)) <= INLINE_TOKENIZE_CHARS:
+            return self._tokenize(texts, instructions)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._encode_thread, self._tokenize, texts, instructions)
 
@@ -255,7 +264,9 @@ class EmbeddingService:
                 tokens, ids = await self.tokenize(chunk_texts, chunk_instructions)
                 rest = estimate_tokens(texts[chunk.stop :], instructions[chunk.stop :], max_seq)
                 self.admission.update(ticket, tokens=tokens + rest)
-                for lo, hi, piece_tokens in pieces(ids, tokens, len(chunk_texts), policy.sub_batch_tokens):
+                chunk_pieces = pieces(ids, tokens, len(chunk_texts), policy.sub_batch_tokens)
+                split = len(texts) > policy.sub_batch_rows or len(chunk_pieces) > 1
+                for lo, hi, piece_tokens in chunk_pieces:
                     job = EmbedJob(
                         chunk_texts[lo:hi],
                         chunk_instructions[lo:hi],
@@ -263,6 +274,7 @@ class EmbeddingService:
                         normalize=normalize,
                         policy=policy,
                         token_ids=None if ids is None else ids[lo:hi],
+                        solo=split,
                     )
                     parts.append(await self.submit(job))
                     done_rows += hi - lo
