@@ -280,6 +280,18 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
     return deployment.options(**options).bind(opts.model_dump(exclude=set(_POLICY_FIELDS) | _SECRET_FIELDS))
 
 
+def warn_if_exposed(host: str, has_key: bool) -> bool:
+    """Log a warning (and return True) when ``host`` is not loopback and no API key is set."""
+    if is_loopback_host(host) or has_key:
+        return False
+    logger.warning(
+        "serving on %s without an API key: anyone who can reach this host can use it (set %s or --api-key-file)",
+        host,
+        API_KEY_ENV,
+    )
+    return True
+
+
 def _parse_cli(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ray_backend.serve", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="model name or path (default: bundled all-MiniLM-L6-v2)")

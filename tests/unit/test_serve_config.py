@@ -57,3 +57,12 @@ def test_the_key_travels_in_the_runtime_env_not_in_the_args(tmp_path, monkeypatc
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ValueError, match="is empty"):
         build_app({"api_key_file": str(tmp_path / "empty")})
+
+
+def test_a_public_host_without_a_key_warns(caplog) -> None:
+    from ray_backend.serve import warn_if_exposed
+
+    assert warn_if_exposed("0.0.0.0", has_key=False)
+    assert "without an API key" in caplog.text and "--api-key-file" in caplog.text
+    assert not warn_if_exposed("0.0.0.0", has_key=True)
+    assert not warn_if_exposed("127.0.0.1", has_key=False) and not warn_if_exposed("localhost", has_key=False)
