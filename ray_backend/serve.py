@@ -325,12 +325,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_wait_timeout_s=cli.batch_wait_timeout_s,
         api_key_file=cli.api_key_file,
     )
-    if not is_loopback_host(cli.host) and not args.resolve_api_key():
-        logger.warning(
-            "serving on %s without an API key: anyone who can reach this host can use it (set %s or --api-key-file)",
-            cli.host,
-            API_KEY_ENV,
-        )
+    warn_if_exposed(cli.host, args.resolve_api_key() is not None)
     address = cli.address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address)
