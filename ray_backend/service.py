@@ -208,6 +208,7 @@ class EmbeddingService:
             },
             "auth": self.api_key is not None,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
             "pid": os.getpid(),
             "rss_bytes": _rss_bytes(),
             "stats": asdict(self.stats) | {"refused": self.admission.refused},

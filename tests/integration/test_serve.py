@@ -233,6 +233,7 @@ def test_info_and_live_reconfigure(base: str) -> None:
     before = httpx.get(f"{base}/info").json()
     assert before["dim"] == 384 and before["replicas"] == 1 and before["batch"]["max_batch_rows"] == 256
     assert before["omp_wait_policy"] == "PASSIVE" and before["stats"]["rows"] > 0
+    assert before["malloc_mmap_threshold"] == "65536"  # travels to the replica process
     handle = serve.get_deployment_handle(DEPLOYMENT_NAME, app_name=APP_NAME)
     handle.reconfigure.remote({"max_batch_rows": 8, "max_batch_tokens": 500}).result()
     try:
