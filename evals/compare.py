@@ -1,4 +1,4 @@
-"""Compare evaluation runs side by side: ``python -m evals.compare DIR_A DIR_B [DIR_C ...]``.
+"""Compare evaluation runs side by side: ``instructor compare DIR_A DIR_B [DIR_C ...]``.
 
 Prints a markdown table with one column per run (main score x 100) and, for every run after the
 first, its difference to the first (the baseline). Tasks missing from a run show ``-``.
@@ -6,13 +6,15 @@ first, its difference to the first (the baseline). Tasks missing from a run show
 
 from __future__ import annotations
 
-import argparse
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from evals.report import ScoreRow, Summary, load_summary
+from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 
-__all__ = ["compare_table", "main"]
+__all__ = ["CompareConfig", "compare_table", "comparison", "main"]
 
 
 def _fmt(value: float | None, *, signed: bool = False) -> str:
@@ -73,23 +75,38 @@ def _labels(summaries: Sequence[Summary], folders: Sequence[Path]) -> list[str]:
     return labels
 
 
-def main(argv: Sequence[str] | None = None) -> str:
-    """Print (and return) the comparison of the given run folders."""
-    parser = argparse.ArgumentParser(prog="python -m evals.compare", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="output folders of `python -m evals.run` (first = baseline)")
-    args = parser.parse_args(argv)
-    if len(args.runs) < 2:
-        parser.error("give at least two run folders")
+@dataclass
+class CompareConfig:
+    """Arguments of ``instructor compare``."""
+
+    runs: list[Path]
+    """Output folders of instructor eval (the first is the baseline); at least two."""
+
+    def __post_init__(self) -> None:
+        if len(self.runs) < 2:
+            raise ValueError(f"give at least two run folders, got {len(self.runs)}")
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m evals.compare") -> int:
+    """CLI entry point (``instructor compare``): print the comparison; 2 for a missing run folder."""
+    parser = command_parser(prog, __doc__)
+    add_config_flags(parser, CompareConfig, positional=["runs"])
+    config = config_from_args(parser, CompareConfig, parser.parse_args(argv))
     try:
-        summaries = [load_summary(folder) for folder in args.runs]
+        summaries = [load_summary(folder) for folder in config.runs]
     except FileNotFoundError as exc:
         parser.error(str(exc))
-    table = compare_table([(label, s.rows) for label, s in zip(_labels(summaries, args.runs), summaries, strict=True)])
+    print(comparison(summaries, config.runs))
+    return 0
+
+
+def comparison(summaries: Sequence[Summary], folders: Sequence[Path]) -> str:
+    """The markdown comparison of loaded runs (with a "Model:" line when they share one model)."""
+    table = compare_table([(label, s.rows) for label, s in zip(_labels(summaries, folders), summaries, strict=True)])
     if len({s.model for s in summaries}) == 1:
         table = f"Model: {summaries[0].model}\n\n{table}"
-    print(table)
     return table
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

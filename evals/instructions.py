@@ -8,7 +8,9 @@ Order of lookup in ``paper`` mode:
    written in the paper's unified format with :func:`~instructor_plugins.instructions.make_instruction`);
 3. the preset for the task's mteb type (:data:`TASK_TYPE_PRESETS`, :func:`~instructor_plugins.instructions.preset`).
 
-``none`` mode gives no instruction at all (the ablation). The side comes from mteb's
+``none`` mode gives no instruction at all (the ablation). ``auto`` (the default of a run) follows
+the model (:func:`resolve_mode`): ``paper`` for an instruction-trained model, ``none`` for one that
+was not (such as the bundled all-MiniLM-L6-v2, which never saw instructions). The side comes from mteb's
 ``prompt_type``: ``document`` takes the document instruction; ``query`` and ``None`` (symmetric
 tasks such as STS, classification, clustering) take the query one.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from instructor_plugins.defaults import InstructionDefaults
 from instructor_plugins.instructions import TaskInstructions, make_instruction, mteb_instructions, preset
 
 __all__ = [
@@ -26,11 +29,12 @@ __all__ = [
     "TASK_TYPE_PRESETS",
     "InstructionChoice",
     "choose_instruction",
+    "resolve_mode",
     "task_instructions",
 ]
 
-InstructionMode = Literal["paper", "none"]
-INSTRUCTION_MODES: tuple[str, ...] = ("paper", "none")
+InstructionMode = Literal["auto", "paper", "none"]
+INSTRUCTION_MODES: tuple[str, ...] = ("auto", "paper", "none")
 Source = Literal["paper", "offline", "preset", "none"]
 
 
@@ -128,8 +132,8 @@ def choose_instruction(
     >>> choose_instruction("ArguAna", "Retrieval", "query", mode="none")
     InstructionChoice(instruction=None, source='none')
     """
-    if mode not in INSTRUCTION_MODES:
-        raise ValueError(f"unknown instructions mode {mode!r}; valid: {list(INSTRUCTION_MODES)}")
+    if mode not in ("paper", "none"):
+        raise ValueError(f"unknown instructions mode {mode!r}; valid: ['paper', 'none'] (resolve 'auto' first)")
     side = None if prompt_type is None else str(getattr(prompt_type, "value", prompt_type))
     if side not in (None, "query", "document"):
         raise ValueError(f"unknown prompt type {prompt_type!r}; valid: ['query', 'document', None]")
@@ -137,3 +141,18 @@ def choose_instruction(
         return InstructionChoice(None, "none")
     pair, source = task_instructions(task_name, task_type, table_model=table_model)
     return InstructionChoice(pair.document if side == "document" else pair.query, source)
+
+
+def resolve_mode(mode: str, defaults: InstructionDefaults) -> str:
+    """``auto`` -> ``paper`` for an instruction-trained model, else ``none``; other modes unchanged.
+
+    >>> resolve_mode("auto", InstructionDefaults(instruction_trained=False))
+    'none'
+    >>> resolve_mode("paper", InstructionDefaults(instruction_trained=False))
+    'paper'
+    """
+    if mode not in INSTRUCTION_MODES:
+        raise ValueError(f"unknown instructions mode {mode!r}; valid: {list(INSTRUCTION_MODES)}")
+    if mode != "auto":
+        return mode
+    return "paper" if defaults.instruction_trained else "none"

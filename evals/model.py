@@ -13,7 +13,7 @@ once and copied back; ``dedupe=False`` turns that off (the test suite checks bot
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,11 +23,14 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta
 from mteb.types import PromptType
 
-from evals.instructions import INSTRUCTION_MODES, InstructionChoice, choose_instruction
+from evals.instructions import INSTRUCTION_MODES, InstructionChoice, choose_instruction, resolve_mode
 from evals.meta import BUNDLED_ALIASES, get_model_meta, local_model_meta
 from instructor_plugins.backends import EmbeddingBackend, LocalBackend, make_backend
+from instructor_plugins.types import Encoder
 
-__all__ = ["InstructorMTEBModel", "load_mteb_model", "unique_texts"]
+__all__ = ["InstructorMTEBModel", "load_mteb_model", "model_meta", "unique_texts"]
+
+logger = logging.getLogger(__name__)
 
 TABLE_MODELS = ("hkunlp/instructor-base", "hkunlp/instructor-large", "hkunlp/instructor-xl")
 
@@ -43,8 +46,8 @@ def unique_texts(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return list(index), np.asarray(inverse, dtype=np.int64)
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def _log(message: str) -> None:
+    logger.info(message)
 
 
 class InstructorMTEBModel(AbsEncoder):
@@ -67,11 +70,11 @@ class InstructorMTEBModel(AbsEncoder):
         instructions: str = "paper",
         table_model: str | None = None,
         dedupe: bool = True,
-        log: Callable[[str], None] | None = _stderr,
+        log: Callable[[str], None] | None = _log,
     ) -> None:
         """Wrap ``backend``; ``table_model`` picks the paper table (default: the meta's name when it has one)."""
-        if instructions not in INSTRUCTION_MODES:
-            raise ValueError(f"unknown instructions mode {instructions!r}; valid: {list(INSTRUCTION_MODES)}")
+        if instructions not in ("paper", "none"):
+            raise ValueError(f"unknown instructions mode {instructions!r}; valid: ['paper', 'none']")
         if table_model is None and meta.name in TABLE_MODELS:
             table_model = meta.name
         self.model = backend
@@ -131,14 +134,14 @@ def load_mteb_model(
     model_name: str | None = None,
     revision: str | None = None,
     *,
-    instructions: str = "paper",
+    instructions: str = "auto",
     endpoint: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
     batch_size: int = 32,
     show_progress: bool = False,
-    encoder: Any = None,
-    log: Callable[[str], None] | None = _stderr,
+    encoder: Encoder | None = None,
+    log: Callable[[str], None] | None = _log,
 ) -> InstructorMTEBModel:
     """Build the mteb model for ``model_name`` (also the loader of the :mod:`evals.meta` records).
 
@@ -146,7 +149,8 @@ def load_mteb_model(
         model_name: ``None``/``"bundled"`` (the offline bundled model), ``hkunlp/instructor-*``, another
             hub id or a local checkpoint folder.
         revision: hub revision for hub ids (in-process only).
-        instructions: ``"paper"`` or ``"none"``.
+        instructions: ``"auto"`` (follow the model: ``paper`` when it is instruction-trained, else
+            ``none``), ``"paper"`` or ``"none"``.
         endpoint: URL of the Ray Serve app (``make_backend(endpoint=...)``); the server's model is used,
             ``model_name`` only names the results. ``None`` embeds in this process.
         device: torch device for in-process encoding.
@@ -171,7 +175,7 @@ def load_mteb_model(
 
         loaded = InstructorEncoder.load(load_name, device=device, dtype=dtype, revision=revision)
         backend = LocalBackend(encoder=loaded, batch_size=batch_size, show_progress=show_progress)
-    meta = get_model_meta(model_name)
+    meta = model_meta(model_name)
     if meta is None:
         assert model_name is not None  # None resolves to the bundled record
         local = getattr(backend, "encoder", None) if endpoint is None else None
@@ -179,5 +183,12 @@ def load_mteb_model(
             model_name,
             embed_dim=getattr(local, "dim", None),
             max_tokens=getattr(local, "max_seq_length", None),
-        )
-    return InstructorMTEBModel(backend, meta, instructions=instructions, log=log)
+        ).model_copy(update={"loader": load_mteb_model})
+    mode = resolve_mode(instructions, backend.defaults)
+    return InstructorMTEBModel(backend, meta, instructions=mode, log=log)
+
+
+def model_meta(name: str | None) -> ModelMeta | None:
+    """:func:`evals.meta.get_model_meta` with :func:`load_mteb_model` as the record's loader."""
+    meta = get_model_meta(name)
+    return None if meta is None else meta.model_copy(update={"loader": load_mteb_model})

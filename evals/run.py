@@ -2,11 +2,11 @@
 
 Examples::
 
-    python -m evals.run --suite offline --output runs/bundled-paper
-    python -m evals.run --suite offline --instructions none --output runs/bundled-none
-    python -m evals.compare runs/bundled-paper runs/bundled-none
-    python -m evals.run --model hkunlp/instructor-large --tasks SciFact STSBenchmark --output runs/large
-    python -m evals.run --suite offline --endpoint http://127.0.0.1:8000 --output runs/served
+    instructor eval --suite offline --output runs/bundled            # instructions follow the model
+    instructor eval --suite offline --instructions paper --output runs/bundled-paper
+    instructor compare runs/bundled runs/bundled-paper
+    instructor eval --model hkunlp/instructor-large --tasks SciFact STSBenchmark --output runs/large
+    instructor eval --suite offline --endpoint http://127.0.0.1:8000 --output runs/served
 
 ``--suite offline`` needs nothing but installed packages (see :mod:`evals.tasks`). Real MTEB tasks
 (``--tasks NAME`` or ``--suite mteb-paper``) download their data from the Hugging Face Hub: they
@@ -15,14 +15,14 @@ work wherever the hub is reachable and fail with a clear error when ``HF_HUB_OFF
 
 from __future__ import annotations
 
-import argparse
+import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import mteb
 from mteb.abstasks import AbsTask
@@ -32,12 +32,16 @@ from evals.model import TABLE_MODELS, load_mteb_model
 from evals.report import Summary, markdown_table, rows_from_results, write_report
 from evals.tasks import OFFLINE_TASKS, offline_task, offline_tasks
 from instructor_plugins.checkpoint import ModelLoadError
+from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from instructor_plugins.instructions import mteb_task_names
+from instructor_plugins.types import Encoder
 
 __all__ = ["SUITES", "HubUnavailableError", "RunConfig", "hub_offline", "main", "resolve_tasks", "run"]
 
 SUITES = ("offline", "mteb-paper")
 _TRUE = {"1", "true", "yes", "on"}
+
+logger = logging.getLogger(__name__)
 
 
 class HubUnavailableError(RuntimeError):
@@ -46,31 +50,28 @@ class HubUnavailableError(RuntimeError):
 
 @dataclass
 class RunConfig:
-    """One evaluation run (the CLI's arguments).
-
-    Attributes:
-        output: folder for mteb's result JSON, ``summary.json``, ``table.md`` and ``scores.png``.
-        model: ``None``/``"bundled"``, ``hkunlp/instructor-*``, a hub id or a local checkpoint folder.
-        tasks: task names (offline or mteb); exclusive with ``suite``.
-        suite: ``"offline"`` or ``"mteb-paper"``; exclusive with ``tasks``.
-        instructions: ``"paper"`` or ``"none"``.
-        endpoint: Ray Serve URL; ``None`` embeds in process.
-        device: torch device for in-process encoding.
-        batch_size: texts per forward pass / request.
-        max_items: subsample the offline tasks (quick runs; not comparable with full runs).
-        progress: progress bars and per-task instruction lines on stderr.
-    """
+    """One evaluation run; each field is a flag of ``instructor eval``."""
 
     output: Path
+    """Folder for mteb's result JSON, summary.json, table.md and scores.png."""
     model: str | None = None
+    """None/"bundled", hkunlp/instructor-{base,large,xl}, a hub id or a local checkpoint folder."""
     tasks: list[str] = field(default_factory=list)
-    suite: str | None = None
-    instructions: str = "paper"
+    """Offline or MTEB task names (give tasks or a suite)."""
+    suite: Literal["offline", "mteb-paper"] | None = None
+    """offline: real-data tasks that need no hub; mteb-paper: the paper's tasks (give tasks or a suite)."""
+    instructions: Literal["auto", "paper", "none"] = "auto"
+    """auto: follow the model (paper when it is instruction-trained, else none); paper: per-task; none."""
     endpoint: str | None = None
+    """Ray Serve URL, e.g. http://127.0.0.1:8000; None embeds in process."""
     device: str | None = None
+    """Torch device for in-process encoding (default cuda if present)."""
     batch_size: int = 32
+    """Texts per forward pass / request."""
     max_items: int | None = None
+    """Subsample the offline tasks (quick runs; not comparable with full runs)."""
     progress: bool = True
+    """Progress bars and per-task instruction lines on stderr."""
 
     def __post_init__(self) -> None:
         if bool(self.tasks) == (self.suite is not None):
@@ -128,7 +129,7 @@ def _hub_tasks(tasks: Sequence[AbsTask]) -> list[str]:
     return [t.metadata.name for t in tasks if t.metadata.name not in OFFLINE_TASKS]
 
 
-def run(config: RunConfig, *, encoder: Any = None) -> Summary:
+def run(config: RunConfig, *, encoder: Encoder | None = None) -> Summary:
     """Evaluate, write mteb's result files and the report into ``config.output``; return the summary.
 
     Args:
@@ -148,7 +149,7 @@ def run(config: RunConfig, *, encoder: Any = None) -> Summary:
             "data from the Hugging Face Hub, but HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set. Run them where the hub "
             f"is reachable, or use the offline suite (--suite offline; tasks {sorted(OFFLINE_TASKS)})."
         )
-    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if config.progress else None
+    log = logger.info if config.progress else None
     model = load_mteb_model(
         config.model,
         instructions=config.instructions,
@@ -161,7 +162,7 @@ def run(config: RunConfig, *, encoder: Any = None) -> Summary:
     )
     meta = model.mteb_model_meta
     if log:
-        log(f"[evals] {meta.name}: {len(tasks)} task(s), instructions={config.instructions} -> {config.output}")
+        log(f"[evals] {meta.name}: {len(tasks)} task(s), instructions={model.instructions} -> {config.output}")
     start = time.perf_counter()
     result = mteb.evaluate(
         model,
@@ -180,7 +181,7 @@ def run(config: RunConfig, *, encoder: Any = None) -> Summary:
         failures[error.task_name] = f"{error.exception}{hint}"
     summary = Summary(
         model=str(meta.name),
-        instructions=config.instructions,
+        instructions=model.instructions,
         rows=rows_from_results(result.task_results, tasks),
         settings={
             "tasks": [t.metadata.name for t in tasks],
@@ -199,45 +200,14 @@ def run(config: RunConfig, *, encoder: Any = None) -> Summary:
     return summary
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model", default=None, help="bundled (default), hkunlp/instructor-{base,large,xl}, hub id or folder"
-    )
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--tasks", nargs="+", default=[], metavar="NAME", help="offline or MTEB task names")
-    which.add_argument(
-        "--suite", choices=SUITES, help="offline: real-data tasks that need no hub; mteb-paper: the paper's"
-    )
-    parser.add_argument("--instructions", choices=INSTRUCTION_MODES, default="paper", help="per-task (paper) or none")
-    parser.add_argument(
-        "--endpoint", default=None, help="Ray Serve URL, e.g. http://127.0.0.1:8000 (default in process)"
-    )
-    parser.add_argument("--output", type=Path, required=True, help="folder for results, table.md and scores.png")
-    parser.add_argument("--device", default=None, help="torch device for in-process encoding (default cuda if present)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-items", type=int, default=None, help="subsample offline tasks (quick runs)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns 0, or 1 when a task failed (usage errors exit with 2)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m evals.run") -> int:
+    """CLI entry point (``instructor eval``): 0, or 1 when a task failed; usage errors exit with 2."""
+    parser = command_parser(prog, __doc__)
+    add_config_flags(parser, RunConfig)
+    config = config_from_args(parser, RunConfig, parser.parse_args(argv))
+    if config.progress:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        config = RunConfig(
-            output=args.output,
-            model=args.model,
-            tasks=list(args.tasks),
-            suite=args.suite,
-            instructions=args.instructions,
-            endpoint=args.endpoint,
-            device=args.device,
-            batch_size=args.batch_size,
-            max_items=args.max_items,
-            progress=not args.quiet,
-        )
         summary = run(config)
     except (ValueError, HubUnavailableError, ModelLoadError, NotImplementedError) as exc:
         parser.error(str(exc))

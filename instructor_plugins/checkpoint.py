@@ -72,11 +72,16 @@ class CheckpointSpec:
             raise ValueError(f"max_seq_length must be positive, got {self.max_seq_length}")
 
 
-def resolve_model_dir(name_or_path: str | os.PathLike[str], *, revision: str | None = None) -> Path:
+def resolve_model_dir(
+    name_or_path: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    cache_folder: str | os.PathLike[str] | None = None,
+) -> Path:
     """Return a local directory for a path or a Hugging Face Hub id.
 
-    A hub id goes through the normal hub cache (``HF_HOME``), so a model downloaded once works
-    offline later. Raises :class:`ModelLoadError` with the model name and the way to pass a local
+    A hub id goes through the hub cache (``cache_folder``, default ``HF_HOME``), so a model
+    downloaded once works offline later. Raises :class:`ModelLoadError` with the model name and the way to pass a local
     path when neither works.
     """
     path = Path(name_or_path).expanduser()
@@ -88,9 +93,11 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str], *, revision: str | N
     try:
         from huggingface_hub import snapshot_download
 
-        folder = snapshot_download(name, revision=revision, allow_patterns=_HUB_PATTERNS)
+        cache = None if cache_folder is None else str(cache_folder)
+        folder = snapshot_download(name, revision=revision, allow_patterns=_HUB_PATTERNS, cache_dir=cache)
         if not any(Path(folder).glob("*.safetensors")):
-            folder = snapshot_download(name, revision=revision, allow_patterns=_HUB_PATTERNS + _HUB_BIN_PATTERNS)
+            patterns = _HUB_PATTERNS + _HUB_BIN_PATTERNS
+            folder = snapshot_download(name, revision=revision, allow_patterns=patterns, cache_dir=cache)
     except Exception as exc:  # the hub raises many types: offline, 404, gated, network
         raise ModelLoadError(
             f"could not load model {name!r} from the Hugging Face Hub or its local cache "
@@ -204,6 +211,8 @@ def write_checkpoint_files(root: Path, spec: CheckpointSpec, dense_state: dict[s
         "pooling_mode_mean_tokens": spec.pooling == "mean",
         "pooling_mode_max_tokens": spec.pooling == "max",
         "pooling_mode_mean_sqrt_len_tokens": False,
+        # sentence-transformers leaves prompt (instruction) tokens out of the mean, as we do
+        "include_prompt": False,
     }
     (root / "1_Pooling" / "config.json").write_text(json.dumps(pooling_cfg, indent=2))
     if spec.dense is not None:

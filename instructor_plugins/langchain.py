@@ -9,17 +9,17 @@ Queries and documents are embedded with two different instructions (INSTRUCTOR, 
     emb = InstructorEmbeddings.for_task("retrieval", domain="Wikipedia")
     emb = InstructorEmbeddings(endpoint="http://127.0.0.1:8000")  # the Ray Serve app
 
-Code written for the old ``langchain_community`` ``HuggingFaceInstructEmbeddings`` keeps working:
-``embed_instruction`` is accepted for ``document_instruction`` and ``model_name`` for ``model``.
-Every instance in a process that names the same model and device shares one encoder.
+A drop-in for the ``langchain_community`` ``HuggingFaceInstructEmbeddings``: its documented
+arguments work unchanged (``model_name``, ``model_kwargs`` with ``device`` / ``trust_remote_code``
+/ ``revision``, ``encode_kwargs`` with ``batch_size`` / ``normalize_embeddings`` /
+``show_progress_bar``, ``cache_folder``, ``query_instruction``, ``embed_instruction``) and read
+back. Instructions left at ``None`` follow the model (see :mod:`instructor_plugins.plugin`).
+Every instance in a process that loads the same model the same way shares one encoder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import Any, ClassVar
 
 try:
     from langchain_core.embeddings import Embeddings
@@ -29,18 +29,22 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         'instructor_plugins.langchain needs langchain-core: pip install "instructor-plugins[langchain]"'
     ) from exc
 
-from instructor_plugins.backends import EmbeddingBackend, make_backend
 from instructor_plugins.instructions import preset
+from instructor_plugins.plugin import BackendSlot, InstructorPlugin, drop_in_arguments, to_lists
 
 __all__ = ["DEFAULT_DOCUMENT_INSTRUCTION", "DEFAULT_QUERY_INSTRUCTION", "InstructorEmbeddings"]
 
-# The retrieval preset: "Represent the question for retrieving supporting documents: " and
-# "Represent the document for retrieval: " (the old community class's defaults).
+# The retrieval preset, which INSTRUCTOR checkpoints get by default (the old community class's defaults):
+# "Represent the question for retrieving supporting documents: " / "Represent the document for retrieval: ".
 DEFAULT_QUERY_INSTRUCTION = preset("retrieval").query
 DEFAULT_DOCUMENT_INSTRUCTION = preset("retrieval").document
 
+# HuggingFaceInstructEmbeddings' option dicts -> our fields.
+MODEL_KWARGS = {"device": "device", "trust_remote_code": "trust_remote_code", "revision": "revision"}
+ENCODE_KWARGS = {"batch_size": "batch_size", "normalize_embeddings": "normalize", "show_progress_bar": "show_progress"}
 
-class InstructorEmbeddings(BaseModel, Embeddings):
+
+class InstructorEmbeddings(InstructorPlugin, BaseModel, Embeddings):
     """INSTRUCTOR embeddings for LangChain: one instruction for queries, another for documents.
 
     Unknown keyword arguments raise a ``ValidationError`` (``extra="forbid"``), so a misspelt
@@ -54,20 +58,23 @@ class InstructorEmbeddings(BaseModel, Embeddings):
         use_attribute_docstrings=True,
         validate_assignment=True,
     )
+    _DOCUMENT_FIELD: ClassVar[str] = "document_instruction"
+    _DOCUMENT_ALIASES: ClassVar[tuple[str, ...]] = ("embed_instruction",)
 
     model: str | None = Field(default=None, validation_alias=AliasChoices("model", "model_name"))
     """Model to embed with: ``None`` for the bundled offline model, a local directory, or a hub id
-    such as ``"hkunlp/instructor-large"``. ``model_name`` is accepted as an alias."""
+    such as ``"hkunlp/instructor-large"``. ``model_name`` is accepted (and readable) as an alias.
+    With ``endpoint``, the model the server must run (``None``: whatever it runs)."""
 
-    query_instruction: str = DEFAULT_QUERY_INSTRUCTION
-    """Instruction put before every query (``embed_query``); ``""`` for none."""
+    query_instruction: str | None = None
+    """Instruction put before every query (``embed_query``); ``""`` for none; ``None`` for the model's default."""
 
-    document_instruction: str = Field(
-        default=DEFAULT_DOCUMENT_INSTRUCTION,
+    document_instruction: str | None = Field(
+        default=None,
         validation_alias=AliasChoices("document_instruction", "embed_instruction"),
     )
-    """Instruction put before every document (``embed_documents``); ``""`` for none.
-    ``embed_instruction`` is accepted as an alias."""
+    """Instruction put before every document (``embed_documents``); ``""`` for none; ``None`` for the
+    model's default. ``embed_instruction`` is accepted (and readable) as an alias."""
 
     batch_size: int = Field(default=32, gt=0)
     """Texts per forward pass (in-process) or per request (remote)."""
@@ -78,94 +85,80 @@ class InstructorEmbeddings(BaseModel, Embeddings):
     device: str | None = None
     """Device of the in-process encoder (``"cpu"``, ``"cuda"``, ``"cuda:1"``); ``None`` picks CUDA when present."""
 
+    dtype: str | None = None
+    """dtype of the in-process encoder (float32, bfloat16, float16); ``None``: fp32 on CPU, bf16 on CUDA."""
+
+    trust_remote_code: bool = False
+    """Allow model code from the checkpoint (in-process)."""
+
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of a hub model (in-process)."""
+
+    cache_folder: str | None = None
+    """Hub cache folder for a hub model (in-process); ``None``: the Hugging Face cache."""
+
     show_progress: bool = False
     """Show a progress bar while embedding many texts."""
 
     endpoint: str | None = None
     """``None`` embeds in this process; a URL such as ``"http://127.0.0.1:8000"`` uses the Ray Serve app."""
 
-    _backend: EmbeddingBackend | None = PrivateAttr(default=None)
-    _backend_key: tuple[Any, ...] | None = PrivateAttr(default=None)
+    model_kwargs: dict[str, Any] | None = None
+    """``HuggingFaceInstructEmbeddings`` compatibility: ``device``, ``trust_remote_code`` and ``revision``
+    set those fields; other keys raise ``ValueError``."""
 
-    @classmethod
-    def for_task(cls, task: str, *, domain: str | None = None, **kwargs: Any) -> InstructorEmbeddings:
-        """Build an instance whose two instructions come from the task presets.
+    encode_kwargs: dict[str, Any] | None = None
+    """``HuggingFaceInstructEmbeddings`` compatibility: ``batch_size``, ``normalize_embeddings`` and
+    ``show_progress_bar`` set ``batch_size``, ``normalize`` and ``show_progress``; other keys raise ``ValueError``."""
 
-        Args:
-            task: a preset name from :data:`instructor_plugins.instructions.PRESETS`
-                (``"retrieval"``, ``"classification"``, ``"clustering"``, ``"sts"``, ...).
-            domain: optional domain word(s), e.g. ``"Wikipedia"`` or ``"medical"``.
-            **kwargs: any other field (``model``, ``batch_size``, ``endpoint``, ...).
+    _slot: BackendSlot = PrivateAttr(default_factory=BackendSlot)
 
-        Raises:
-            ValueError: an unknown task (the message lists the valid ones).
-            TypeError: ``kwargs`` also sets an instruction.
-
-        >>> InstructorEmbeddings.for_task("sts").query_instruction
-        'Represent the sentence for retrieving duplicate sentences: '
-        """
-        clash = sorted({"query_instruction", "document_instruction", "embed_instruction"} & kwargs.keys())
-        if clash:
-            raise TypeError(f"for_task sets both instructions itself; do not also pass {clash}")
-        instructions = preset(task, domain=domain)
-        return cls(query_instruction=instructions.query, document_instruction=instructions.document, **kwargs)
-
-    @classmethod
-    def from_backend(cls, backend: EmbeddingBackend, **kwargs: Any) -> InstructorEmbeddings:
-        """Use an already built backend (e.g. one wrapping a Ray deployment handle or a test encoder).
-
-        The ``batch_size``, ``normalize``, ``device`` and ``show_progress`` fields are then the
-        backend's business and are not applied.
-        """
-        if not isinstance(backend, EmbeddingBackend):
-            raise TypeError(f"backend must implement EmbeddingBackend (embed, aembed), got {type(backend).__name__}")
-        instance = cls(**kwargs)
-        instance._backend = backend
-        return instance
+    def __init__(self, **data: Any) -> None:
+        """Accept our fields and ``HuggingFaceInstructEmbeddings``' arguments (see the module docstring)."""
+        data = drop_in_arguments(data, "model_kwargs", MODEL_KWARGS)
+        data = drop_in_arguments(data, "encode_kwargs", ENCODE_KWARGS)
+        super().__init__(**data)
 
     @property
-    def backend(self) -> EmbeddingBackend:
-        """The backend that computes vectors, built on first use and again if its fields change."""
-        key = (self.model, self.endpoint, self.device, self.batch_size, self.normalize, self.show_progress)
-        if self._backend is None or (self._backend_key is not None and self._backend_key != key):
-            self._backend = make_backend(
-                self.model,
-                endpoint=self.endpoint,
-                device=self.device,
-                batch_size=self.batch_size,
-                normalize=self.normalize,
-                show_progress=self.show_progress,
-            )
-            self._backend_key = key
-        return self._backend
+    def model_name(self) -> str | None:
+        """The ``model`` field under its ``HuggingFaceInstructEmbeddings`` name."""
+        return self.model
+
+    @property
+    def embed_instruction(self) -> str | None:
+        """The ``document_instruction`` field under its ``HuggingFaceInstructEmbeddings`` name."""
+        return self.document_instruction
+
+    def _backend_settings(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "endpoint": self.endpoint,
+            "device": self.device,
+            "dtype": self.dtype,
+            "trust_remote_code": self.trust_remote_code,
+            "revision": self.revision,
+            "cache_folder": self.cache_folder,
+            "batch_size": self.batch_size,
+            "normalize": self.normalize,
+            "show_progress": self.show_progress,
+        }
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed documents with :attr:`document_instruction`."""
-        return self._embed(texts, self.document_instruction)
+        """Embed documents with the document instruction."""
+        if not texts:
+            return []
+        return to_lists(self.backend.embed(texts, self.instructions().document))
 
     def embed_query(self, text: str) -> list[float]:
-        """Embed one query with :attr:`query_instruction`."""
-        return self._embed([text], self.query_instruction)[0]
+        """Embed one query with the query instruction."""
+        return to_lists(self.backend.embed([text], self.instructions().query))[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Async :meth:`embed_documents`; the event loop keeps running while the model works."""
         if not texts:
             return []
-        vectors = await self.backend.aembed(texts, self.document_instruction)
-        return _to_lists(vectors)
+        return to_lists(await self.backend.aembed(texts, (await self.ainstructions()).document))
 
     async def aembed_query(self, text: str) -> list[float]:
         """Async :meth:`embed_query`; the event loop keeps running while the model works."""
-        vectors = await self.backend.aembed([text], self.query_instruction)
-        return _to_lists(vectors)[0]
-
-    def _embed(self, texts: Sequence[str], instruction: str) -> list[list[float]]:
-        if not texts:
-            return []
-        return _to_lists(self.backend.embed(texts, instruction))
-
-
-def _to_lists(vectors: np.ndarray) -> list[list[float]]:
-    # Python floats, which LangChain's vector stores and serializers expect.
-    result: list[list[float]] = np.asarray(vectors, dtype=np.float32).tolist()
-    return result
+        return to_lists(await self.backend.aembed([text], (await self.ainstructions()).query))[0]

@@ -14,6 +14,8 @@ This module never imports Ray.
 from __future__ import annotations
 
 import hashlib
+import inspect
+import json
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -34,7 +36,9 @@ from instructor_plugins.checkpoint import (
     resolve_model_dir,
     write_checkpoint_files,
 )
+from instructor_plugins.defaults import InstructionDefaults, read_defaults, write_defaults
 from instructor_plugins.pooling import pool, pooling_mask
+from instructor_plugins.types import Instruction, instruction_rows
 
 __all__ = ["Features", "InstructorEncoder", "InstructorModule", "ModelLoadError", "resolve_dtype"]
 
@@ -124,10 +128,43 @@ def _load_hf_encoder(root: Path, dtype: torch.dtype, trust_remote_code: bool) ->
 
     config = AutoConfig.from_pretrained(root, trust_remote_code=trust_remote_code)
     cls: Any = T5EncoderModel if config.model_type in _T5_TYPES else AutoModel
-    model: Any = cls.from_pretrained(root, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
+    extra: dict[str, Any] = {}
+    if _takes_pooling_flag(config) and not _has_pooler_weights(root):
+        # The pooler is unused by sentence pooling and not saved by save(): never build it, so our own
+        # checkpoints load without a "pooler.* newly initialized" report.
+        extra["add_pooling_layer"] = False
+    model: Any = cls.from_pretrained(root, config=config, dtype=dtype, trust_remote_code=trust_remote_code, **extra)
     if isinstance(getattr(model, "pooler", None), nn.Module):
         model.pooler = None  # BERT-style poolers are unused by sentence pooling; dropping one keeps DDP simple
     return model
+
+
+def _takes_pooling_flag(config: Any) -> bool:
+    """Whether the AutoModel class of ``config`` accepts ``add_pooling_layer`` (BERT-style encoders)."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    try:
+        model_cls: Any = MODEL_MAPPING[type(config)]
+    except KeyError:  # remote code or an unknown architecture: load it as it is
+        return False
+    if isinstance(model_cls, tuple):  # some architectures map to (class, fallback)
+        model_cls = next((c for c in model_cls if c is not None), None)
+    return model_cls is not None and "add_pooling_layer" in inspect.signature(model_cls).parameters
+
+
+def _has_pooler_weights(root: Path) -> bool:
+    """Whether the checkpoint stores pooler weights (an original BERT-style one does; ours do not)."""
+    index = root / "model.safetensors.index.json"
+    if index.is_file():
+        keys: Any = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+    elif (root / "model.safetensors").is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(root / "model.safetensors"), framework="pt") as handle:
+            keys = list(handle.keys())
+    else:
+        return True  # .bin or unknown: load as it is
+    return any("pooler." in key for key in keys)
 
 
 class InstructorEncoder:
@@ -149,6 +186,7 @@ class InstructorEncoder:
         device: torch.device,
         dtype: torch.dtype,
         name: str,
+        defaults: InstructionDefaults | None = None,
     ) -> None:
         """Wrap an already built module; most callers want :meth:`load`."""
         self.module = module
@@ -158,6 +196,7 @@ class InstructorEncoder:
         self.device = device
         self.dtype = dtype
         self.name = name
+        self._defaults = defaults or read_defaults(None, name)
         self._max_seq_length = min(spec.max_seq_length, self._tokenizer_limit())
         self._instruction_lengths: OrderedDict[str | bytes, int] = OrderedDict()
         self._instruction_cache_bytes = 0
@@ -173,6 +212,7 @@ class InstructorEncoder:
         dtype: str | torch.dtype | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
+        cache_folder: str | os.PathLike[str] | None = None,
     ) -> InstructorEncoder:
         """Load a model.
 
@@ -184,8 +224,13 @@ class InstructorEncoder:
             dtype: default float32 on CPU, bfloat16 on CUDA.
             trust_remote_code: allow model code from the checkpoint (off unless asked).
             revision: hub revision (branch, tag or commit) for hub ids.
+            cache_folder: hub cache folder for hub ids (default: the Hugging Face cache).
         """
-        root = bundled_model_dir() if name_or_path is None else resolve_model_dir(name_or_path, revision=revision)
+        root = (
+            bundled_model_dir()
+            if name_or_path is None
+            else resolve_model_dir(name_or_path, revision=revision, cache_folder=cache_folder)
+        )
         spec = read_checkpoint(root)
         dev = (
             torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -201,7 +246,8 @@ class InstructorEncoder:
             module.dense.load_state_dict(load_dense_state(root / spec.dense.path))  # type: ignore[union-attr]
         module.to(device=dev, dtype=torch_dtype).eval()
         name = "all-MiniLM-L6-v2 (bundled)" if name_or_path is None else str(name_or_path)
-        return cls(module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name)
+        defaults = read_defaults(root, None if name_or_path is None else str(name_or_path))
+        return cls(module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name, defaults=defaults)
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write the model in the sentence-transformers layout that :meth:`load` reads."""
@@ -219,9 +265,25 @@ class InstructorEncoder:
         )
         dense_state = self.module.dense.state_dict() if self.module.dense is not None else None
         write_checkpoint_files(root, spec, dense_state)
+        write_defaults(root, self.defaults)
         return root
 
     # ------------------------------------------------------------------ properties
+    @property
+    def defaults(self) -> InstructionDefaults:
+        """Whether the model was instruction-trained and its default instructions (saved by :meth:`save`).
+
+        Read from the checkpoint by :meth:`load` (see :func:`~instructor_plugins.defaults.read_defaults`);
+        training sets it before saving a finetuned model.
+        """
+        return self._defaults
+
+    @defaults.setter
+    def defaults(self, value: InstructionDefaults) -> None:
+        if not isinstance(value, InstructionDefaults):
+            raise TypeError(f"defaults must be an InstructionDefaults, got {type(value).__name__}")
+        self._defaults = value
+
     @property
     def dim(self) -> int:
         """Output embedding dimension."""
@@ -315,7 +377,7 @@ class InstructorEncoder:
     def encode(
         self,
         texts: str | Sequence[str],
-        instruction: str | Sequence[str] | None = None,
+        instruction: Instruction = None,
         *,
         batch_size: int = 32,
         normalize: bool = True,
@@ -339,10 +401,7 @@ class InstructorEncoder:
             TypeError: an item of ``texts`` or ``instruction`` is not a string (names its index).
             ValueError: an instruction list whose length differs from ``texts``, or a bad batch size.
         """
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        instructions = self._instructions_for(texts, instruction)
+        texts, instructions = instruction_rows(texts, instruction)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not texts:
@@ -387,24 +446,6 @@ class InstructorEncoder:
                 features = self._collate([ids[r] for r in rows], [lengths[r] for r in rows]).to(self.device)
                 out[rows] = self.module(features, normalize=normalize).cpu().numpy()
         return out
-
-    @staticmethod
-    def _instructions_for(texts: list[Any], instruction: str | Sequence[str] | None) -> list[str]:
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
-        if instruction is None or isinstance(instruction, str):
-            return [instruction or ""] * len(texts)
-        instructions = list(instruction)
-        if len(instructions) != len(texts):
-            raise ValueError(
-                f"got {len(instructions)} instructions for {len(texts)} texts; "
-                "pass one string for all texts or one instruction per text"
-            )
-        for i, item in enumerate(instructions):
-            if item is not None and not isinstance(item, str):
-                raise TypeError(f"instruction[{i}] must be a str or None, got {type(item).__name__}")
-        return [item or "" for item in instructions]
 
     def __repr__(self) -> str:
         return (

@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["API_KEY_ENV", "HandleBackend", "RetryBudget", "ServeBackend", "ServeError"]
+from instructor_plugins.defaults import InstructionDefaults
+from instructor_plugins.types import Instruction, instruction_rows
+
+__all__ = ["API_KEY_ENV", "HandleBackend", "ModelMismatchError", "RetryBudget", "ServeBackend", "ServeError"]
 
 API_KEY_ENV = "INSTRUCTOR_API_KEY"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-
-Instruction = str | Sequence[str] | None
 
 
 class ServeError(RuntimeError):
@@ -72,6 +73,10 @@ class RetryBudget:
             return False
 
 
+class ModelMismatchError(ValueError):
+    """The server runs another model than the one the client asked for."""
+
+
 class _Retryable(Exception):
     """A 429/5xx answer worth retrying (after ``retry_after`` seconds when the server said so)."""
 
@@ -79,16 +84,6 @@ class _Retryable(Exception):
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
-
-
-def _rows(texts: Sequence[str], instruction: Instruction) -> tuple[list[str], list[str]]:
-    texts = list(texts)
-    if instruction is None or isinstance(instruction, str):
-        return texts, [instruction or ""] * len(texts)
-    instructions = [i or "" for i in instruction]
-    if len(instructions) != len(texts):
-        raise ValueError(f"got {len(instructions)} instructions for {len(texts)} texts")
-    return texts, instructions
 
 
 def _check_response(response: Any) -> np.ndarray:
@@ -114,6 +109,8 @@ class ServeBackend:
 
     Args:
         endpoint: base URL, e.g. ``"http://127.0.0.1:8000"``.
+        model: the model the server must run (compared with its ``/info`` before the first
+            request; :class:`ModelMismatchError` otherwise); ``None`` accepts the server's model.
         batch_size: texts per HTTP request (the server batches requests together again).
         normalize: L2-normalise the vectors.
         show_progress: tqdm bar over requests.
@@ -132,6 +129,7 @@ class ServeBackend:
         self,
         endpoint: str,
         *,
+        model: str | None = None,
         batch_size: int = 64,
         normalize: bool = True,
         show_progress: bool = False,
@@ -154,6 +152,8 @@ class ServeBackend:
         import httpx
 
         self.endpoint = endpoint.rstrip("/")
+        self.model = model
+        self._info: dict[str, Any] | None = None
         self.batch_size = batch_size
         self.normalize = normalize
         self.show_progress = show_progress
@@ -217,12 +217,48 @@ class ServeBackend:
             self._client.close()
             self._client = None
 
+    def info(self) -> dict[str, Any]:
+        """The server's ``GET /info`` (fetched once, with the same retries as embedding requests).
+
+        Raises:
+            ModelMismatchError: :attr:`model` is set and the server runs another model.
+        """
+        if self._info is None:
+            try:
+                for attempt in self._retrying(asynchronous=False):
+                    with attempt:
+                        response = self.client.get(f"{self.endpoint}/info")
+                        if response.status_code != 200:
+                            _check_response(response)  # raises ServeError or _Retryable
+                        info: dict[str, Any] = response.json()
+            except _Retryable as exc:
+                raise exc.error from None
+            if self.model is not None and info.get("model") != self.model:
+                raise ModelMismatchError(
+                    f"the server at {self.endpoint} runs model {info.get('model')!r}, not model={self.model!r}; "
+                    "drop model= to use the server's model, or point endpoint= at a server running it"
+                )
+            self._info = info
+        return self._info
+
+    @property
+    def defaults(self) -> InstructionDefaults:
+        """The served model's instruction defaults (from ``/info``)."""
+        info = self.info()
+        return InstructionDefaults(
+            bool(info.get("instruction_trained", False)),
+            str(info.get("query_instruction") or ""),
+            str(info.get("document_instruction") or ""),
+        )
+
     # ------------------------------------------------------------------ protocol
     def embed(self, texts: Sequence[str], instruction: Instruction = None) -> np.ndarray:
         """Embed ``texts`` (one request per ``batch_size`` texts, sent one after another)."""
-        texts, instructions = _rows(texts, instruction)
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
+        texts, instructions = instruction_rows(texts, instruction)
+        if not texts or self.model is not None:  # the dim, and the model check before the first request
+            dim = int(self.info()["dim"])
+            if not texts:
+                return np.zeros((0, dim), dtype=np.float32)
         chunks = self._chunks(len(texts))
         if self.show_progress:
             from tqdm.auto import tqdm
@@ -235,9 +271,12 @@ class ServeBackend:
         """Embed with up to ``max_concurrency`` requests in flight; never blocks the event loop."""
         import httpx
 
-        texts, instructions = _rows(texts, instruction)
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
+        texts, instructions = instruction_rows(texts, instruction)
+        if not texts or self.model is not None:  # the dim, and the model check before the first request
+            info = self._info if self._info is not None else await asyncio.to_thread(self.info)
+            dim = int(info["dim"])
+            if not texts:
+                return np.zeros((0, dim), dtype=np.float32)
         gate = asyncio.Semaphore(self.max_concurrency)
         transport = self._transport
         async with httpx.AsyncClient(timeout=self._timeout, headers=self._headers, transport=transport) as client:
@@ -289,15 +328,23 @@ class HandleBackend:
             raise TypeError(f"handle must be a Ray Serve DeploymentHandle, got {type(handle).__name__}")
         self.handle = handle
         self.normalize = normalize
+        self._defaults: InstructionDefaults | None = None
+
+    @property
+    def defaults(self) -> InstructionDefaults:
+        """The deployment's instruction defaults (asked once; blocks, so read it outside an event loop first)."""
+        if self._defaults is None:
+            self._defaults = InstructionDefaults.from_dict(self.handle.instruction_defaults.remote().result())
+        return self._defaults
 
     def embed(self, texts: Sequence[str], instruction: Instruction = None) -> np.ndarray:
         """Embed and wait for the result."""
-        texts, instructions = _rows(texts, instruction)
+        texts, instructions = instruction_rows(texts, instruction)
         result: np.ndarray = self.handle.embed_pairs.remote(texts, instructions, self.normalize).result()
         return result
 
     async def aembed(self, texts: Sequence[str], instruction: Instruction = None) -> np.ndarray:
         """Embed without blocking the event loop."""
-        texts, instructions = _rows(texts, instruction)
+        texts, instructions = instruction_rows(texts, instruction)
         result: np.ndarray = await self.handle.embed_pairs.remote(texts, instructions, self.normalize)
         return result

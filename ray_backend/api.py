@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -33,7 +34,9 @@ __all__ = [
     "OpenAIEmbeddingRequest",
     "ServerLimits",
     "check_dimensions",
+    "check_rows",
     "check_text",
+    "check_unicode",
     "embed_response",
     "encode_vectors",
     "openai_response",
@@ -217,6 +220,14 @@ def check_text(value: str, where: str) -> None:
         ) from None
 
 
+def check_unicode(texts: Sequence[str], instructions: Sequence[str]) -> None:
+    """:func:`check_text` on every text and each distinct instruction (HTTP and handle requests alike)."""
+    for i, text in enumerate(texts):
+        check_text(text, f"texts[{i}]")
+    for instruction in dict.fromkeys(instructions):
+        check_text(instruction, "instruction")
+
+
 def rows_of(request: OpenAIEmbeddingRequest | EmbedRequest, limits: ServerLimits) -> tuple[list[str], list[str]]:
     """``(texts, instructions)`` of a request, one instruction per text.
 
@@ -233,15 +244,21 @@ def rows_of(request: OpenAIEmbeddingRequest | EmbedRequest, limits: ServerLimits
     else:
         texts = list(request.texts or [])
         instructions = [request.instruction or ""] * len(texts)
-    if not texts:
-        raise ApiError(400, "input is empty: give at least one text")
-    if len(texts) > limits.max_inputs:
-        raise ApiError(413, f"{len(texts)} inputs exceed the limit of {limits.max_inputs} per request")
-    for i, text in enumerate(texts):
-        check_text(text, f"texts[{i}]")
-    for instruction in dict.fromkeys(instructions):  # each distinct instruction once
-        check_text(instruction, "instruction")
+    check_rows(len(texts), limits)
+    check_unicode(texts, instructions)
     return texts, instructions
+
+
+def check_rows(rows: int, limits: ServerLimits) -> None:
+    """The per-request row limits, for HTTP and deployment-handle requests alike.
+
+    Raises:
+        ApiError: 400 for no rows; 413 for more than ``limits.max_inputs``.
+    """
+    if not rows:
+        raise ApiError(400, "input is empty: give at least one text")
+    if rows > limits.max_inputs:
+        raise ApiError(413, f"{rows} inputs exceed the limit of {limits.max_inputs} per request")
 
 
 def encode_vectors(vectors: np.ndarray, encoding_format: EncodingFormat) -> list[Any]:

@@ -22,12 +22,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from instructor_plugins.flags import add_config_flags, command_parser
+from instructor_plugins.flags import config_from_args as config_from_args_of
 from ray_backend.batch_io import BAD_ROW_POLICIES, EMBEDDING_COLUMN, BadRowsError, Corpus, find_inputs, load_corpus
 from ray_backend.batch_plan import (
     PLAN_NAME,
@@ -42,6 +44,7 @@ from ray_backend.batch_plan import (
     table_from_ipc,
     table_to_ipc,
 )
+from ray_backend.net import RayOptions
 
 __all__ = ["BatchConfig", "Prepared", "execute", "finish", "main", "prepare", "run_batch", "run_in_process"]
 
@@ -74,7 +77,7 @@ class BatchConfig:
     """CPUs per actor (also its torch thread count)."""
     rows_per_shard: int = 5000
     """Rows per work unit and output shard."""
-    on_bad_rows: str = "error"
+    on_bad_rows: Literal["error", "skip"] = "error"
     """``error`` (fail, listing the first bad ids) or ``skip`` (write them to ``_rejects.jsonl``)."""
     resume: bool = False
     """Finish a run that was interrupted, skipping units whose shard exists."""
@@ -299,63 +302,29 @@ def run_batch(config: BatchConfig) -> Manifest:
     return execute(prepare(config))
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ray_backend.batch", description=__doc__.split("\n\n")[0])
-    p.add_argument("--input", required=True, help="file, folder or glob of .jsonl/.parquet/.csv files")
-    p.add_argument("--output", required=True, help="output folder (shared storage on a multi-node cluster)")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--id-column", default="id")
-    p.add_argument("--columns", default="", help="comma-separated pass-through columns")
-    p.add_argument("--instruction", default="", help='e.g. "Represent the Wikipedia document for retrieval: "')
-    p.add_argument("--model", default=None, help="model path or hub id (default: the bundled offline model)")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
-    p.add_argument("--replicas", type=int, default=1, help="encoder actors")
-    p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per actor")
-    p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per actor (its torch threads)")
-    p.add_argument("--rows-per-shard", type=int, default=5000, help="rows per work unit / output shard")
-    p.add_argument("--on-bad-rows", choices=BAD_ROW_POLICIES, default="error")
-    p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default fp32 CPU, bf16 GPU)")
-    p.add_argument("--resume", action="store_true", help="finish an interrupted run in the same output folder")
-    p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a new local Ray)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    return p
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = command_parser(prog, __doc__)
+    add_config_flags(parser, BatchConfig)
+    add_config_flags(parser, RayOptions)
+    return parser
 
 
-def config_from_args(argv: Sequence[str] | None = None) -> tuple[BatchConfig, str | None]:
-    """Parse CLI flags into a :class:`BatchConfig` and the Ray address."""
-    args = _parser().parse_args(argv)
-    config = BatchConfig(
-        input=args.input,
-        output=args.output,
-        text_column=args.text_column,
-        id_column=args.id_column,
-        columns=tuple(c.strip() for c in args.columns.split(",") if c.strip()),
-        instruction=args.instruction,
-        model=args.model,
-        batch_size=args.batch_size,
-        replicas=args.replicas,
-        num_gpus=args.num_gpus,
-        num_cpus=args.num_cpus,
-        rows_per_shard=args.rows_per_shard,
-        on_bad_rows=args.on_bad_rows,
-        resume=args.resume,
-        dtype=args.dtype,
-        progress=not args.no_progress,
-    )
-    return config, args.address
+def config_from_args(
+    argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backend.batch"
+) -> tuple[BatchConfig, str | None]:
+    """Parse CLI flags into a :class:`BatchConfig` and the Ray address (exit 2 on bad flags or values)."""
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
+    return config_from_args_of(parser, BatchConfig, args), config_from_args_of(parser, RayOptions, args).address
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; prints the manifest as JSON.
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backend.batch") -> int:
+    """CLI entry point (``instructor batch``); prints the manifest as JSON.
 
     Exit status 2 (message on stderr) for bad flags, bad input rows, missing input, or an output folder that
-    holds another run or was altered; nothing is embedded then.
+    holds another run or was altered; nothing is embedded then. 1 when the run itself fails.
     """
-    try:
-        config, address = config_from_args(argv)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config, address = config_from_args(argv, prog=prog)
     try:
         prepared = prepare(config)  # validate the input before starting Ray: bad rows fail fast
     except (BadRowsError, FileExistsError, FileNotFoundError, ValueError, RuntimeError) as exc:

@@ -24,12 +24,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from instructor_plugins.types import Encoder
 from ray_backend.batch_io import EMBEDDING_COLUMN, BadRow
 
 __all__ = [
@@ -53,22 +54,6 @@ PLAN_NAME = "_plan.json"
 MANIFEST_NAME = "_SUCCESS.json"
 REJECTS_NAME = "_rejects.jsonl"
 _SHARD_RE = re.compile(r"^part-(\d{5,})\.parquet$")
-
-
-class Encoder(Protocol):
-    """What a unit needs from an encoder (``InstructorEncoder`` or the test ``HashEncoder``)."""
-
-    def encode(
-        self,
-        texts: Sequence[str],
-        instruction: str | Sequence[str] | None = None,
-        *,
-        batch_size: int = 32,
-        normalize: bool = True,
-        show_progress: bool = False,
-    ) -> np.ndarray:
-        """Embed texts."""
-        ...
 
 
 @dataclass(frozen=True)

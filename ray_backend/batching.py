@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from instructor_plugins.types import Encoder
+
 __all__ = ["BatchPolicy", "EmbedJob", "run_jobs"]
 
 
@@ -126,7 +128,7 @@ class EmbedJob:
         return len(self.texts)
 
 
-def run_jobs(encoder: Any, jobs: Sequence[EmbedJob], batch_size: int = 32) -> list[np.ndarray]:
+def run_jobs(encoder: Encoder, jobs: Sequence[EmbedJob], batch_size: int = 32) -> list[np.ndarray]:
     """Embed all jobs with one ``encode`` call per normalize setting; one array per job, in order.
 
     Rows of every job are concatenated with their own instructions, so a batch that mixes
@@ -139,7 +141,7 @@ def run_jobs(encoder: Any, jobs: Sequence[EmbedJob], batch_size: int = 32) -> li
             continue
         instructions = [s for i in chosen for s in jobs[i].instructions]
         pre_tokenized = [jobs[i].token_ids for i in chosen]
-        if hasattr(encoder, "encode_token_ids") and all(ids is not None for ids in pre_tokenized):
+        if all(ids is not None for ids in pre_tokenized):
             ids = [row for job_ids in pre_tokenized for row in job_ids or []]
             vectors = encoder.encode_token_ids(ids, instructions, batch_size=batch_size, normalize=normalize)
         else:

@@ -4,7 +4,8 @@
   this project that starts Ray itself goes through it (``python -m ray_backend.serve``, the demo,
   ``python -m ray_backend.batch``, ``python -m training.train``); joining an existing cluster
   (``address=...``) is left to that cluster's own settings.
-- :func:`free_port` and :func:`wait_healthy` for starting and waiting on a local Serve app.
+- :func:`free_port` and :func:`wait_healthy` for starting and waiting on a local Serve app;
+  :class:`RayOptions`, the ``--address`` flag of ``instructor serve`` and ``instructor batch``.
 
 How Ray is kept on loopback (Ray 2.60, checked with ``ss -ltn`` in a namespace that also has a
 routed non-loopback interface, see ``tests/integration/test_loopback.py``):
@@ -24,13 +25,30 @@ from __future__ import annotations
 import os
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LOOPBACK_ENV", "free_port", "init_local_ray", "is_loopback_host", "loopback_replica_grpc", "wait_healthy"]
+__all__ = [
+    "LOOPBACK_ENV",
+    "RayOptions",
+    "free_port",
+    "init_local_ray",
+    "is_loopback_host",
+    "loopback_replica_grpc",
+    "wait_healthy",
+]
 
 LOOPBACK = "127.0.0.1"
 # Ray's single-machine switch: when "0", Ray uses 127.0.0.1 as the node address and binds it.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@dataclass
+class RayOptions:
+    """Which Ray cluster a driver joins (the ``--address`` flag of ``instructor serve`` and ``batch``)."""
+
+    address: str | None = None
+    """Ray address to join (default: env RAY_ADDRESS, else start a local Ray on loopback only)."""
 
 
 def is_loopback_host(host: str) -> bool:

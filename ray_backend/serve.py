@@ -2,7 +2,8 @@
 
 Run it any of these ways (the HTTP proxy listens on 127.0.0.1 unless told otherwise)::
 
-    python -m ray_backend.serve --model hkunlp/instructor-large --replicas 2 --num-gpus 1 --port 8000
+    instructor serve --model hkunlp/instructor-large --num-replicas 2 --num-gpus 1 --port 8000
+    python -m ray_backend.serve ...                  # the same command
     serve run ray_backend.serve:build_app model=hkunlp/instructor-large num_replicas=2
     serve run ray_backend/serve_config.yaml        # or: serve deploy ray_backend/serve_config.yaml
 
@@ -25,12 +26,14 @@ deployment to an existing cluster (``--address``) carries it too.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
 import signal
+import sys
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,10 +43,11 @@ from ray import serve
 from ray.serve import Application
 from ray.serve.schema import ReplicaState
 
-from ray_backend.api import ServerLimits
+from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
+from ray_backend.api import ServerLimits, check_rows
 from ray_backend.app import create_app
 from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost
-from ray_backend.net import init_local_ray, is_loopback_host, loopback_replica_grpc
+from ray_backend.net import RayOptions, init_local_ray, is_loopback_host, loopback_replica_grpc
 from ray_backend.service import EmbeddingService
 
 __all__ = ["APP_NAME", "DEPLOYMENT_NAME", "InstructorDeployment", "ServeArgs", "build_app", "main"]
@@ -81,7 +85,10 @@ class ServeArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model: str | None = None
-    """Model name or path; ``None`` = the bundled all-MiniLM-L6-v2; ``"hash"`` = test fake."""
+    """Model name or path; None = the bundled all-MiniLM-L6-v2."""
+    encoder_factory: str | None = None
+    """Import path "module:callable" of a function (model, *, device, dtype) -> Encoder that builds each
+    replica's encoder (Ray's own import-path idiom); None = InstructorEncoder.load."""
     num_replicas: int = Field(default=1, ge=1)
     """Fixed replica count (ignored when ``autoscaling_config`` is set)."""
     autoscaling_config: dict[str, Any] | None = None
@@ -185,6 +192,7 @@ class InstructorDeployment:
             opts.model,
             device=device,
             dtype=opts.dtype,
+            encoder_factory=opts.encoder_factory,
             limits=opts.limits(),
             policy=opts.policy(),
             api_key=opts.resolve_api_key(),  # build_app moved it into this replica's environment
@@ -221,11 +229,20 @@ class InstructorDeployment:
         return await self.service.run_batch_async(jobs)
 
     async def embed_pairs(self, texts: list[str], instructions: list[str], normalize: bool = True) -> np.ndarray:
-        """Deployment-handle entry point (no HTTP): ``(len(texts), dim)`` float32."""
+        """Deployment-handle entry point (no HTTP): ``(len(texts), dim)`` float32, under the same limits as HTTP."""
         if not self.service.ready:
             await asyncio.to_thread(self.service.wait_ready, 600)
+        if not texts:
+            return np.zeros((0, self.service.encoder.dim), dtype=np.float32)
+        check_rows(len(texts), self.service.limits)
         vectors, _ = await self.service.embed(list(texts), list(instructions), normalize=normalize)
         return vectors
+
+    async def instruction_defaults(self) -> dict[str, Any]:
+        """Deployment-handle entry point: the model's :class:`~instructor_plugins.defaults.InstructionDefaults`."""
+        if not self.service.ready:
+            await asyncio.to_thread(self.service.wait_ready, 600)
+        return self.service.encoder.defaults.to_dict()
 
     def check_health(self) -> None:
         """Healthy once the model is loaded and warmed up (Serve also calls this before routing)."""
@@ -300,57 +317,59 @@ def warn_if_exposed(host: str, has_key: bool) -> bool:
     return True
 
 
-def _parse_cli(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ray_backend.serve", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None, help="model name or path (default: bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--replicas", type=int, default=1, help="encoder replicas")
-    parser.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per replica (fractions allowed)")
-    parser.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per replica")
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP host (default loopback only)")
-    parser.add_argument("--port", type=int, default=8000, help="HTTP port")
-    parser.add_argument("--address", default=None, help="Ray address to join (default: start a local Ray)")
-    parser.add_argument("--max-batch-rows", type=int, default=_DEFAULT_POLICY.max_batch_rows)
-    parser.add_argument("--max-batch-tokens", type=int, default=_DEFAULT_POLICY.max_batch_tokens)
-    parser.add_argument("--batch-wait-timeout-s", type=float, default=_DEFAULT_POLICY.batch_wait_timeout_s)
-    parser.add_argument(
-        "--api-key-file", default=None, help=f"file holding the bearer token to require (default: ${API_KEY_ENV})"
+@dataclass
+class HttpOptions:
+    """Where the Serve HTTP proxy listens (flags of ``instructor serve``)."""
+
+    host: str = "127.0.0.1"
+    """HTTP host (default: loopback only)."""
+    port: int = 8000
+    """HTTP port."""
+
+
+def _parse_cli(argv: Sequence[str] | None, prog: str) -> tuple[ServeArgs, HttpOptions, RayOptions]:
+    parser = command_parser(prog, __doc__)
+    # No --api-key: a key on the command line is visible in `ps`; --api-key-file or the env var instead.
+    add_config_flags(parser, ServeArgs, exclude={"api_key"}, aliases={"num_replicas": ["--replicas"]})
+    add_config_flags(parser, HttpOptions)
+    add_config_flags(parser, RayOptions)
+    args = parser.parse_args(argv)
+    return (
+        config_from_args(parser, ServeArgs, args),
+        config_from_args(parser, HttpOptions, args),
+        config_from_args(parser, RayOptions, args),
     )
-    return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Start (or join) Ray, serve until interrupted, print the URL."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backend.serve") -> int:
+    """CLI entry point (``instructor serve``): start (or join) Ray, serve until interrupted; exit status 0."""
     import ray
 
-    cli = _parse_cli(argv)
-    args = ServeArgs(
-        model=cli.model,
-        num_replicas=cli.replicas,
-        num_gpus=cli.num_gpus,
-        num_cpus=cli.num_cpus,
-        max_batch_rows=cli.max_batch_rows,
-        max_batch_tokens=cli.max_batch_tokens,
-        batch_wait_timeout_s=cli.batch_wait_timeout_s,
-        api_key_file=cli.api_key_file,
-    )
-    warn_if_exposed(cli.host, args.resolve_api_key() is not None)
-    address = cli.address or os.environ.get("RAY_ADDRESS")
+    args, http, cluster = _parse_cli(argv, prog)
+    try:
+        key = args.resolve_api_key()
+    except ValueError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    warn_if_exposed(http.host, key is not None)
+    address = cluster.address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address)
     else:  # a local Ray on loopback; replicas at normal priority (Ray's default worker nice level is 15)
         init_local_ray(_system_config={"worker_niceness": 0})
     stop = threading.Event()
     try:
-        serve.start(http_options={"host": cli.host, "port": cli.port})
+        serve.start(http_options={"host": http.host, "port": http.port})
         serve.run(build_app(args), name=APP_NAME, route_prefix="/")
-        print(f"serving {args.model or 'the bundled model'} at http://{cli.host}:{cli.port}", flush=True)
+        print(f"serving {args.model or 'the bundled model'} at http://{http.host}:{http.port}", flush=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         stop.wait()
     finally:
         serve.shutdown()
         ray.shutdown()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,6 +23,7 @@ What keeps one replica responsive (see ``README``, "Serving"):
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import threading
@@ -30,15 +31,16 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from instructor_plugins.types import Encoder
 from ray_backend.admission import Admission, estimate_tokens
 from ray_backend.api import ApiError, ServerLimits
 from ray_backend.batching import BatchPolicy, EmbedJob, run_jobs
 
-__all__ = ["BatchStats", "EmbeddingService", "load_encoder", "pieces"]
+__all__ = ["BatchStats", "EmbeddingService", "import_object", "load_encoder", "pieces"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,17 +73,39 @@ INLINE_TOKENIZE_CHARS = 2048
 """Requests up to this many characters are tokenized on the event loop; bigger ones on the encode thread."""
 
 
-def load_encoder(model: str | None, *, device: str | None = None, dtype: str | None = None) -> Any:
-    """Load ``model`` (``None`` = the bundled model).
+def import_object(path: str) -> Any:
+    """The object named by ``"package.module:attribute"`` (Ray's import-path idiom).
 
-    ``"hash"`` or ``"hash:DIM"`` gives :class:`~instructor_plugins.testing.HashEncoder`, a fake
-    for plumbing tests that needs no weights.
+    Raises:
+        ValueError: ``path`` is not ``module:attribute`` or names nothing importable.
     """
-    if model is not None and (model == "hash" or model.startswith("hash:")):
-        from instructor_plugins.testing import HashEncoder
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"encoder factory must be an import path 'module:callable', got {path!r}")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import encoder factory {path!r}: {exc}") from None
+    return obj
 
-        dim = int(model.partition(":")[2] or 16)
-        return HashEncoder(dim=dim)
+
+def load_encoder(
+    model: str | None, *, device: str | None = None, dtype: str | None = None, factory: str | None = None
+) -> Encoder:
+    """Load ``model`` (``None`` = the bundled model) with ``InstructorEncoder.load``, or with ``factory``.
+
+    Args:
+        model: model name or path.
+        device: encoder device.
+        dtype: encoder dtype.
+        factory: import path ``"module:callable"`` of ``callable(model, *, device, dtype) -> Encoder``
+            (e.g. ``"instructor_plugins.testing:hash_encoder"`` for plumbing tests).
+    """
+    if factory is not None:
+        encoder: Encoder = import_object(factory)(model, device=device, dtype=dtype)
+        return encoder
     from instructor_plugins.model import InstructorEncoder
 
     return InstructorEncoder.load(model, device=device, dtype=dtype)
@@ -91,13 +115,14 @@ class EmbeddingService:
     """Loads the encoder (in the background by default) and answers embedding jobs.
 
     Args:
-        model: model name or path; ``None`` = bundled; ``"hash"`` = fake (see :func:`load_encoder`).
+        model: model name or path; ``None`` = bundled.
         device: encoder device (default: CUDA when visible, else CPU).
         dtype: encoder dtype (default: bf16 on CUDA, fp32 on CPU).
         limits: request limits.
         policy: batch policy (rows and tokens per batch, wait time, rows per forward pass).
         api_key: when set, requests other than ``/health`` need ``Authorization: Bearer <api_key>``.
         encoder: an already loaded encoder (skips loading).
+        encoder_factory: import path of the function that loads the encoder (see :func:`load_encoder`).
         background: load (and warm up) in a thread so ``/health`` answers 503 meanwhile; with
             ``False`` the constructor returns only when the service is ready (what a Serve replica
             wants: Serve routes no traffic to it before then).
@@ -112,10 +137,12 @@ class EmbeddingService:
         limits: ServerLimits | None = None,
         policy: BatchPolicy | None = None,
         api_key: str | None = None,
-        encoder: Any = None,
+        encoder: Encoder | None = None,
+        encoder_factory: str | None = None,
         background: bool = True,
     ) -> None:
         self.model = model
+        self.encoder_factory = encoder_factory
         self.limits = limits or ServerLimits()
         self.policy = policy or BatchPolicy()
         self.api_key = api_key or None
@@ -141,7 +168,7 @@ class EmbeddingService:
 
     def _load(self, device: str | None, dtype: str | None) -> None:
         try:
-            self._encoder = load_encoder(self.model, device=device, dtype=dtype)
+            self._encoder = load_encoder(self.model, device=device, dtype=dtype, factory=self.encoder_factory)
             self._warm_up()
         except BaseException as exc:  # noqa: BLE001 - reported by /health and check_health
             logger.exception("loading model %r failed", self.model)
@@ -168,27 +195,32 @@ class EmbeddingService:
         return self.ready
 
     @property
-    def encoder(self) -> Any:
+    def encoder(self) -> Encoder:
         """The loaded encoder; 503 while loading (or if loading failed)."""
         if not self.ready:
             reason = f"model failed to load: {self.load_error}" if self.load_error else "model is loading"
             raise ApiError(503, reason, retry_after=1.0)
+        assert self._encoder is not None  # ready means loaded
         return self._encoder
 
     @property
     def model_name(self) -> str:
         """What ``/info`` and responses call the model."""
         if self._encoder is not None:
-            return str(getattr(self._encoder, "name", self.model))
+            return self._encoder.name
         return self.model or "bundled"
 
     def info(self) -> dict[str, Any]:
         """``/info`` body (without the replica count, which only Serve knows)."""
         encoder = self.encoder
+        defaults = encoder.defaults
         return {
             "model": self.model_name,
             "dim": int(encoder.dim),
             "max_seq_length": int(encoder.max_seq_length),
+            "instruction_trained": defaults.instruction_trained,
+            "query_instruction": defaults.query,
+            "document_instruction": defaults.document,
             "device": str(getattr(encoder, "device", "cpu")),
             "dtype": str(getattr(encoder, "dtype", "float32")).removeprefix("torch."),
             "replica": self.replica,
@@ -214,20 +246,16 @@ class EmbeddingService:
             "stats": asdict(self.stats) | {"refused": self.admission.refused},
         }
 
-    def _tokenize(self, texts: Sequence[str], instructions: Sequence[str]) -> tuple[int, list[list[int]] | None]:
+    def _tokenize(self, texts: Sequence[str], instructions: Sequence[str]) -> tuple[int, list[list[int]]]:
         """Real tokens the encoder reads for these rows (instruction + text, truncated, with specials).
 
-        Returns the count and the token ids, which the batch encodes instead of tokenizing again
-        (``None`` for an encoder without a tokenizer, such as the hash fake, whose count is words).
-        Blocking: runs on the encode thread (:meth:`tokenize`).
+        Returns the count and the token ids, which the batch encodes instead of tokenizing again.
+        Blocking: big requests run it on the encode thread (:meth:`tokenize`).
         """
-        token_ids = getattr(self._encoder, "token_ids", None)
-        if token_ids is None:
-            return sum(len(f"{i}{t}".split()) + 1 for i, t in zip(instructions, texts, strict=True)), None
-        ids: list[list[int]] = token_ids(texts, instructions)
+        ids = cast(Encoder, self._encoder).token_ids(texts, instructions)  # loaded: callers checked
         return sum(len(row) for row in ids), ids
 
-    async def tokenize(self, texts: Sequence[str], instructions: Sequence[str]) -> tuple[int, list[list[int]] | None]:
+    async def tokenize(self, texts: Sequence[str], instructions: Sequence[str]) -> tuple[int, list[list[int]]]:
         """:meth:`_tokenize` on the encode thread (cancelled with the caller if not yet started).
 
         Rows of at most :data:`INLINE_TOKENIZE_CHARS` characters in all are tokenized right here
@@ -295,7 +323,7 @@ class EmbeddingService:
     def run_batch(self, jobs: list[EmbedJob]) -> list[np.ndarray]:
         """Embed a batch of jobs (blocking; call it in a worker thread) and count it in :attr:`stats`."""
         start = time.perf_counter()
-        result = run_jobs(self._encoder, jobs, self.policy.encode_batch_size)
+        result = run_jobs(cast(Encoder, self._encoder), jobs, self.policy.encode_batch_size)
         elapsed = time.perf_counter() - start
         tokens = sum(job.tokens for job in jobs)
         self.admission.record(tokens, elapsed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,7 +15,7 @@ __all__ = ["TrainConfig"]
 
 @dataclass
 class TrainConfig:
-    """Everything a training run needs; ``python -m training.train --help`` documents each flag.
+    """Everything a training run needs; each field is a flag of ``instructor train`` (``--help`` lists them).
 
     ``batch_size`` is the *global* batch (all workers together, one task); each worker embeds
     ``batch_size / num_workers`` triples per step, so a run's batches do not depend on the number
@@ -23,30 +23,55 @@ class TrainConfig:
     """
 
     data: str
+    """MEDI JSON/JSONL file or a datasets id."""
     output: str
+    """Folder for the final model, loss curve and history."""
     model: str | None = None
+    """Model folder or hub id; None = the bundled all-MiniLM-L6-v2."""
     num_workers: int = 2
+    """Ray Train workers (DDP ranks)."""
     use_gpu: bool = False
+    """One GPU per worker, bf16 autocast."""
     cpus_per_worker: int = 1
+    """CPUs (and torch threads) per worker."""
     batch_size: int = 32
+    """Global batch: triples per step over all workers, one task per batch."""
     steps: int | None = None
+    """Optimizer steps (wins over epochs)."""
     epochs: float | None = None
+    """Epochs over the task-homogeneous plan (one when neither steps nor epochs is given)."""
     lr: float = 2e-5
+    """Peak learning rate (AdamW)."""
     warmup: float = 0.1
+    """Linear warmup: a fraction of the steps (< 1) or a step count."""
     weight_decay: float = 0.01
+    """AdamW weight decay."""
     max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
     temperature: float = DEFAULT_TEMPERATURE
+    """Contrastive loss temperature."""
     bidirectional: bool = True
+    """Add the positive->query loss term (--no-bidirectional drops it)."""
     max_seq_length: int = 128
+    """Tokens per instruction + text while training."""
     cross_device_negatives: bool = False
+    """Negatives from all workers (all-gather with gradients)."""
     grad_cache_chunk: int | None = None
+    """GradCache: rows per forward chunk (None = plain step)."""
     no_instructions: bool = False
+    """Ablation: blank every instruction."""
     seed: int = 0
+    """Seed of the batch plan, dropout and init."""
     checkpoint_every: int = 50
+    """Steps between checkpoints."""
     keep_checkpoints: int = 2
+    """Checkpoints kept in storage."""
     max_failures: int = 3
+    """Worker failures recovered from the last checkpoint (-1 = forever); data errors are never retried."""
     run_name: str | None = None
+    """Ray Train run name (default: the output folder's name)."""
     storage_path: str | None = None
+    """Ray Train storage (default ~/ray_results)."""
 
     def __post_init__(self) -> None:
         positive_ints = ("num_workers", "cpus_per_worker", "batch_size", "checkpoint_every", "keep_checkpoints")
@@ -78,6 +103,29 @@ class TrainConfig:
             raise ValueError(f"max_failures must be >= -1 (-1 = retry forever), got {self.max_failures}")
 
     # ------------------------------------------------------------------ derived values
+    def resolved(self) -> TrainConfig:
+        """A copy whose local paths are absolute (``data``, ``output``, a local ``model``, ``storage_path``).
+
+        Ray Train workers run in another working directory (and a Ray job in its own copy of the
+        working dir), so the driver resolves every path the user gave relative to where they typed it.
+        A ``data`` or ``model`` that is not a local path (a hub or ``datasets`` id) is left as it is.
+        """
+
+        def local(value: str | None) -> str | None:
+            if value is None:
+                return None
+            path = Path(value).expanduser()
+            return str(path.resolve()) if path.exists() else value
+
+        return replace(
+            self,
+            data=local(self.data) or self.data,
+            output=str(Path(self.output).expanduser().resolve()),
+            model=local(self.model),
+            storage_path=self.storage,
+            run_name=self.name,
+        )
+
     @property
     def name(self) -> str:
         """The Ray Train run name: ``run_name``, else the output folder's name."""

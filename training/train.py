@@ -14,8 +14,6 @@ Also works as a Ray job::
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -24,11 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
+from training.batching import TaskBatchSampler
 from training.config import TrainConfig
+from training.errors import DataError, clear_data_error, raise_data_error
+from training.medi import MediError, load_medi
 from training.plots import plot_loss_curve
 from training.state import TrainState, export_model
 
-__all__ = ["TrainResult", "build_trainer", "main", "parse_args", "run"]
+__all__ = ["TrainResult", "build_trainer", "main", "parse_args", "run", "validate_data"]
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,8 @@ def build_trainer(cfg: TrainConfig) -> Any:
 
     from training.worker import train_loop_per_worker
 
-    # Resolved on the driver, so every worker (and a later rerun) agrees on where the run lives.
-    cfg = dataclasses.replace(cfg, storage_path=cfg.storage, run_name=cfg.name)
+    # Resolved on the driver, so every worker (and a later rerun) agrees on where the run and its data live.
+    cfg = cfg.resolved()
     resources = {"CPU": cfg.cpus_per_worker}
     return TorchTrainer(
         train_loop_per_worker,
@@ -79,59 +81,64 @@ def finalize(checkpoint_dir: str | Path, cfg: TrainConfig) -> TrainResult:
 
 
 def run(cfg: TrainConfig) -> TrainResult:
-    """Train (or resume) and finalize; connects to a running Ray cluster or starts a local one."""
+    """Train (or resume) and finalize; connects to a running Ray cluster or starts a local one.
+
+    Raises:
+        DataError: the workers found the data or the resumed run unusable (not retried).
+    """
+    cfg = cfg.resolved()
+    clear_data_error(cfg.run_dir)
     result = build_trainer(cfg).fit()
+    raise_data_error(cfg.run_dir)
     if result.checkpoint is None:
         raise RuntimeError(f"run {cfg.name!r} finished without a checkpoint (storage {cfg.storage})")
     return finalize(result.checkpoint.path, cfg)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
-    """Parse the command line into a validated :class:`TrainConfig`."""
-    d = TrainConfig.__dataclass_fields__
-    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="MEDI JSON/JSONL file or a datasets id")
-    p.add_argument("--output", required=True, help="folder for the final model, loss curve and history")
-    p.add_argument("--model", default=None, help="model dir or hub id (default: the bundled all-MiniLM-L6-v2)")
-    p.add_argument("--num-workers", type=int, default=d["num_workers"].default)
-    p.add_argument("--use-gpu", action="store_true", help="one GPU per worker, bf16 autocast")
-    p.add_argument("--cpus-per-worker", type=int, default=d["cpus_per_worker"].default)
-    p.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="global batch (all workers)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (wins over --epochs)")
-    p.add_argument("--epochs", type=float, default=None, help="epochs over the task-homogeneous plan (default 1)")
-    p.add_argument("--lr", type=float, default=d["lr"].default)
-    p.add_argument("--warmup", type=float, default=d["warmup"].default, help="fraction of steps (<1) or steps")
-    p.add_argument("--weight-decay", type=float, default=d["weight_decay"].default)
-    p.add_argument("--max-grad-norm", type=float, default=d["max_grad_norm"].default)
-    p.add_argument("--temperature", type=float, default=d["temperature"].default)
-    p.add_argument("--one-direction", action="store_true", help="drop the positive->query loss term")
-    p.add_argument("--max-seq-length", type=int, default=d["max_seq_length"].default)
-    p.add_argument("--cross-device-negatives", action="store_true", help="negatives from all workers")
-    p.add_argument("--grad-cache-chunk", type=int, default=None, help="GradCache: rows per forward chunk")
-    p.add_argument("--no-instructions", action="store_true", help="ablation: blank every instruction")
-    p.add_argument("--seed", type=int, default=d["seed"].default)
-    p.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"].default)
-    p.add_argument("--keep-checkpoints", type=int, default=d["keep_checkpoints"].default)
-    p.add_argument("--max-failures", type=int, default=d["max_failures"].default)
-    p.add_argument("--run-name", default=None, help="Ray Train run name (default: the output folder's name)")
-    p.add_argument("--storage-path", default=None, help="Ray Train storage (default ~/ray_results)")
-    args = vars(p.parse_args(argv))
-    args["bidirectional"] = not args.pop("one_direction")
+def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m training.train") -> TrainConfig:
+    """Parse the command line into a validated :class:`TrainConfig` (exit 2 on a usage error)."""
+    parser = command_parser(prog, __doc__)
+    add_config_flags(parser, TrainConfig)
+    return config_from_args(parser, TrainConfig, parser.parse_args(argv))
+
+
+def validate_data(cfg: TrainConfig) -> int:
+    """Load and check the MEDI data and the batch plan on the driver; return the number of examples.
+
+    Runs before Ray starts so that a bad file fails in seconds with one line, not after the
+    cluster and the workers came up (and not once per retry). A ``datasets`` id is left to the
+    workers (reading it needs the hub).
+
+    Raises:
+        FileNotFoundError: ``cfg.data`` looks like a path that does not exist.
+        MediError: a malformed row (the message names the row and the field).
+        ValueError: the data cannot fill one batch of ``cfg.batch_size`` for any task.
+    """
+    path = Path(cfg.data)
+    if not path.is_file() and not path.suffix and not path.is_absolute() and not cfg.data.startswith("."):
+        return 0  # a datasets id
+    examples = load_medi(cfg.data, blank_instructions=cfg.no_instructions)
+    TaskBatchSampler([e.task for e in examples], cfg.batch_size, cfg.num_workers, cfg.seed)
+    return len(examples)
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.train") -> int:
+    """CLI entry point (``instructor train``): 0 done, 1 training failed, 2 bad flags or bad data."""
+    cfg = parse_args(argv, prog=prog).resolved()
     try:
-        return TrainConfig(**args)
-    except ValueError as exc:
-        p.error(str(exc))
-        raise  # unreachable: p.error exits
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point."""
-    cfg = parse_args(argv)
+        validate_data(cfg)
+    except (MediError, FileNotFoundError, ValueError) as exc:
+        print(f"{prog}: error: {cfg.data}: {exc}", file=sys.stderr)
+        return 2
     if not os.environ.get("RAY_ADDRESS"):  # no cluster named: a local Ray on loopback only
         from ray_backend.net import init_local_ray
 
         init_local_ray()
-    result = run(cfg)
+    try:
+        result = run(cfg)
+    except DataError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     last = result.state.history[-1] if result.state.history else {}
     speeds = [r["texts_per_s_worker"] for r in result.state.history[1:]] or [0.0]
     print(f"model: {result.output}")

@@ -28,8 +28,9 @@ import torch
 from instructor_plugins.model import InstructorEncoder
 from training.batching import TaskBatchSampler
 from training.config import TrainConfig
+from training.errors import record_data_error
 from training.loss import contrastive_loss
-from training.medi import MediExample, load_medi
+from training.medi import MediError, MediExample, load_medi
 from training.state import TrainState, read_optimizer_state, save_checkpoint
 from training.step import grad_cache_step, plain_step, triple_features
 
@@ -123,11 +124,22 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     state = TrainState(config=cfg.to_dict())
     checkpoint = ray.train.get_checkpoint()
+    # Deterministic errors (bad data, a resume with another batch plan) go to the driver once
+    # instead of being retried by FailureConfig (see training.errors).
+    try:
+        if checkpoint is not None:
+            with checkpoint.as_directory() as ckpt_dir:
+                cfg.check_resumable_from(TrainState.read(ckpt_dir).config)
+        examples = load_medi(cfg.data, blank_instructions=cfg.no_instructions)
+        sampler = TaskBatchSampler([e.task for e in examples], cfg.batch_size, world, cfg.seed)
+    except (MediError, FileNotFoundError, ValueError) as exc:
+        if rank == 0:
+            record_data_error(cfg.run_dir, exc)
+        return
     saved_optimizer: dict[str, Any] | None = None
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
             state = TrainState.read(ckpt_dir)
-            cfg.check_resumable_from(state.config)
             encoder = InstructorEncoder.load(ckpt_dir, device=device, dtype=torch.float32)
             saved_optimizer = read_optimizer_state(ckpt_dir)
     else:
@@ -135,8 +147,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model_max_length = encoder.max_seq_length  # saved checkpoints keep the model's own limit
     encoder.max_seq_length = min(cfg.max_seq_length, model_max_length)
 
-    examples = load_medi(cfg.data, blank_instructions=cfg.no_instructions)
-    sampler = TaskBatchSampler([e.task for e in examples], cfg.batch_size, world, cfg.seed)
     total = cfg.total_steps(sampler.steps_per_epoch)
     encoder.module.train()
     model = ray.train.torch.prepare_model(encoder.module)

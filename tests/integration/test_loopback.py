@@ -29,7 +29,8 @@ ip addr add 10.123.0.1/24 dev veth0
 ip link set veth0 up
 ip link set veth1 up
 ip route add default via 10.123.0.2 dev veth0
-"$PY" -m ray_backend.serve --model hash --num-cpus 0 --port 8431 > "$HOME/serve.log" 2>&1 &
+"$PY" -m ray_backend.serve --encoder-factory instructor_plugins.testing:hash_encoder --num-cpus 0 \
+  --port 8431 > "$HOME/serve.log" 2>&1 &
 pid=$!
 "$PY" -c "from ray_backend.net import wait_healthy; wait_healthy('http://127.0.0.1:8431', 150)" \
   || { cat "$HOME/serve.log"; kill -TERM $pid; exit 3; }

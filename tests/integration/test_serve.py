@@ -31,6 +31,7 @@ from ray_backend.serve import APP_NAME, DEPLOYMENT_NAME, build_app  # noqa: E402
 
 QUERY = "Represent the question for retrieving supporting answers: "
 DOC = "Represent the answer for retrieval: "
+HASH = "instructor_plugins.testing:hash_encoder"
 MAIN_ARGS = {
     "num_cpus": 1,
     "max_inputs": 64,
@@ -38,6 +39,8 @@ MAIN_ARGS = {
     "batch_wait_timeout_s": 0.02,
     "body_timeout_s": 2.0,
 }
+
+HASH_FACTORY = "instructor_plugins.testing:hash_encoder"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,9 @@ def base(ray_local: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         serve.run(build_app(MAIN_ARGS), name=APP_NAME, route_prefix="/")
-        secure = build_app({"model": "hash", "num_cpus": 0, "api_key": "s3cret"})
+        secure = build_app(
+            {"encoder_factory": "instructor_plugins.testing:hash_encoder", "num_cpus": 0, "api_key": "s3cret"}
+        )
         serve.run(secure, name="secure", route_prefix="/secure")
         fault = build_app({"num_cpus": 0.5, "num_replicas": 2})  # the real model: loading takes seconds
         serve.run(fault, name="fault", route_prefix="/fault")
@@ -370,12 +375,12 @@ def test_the_api_key_travels_with_the_deployment(base: str, tmp_path, monkeypatc
     # The replicas' environment has no INSTRUCTOR_API_KEY (Ray started before it was set); build_app
     # resolves the deployer's key and ships it, as it does for `--address` deployments.
     monkeypatch.setenv("INSTRUCTOR_API_KEY", "from-env")
-    serve.run(build_app({"model": "hash", "num_cpus": 0}), name="envauth", route_prefix="/envauth")
+    serve.run(build_app({"encoder_factory": HASH, "num_cpus": 0}), name="envauth", route_prefix="/envauth")
     monkeypatch.delenv("INSTRUCTOR_API_KEY")
     key_file = tmp_path / "key"
     key_file.write_text("from-file\n")
     serve.run(
-        build_app({"model": "hash", "num_cpus": 0, "api_key_file": str(key_file)}),
+        build_app({"encoder_factory": HASH, "num_cpus": 0, "api_key_file": str(key_file)}),
         name="fileauth",
         route_prefix="/fileauth",
     )

@@ -115,7 +115,9 @@ def test_cli_error_policy_exits_2_listing_bad_ids_before_starting_ray(
     assert code == 2
     assert "error: 1 bad input row(s): id='a' (empty_text, in.jsonl row 0)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-    assert main(["--input", str(inp), "--output", str(tmp_path / "o"), "--batch-size", "0"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--input", str(inp), "--output", str(tmp_path / "o"), "--batch-size", "0"])
+    assert exit_info.value.code == 2
     assert "batch_size must be >= 1, got 0" in capsys.readouterr().err
 
 

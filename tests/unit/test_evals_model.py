@@ -17,8 +17,9 @@ from mteb.types import PromptType
 
 from evals import model as evals_model
 from evals.meta import BUNDLED_MODEL, get_model_meta, local_model_meta, model_metas
-from evals.model import InstructorMTEBModel, load_mteb_model
+from evals.model import InstructorMTEBModel, load_mteb_model, model_meta
 from instructor_plugins.backends import LocalBackend
+from instructor_plugins.defaults import InstructionDefaults
 from instructor_plugins.instructions import mteb_instructions, preset
 from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.testing import HashEncoder
@@ -121,7 +122,7 @@ def test_dedupe_equals_plain_encoding_on_the_real_model(bundled_encoder: Instruc
 
 
 def test_mock_tasks_run_through_the_wrapper(bundled_encoder: InstructorEncoder) -> None:
-    model = load_mteb_model(encoder=bundled_encoder, log=None)
+    model = load_mteb_model(encoder=bundled_encoder, instructions="paper", log=None)
     tasks = [MockRetrievalTask(), MockSTSTask(), MockClassificationTask(), MockClusteringTask()]
     result = mteb.evaluate(model, tasks, cache=None, co2_tracker=False, show_progress_bar=False)
     assert not result.exceptions
@@ -152,15 +153,23 @@ def test_local_model_meta_names(tmp_path: Path) -> None:
     assert hub.name == "someone/other-model" and hub.embed_dim is None
 
 
-def test_meta_loader_builds_the_wrapper() -> None:
-    meta = get_model_meta("bundled")
+def test_auto_mode_follows_the_model(bundled_encoder: InstructorEncoder) -> None:
+    assert load_mteb_model(encoder=bundled_encoder, log=None).instructions == "none"  # untrained
+    trained = HashEncoder(defaults=InstructionDefaults(True, "q: ", "d: "))
+    assert load_mteb_model(encoder=trained, log=None).instructions == "paper"
+    assert load_mteb_model(encoder=trained, instructions="none", log=None).instructions == "none"
+
+
+def test_meta_records_are_data_and_model_meta_adds_the_loader() -> None:
+    assert get_model_meta("bundled").loader is None  # type: ignore[union-attr]
+    meta = model_meta("bundled")
     assert meta is not None
     model = meta.load_model(instructions="none", log=None)
     assert isinstance(model, InstructorMTEBModel) and model.instructions == "none"
 
 
 def test_bad_mode_is_rejected() -> None:
-    with pytest.raises(ValueError, match="valid: \\['paper', 'none'\\]"):
+    with pytest.raises(ValueError, match="valid: \\['auto', 'paper', 'none'\\]"):
         load_mteb_model(encoder=HashEncoder(), instructions="all")
 
 

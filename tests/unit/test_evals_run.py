@@ -32,7 +32,7 @@ def test_config_validation(tmp_path: Path) -> None:
         RunConfig(output=tmp_path)
     with pytest.raises(ValueError, match="valid: \\['offline', 'mteb-paper'\\]"):
         RunConfig(output=tmp_path, suite="all")
-    with pytest.raises(ValueError, match="valid: \\['paper', 'none'\\]"):
+    with pytest.raises(ValueError, match="valid: \\['auto', 'paper', 'none'\\]"):
         RunConfig(output=tmp_path, suite="offline", instructions="yes")
 
 
@@ -72,7 +72,8 @@ def test_offline_suite_end_to_end(tmp_path: Path, bundled_encoder: InstructorEnc
     paper = {r.task: r.score for r in summaries["paper"].rows}
     none = {r.task: r.score for r in summaries["none"].rows}
     assert paper != none  # instructions reach the encoder
-    table = compare.main([str(tmp_path / "paper"), str(tmp_path / "none")])
+    folders = [tmp_path / "paper", tmp_path / "none"]
+    table = compare.comparison([load_summary(f) for f in folders], folders)
     delta = none["LeeNewsSTS"] - paper["LeeNewsSTS"]
     assert f"| LeeNewsSTS | STS | cosine_spearman | {100 * paper['LeeNewsSTS']:.2f} |" in table
     lee_line = next(line for line in table.splitlines() if line.startswith("| LeeNewsSTS"))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from instructor_plugins import langchain as lc_module
+from instructor_plugins import plugin as plugin_module
 from instructor_plugins.backends import LocalBackend
 from instructor_plugins.instructions import PRESETS, preset
 from instructor_plugins.langchain import InstructorEmbeddings
@@ -26,7 +26,7 @@ DOCS = ["Fyodor Dostoyevsky.", "Click 'Forgot password' on the login page.", "Ba
 
 @pytest.fixture(scope="module")
 def emb() -> InstructorEmbeddings:
-    return InstructorEmbeddings(device="cpu", batch_size=2)
+    return InstructorEmbeddings.for_task("retrieval", device="cpu", batch_size=2)
 
 
 def test_query_vectors_equal_encoder_with_query_instruction(
@@ -74,7 +74,7 @@ def test_embed_instruction_and_model_name_aliases() -> None:
     assert InstructorEmbeddings(document_instruction="x: ").document_instruction == "x: "
 
 
-@pytest.mark.parametrize("bad", [{"embed_instructions": "x: "}, {"encode_kwargs": {}}, {"modle": "m"}])
+@pytest.mark.parametrize("bad", [{"embed_instructions": "x: "}, {"encode_kwarg": {}}, {"modle": "m"}])
 def test_unknown_field_fails(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match=next(iter(bad))):
         InstructorEmbeddings(**bad)
@@ -104,6 +104,7 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.encoder = HashEncoder(dim=8)
+        self.defaults = self.encoder.defaults
         self.calls: list[tuple[list[str], Any]] = []
 
     def embed(self, texts: Sequence[str], instruction: Any = None) -> np.ndarray:
@@ -134,31 +135,33 @@ def test_from_backend_keeps_its_backend_and_passes_instructions() -> None:
 
 
 def test_backend_is_built_from_the_fields_and_rebuilt_when_they_change(monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[tuple[Any, dict[str, Any]]] = []
+    made: list[dict[str, Any]] = []
 
-    def fake_make_backend(model: Any = None, **kwargs: Any) -> _Recorder:
-        made.append((model, kwargs))
+    def fake_make_backend(**kwargs: Any) -> _Recorder:
+        made.append(kwargs)
         return _Recorder()
 
-    monkeypatch.setattr(lc_module, "make_backend", fake_make_backend)
+    monkeypatch.setattr(plugin_module, "make_backend", fake_make_backend)
     emb = InstructorEmbeddings(model="some/model", endpoint="http://127.0.0.1:8000", batch_size=5)
     assert made == []  # built lazily
     first = emb.backend
     assert emb.backend is first and len(made) == 1
-    assert made[0] == (
-        "some/model",
-        {
-            "endpoint": "http://127.0.0.1:8000",
-            "device": None,
-            "batch_size": 5,
-            "normalize": True,
-            "show_progress": False,
-        },
-    )
+    assert made[0] == {
+        "model": "some/model",
+        "endpoint": "http://127.0.0.1:8000",
+        "device": None,
+        "dtype": None,
+        "trust_remote_code": False,
+        "revision": None,
+        "cache_folder": None,
+        "batch_size": 5,
+        "normalize": True,
+        "show_progress": False,
+    }
     emb.query_instruction = "q: "  # instructions are per call: same backend
     assert emb.backend is first
     emb.batch_size = 9
-    assert emb.backend is not first and made[-1][1]["batch_size"] == 9
+    assert emb.backend is not first and made[-1]["batch_size"] == 9
 
 
 class _BlockingEncoder(HashEncoder):
@@ -195,14 +198,36 @@ def test_missing_langchain_core_names_the_extra(monkeypatch: pytest.MonkeyPatch)
         importlib.import_module("instructor_plugins.langchain")
 
 
-def test_default_instructions() -> None:
+def test_default_instructions_follow_the_model() -> None:
+    from instructor_plugins.defaults import InstructionDefaults
     from instructor_plugins.llama_index import InstructorEmbedding
 
-    query, document = (
-        "Represent the question for retrieving supporting documents: ",
-        "Represent the document for retrieval: ",
-    )
     emb = InstructorEmbeddings()
-    assert (emb.query_instruction, emb.document_instruction, emb.model) == (query, document, None)
+    assert (emb.query_instruction, emb.document_instruction, emb.model) == (None, None, None)
     li = InstructorEmbedding()
-    assert (li.query_instruction, li.text_instruction, li.model_name) == (query, document, None)
+    assert (li.query_instruction, li.text_instruction, li.model_name) == (None, None, None)
+    # an untrained model (the bundled one, the fake by default): no instructions
+    untrained = InstructorEmbeddings.from_backend(_Recorder())
+    assert untrained.instructions() == preset("retrieval").__class__("", "")
+    # an instruction-trained model: its recorded defaults; an explicit field still wins
+    trained = _Recorder()
+    trained.defaults = InstructionDefaults(True, "q: ", "d: ")
+    emb = InstructorEmbeddings.from_backend(trained, query_instruction="")
+    emb.embed_query("a")
+    emb.embed_documents(["b"])
+    assert trained.calls == [(["a"], ""), (["b"], "d: ")]
+
+
+def test_explicit_instruction_on_an_untrained_model_warns_once() -> None:
+    import warnings
+
+    from instructor_plugins import plugin
+
+    plugin._WARNED.clear()
+    emb = InstructorEmbeddings.from_backend(_Recorder(), model="untrained-model", query_instruction="q: ")
+    with pytest.warns(UserWarning, match="model untrained-model was not instruction-trained"):
+        emb.embed_query("a")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        emb.embed_query("b")  # once per model
+        InstructorEmbeddings.from_backend(_Recorder(), model="untrained-model").embed_query("c")

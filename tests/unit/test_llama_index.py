@@ -63,16 +63,16 @@ def test_fields_for_task_and_serialization() -> None:
     emb = InstructorEmbedding.for_task("sts", domain="medical", embed_batch_size=4)
     want = preset("sts", domain="medical")
     assert (emb.query_instruction, emb.text_instruction, emb.embed_batch_size) == (want.query, want.document, 4)
-    assert InstructorEmbedding.class_name() == "InstructorEmbedding"
+    assert InstructorEmbedding.class_name() == "InstructorPluginsEmbedding"
     data = emb.to_dict()
-    assert data["class_name"] == "InstructorEmbedding" and data["endpoint"] is None
+    assert data["class_name"] == "InstructorPluginsEmbedding" and data["endpoint"] is None
     restored = InstructorEmbedding.from_dict(data)
     assert restored.query_instruction == emb.query_instruction and restored.text_instruction == emb.text_instruction
     with pytest.raises(TypeError, match="text_instruction"):
         InstructorEmbedding.for_task("sts", text_instruction="x: ")
 
 
-@pytest.mark.parametrize("bad", [{"embed_instruction": "x: "}, {"cache_folder": "/tmp"}, {"embed_batch_size": 0}])
+@pytest.mark.parametrize("bad", [{"embed_instruction": "x: "}, {"cache_dir": "/tmp"}, {"embed_batch_size": 0}])
 def test_bad_fields_fail(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match=next(iter(bad))):
         InstructorEmbedding(**bad)

@@ -96,7 +96,7 @@ async def test_health_is_503_until_the_model_is_loaded(monkeypatch) -> None:
         return HashEncoder()
 
     monkeypatch.setattr(service_module, "load_encoder", slow_load)
-    service = EmbeddingService("hash")
+    service = EmbeddingService("fake")
     async with client_for(service) as client:
         assert (await client.get("/health")).status_code == 503
         early = await client.post("/embed", json={"texts": ["a"]})
@@ -159,7 +159,7 @@ async def test_bearer_auth_when_a_key_is_set() -> None:
 async def test_encoder_crash_is_a_json_500_and_the_next_request_works() -> None:
     encoder = HashEncoder()
     service = EmbeddingService(encoder=encoder)
-    original = encoder.encode
+    original = encoder.encode_token_ids
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -168,7 +168,7 @@ async def test_encoder_crash_is_a_json_500_and_the_next_request_works() -> None:
             raise RuntimeError("boom")
         return original(*args, **kwargs)
 
-    encoder.encode = flaky  # type: ignore[method-assign]
+    encoder.encode_token_ids = flaky  # type: ignore[method-assign]
     # Starlette answers the 500 and then re-raises for the server's log; the transport must not raise it here.
     async with client_for(service, raise_app_exceptions=False) as client:
         bad = await client.post("/embed", json={"texts": ["a"]})
@@ -178,7 +178,25 @@ async def test_encoder_crash_is_a_json_500_and_the_next_request_works() -> None:
     assert service.admission.pending_rows == 0
 
 
-@pytest.mark.parametrize("model", ["hash", "hash:8"])
-def test_hash_model_hook(model: str) -> None:
-    service = EmbeddingService(model, background=False)
-    assert service.info()["dim"] == (8 if model.endswith("8") else 16)
+@pytest.mark.parametrize("model", [None, "hash:8"])
+def test_encoder_factory_import_path(model: str | None) -> None:
+    service = EmbeddingService(model, encoder_factory="instructor_plugins.testing:hash_encoder", background=False)
+    info = service.info()
+    assert info["dim"] == (8 if model else 16)
+    assert (info["instruction_trained"], info["query_instruction"], info["document_instruction"]) == (False, "", "")
+
+
+@pytest.mark.parametrize(
+    ("factory", "error"),
+    [("instructor_plugins.testing", "module:callable"), ("instructor_plugins.testing:nope", "cannot import")],
+)
+def test_bad_encoder_factory_is_named(factory: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        EmbeddingService(encoder_factory=factory, background=False)
+
+
+def test_the_model_name_hash_is_no_longer_magic() -> None:
+    from instructor_plugins.checkpoint import ModelLoadError
+
+    with pytest.raises(ModelLoadError):
+        EmbeddingService("hash", background=False)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from instructor_plugins.backends import HandleBackend, LocalBackend, ServeBackend, make_backend
-from instructor_plugins.serve_client import RetryBudget, ServeError
+from instructor_plugins.defaults import InstructionDefaults
+from instructor_plugins.serve_client import ModelMismatchError, RetryBudget, ServeError
 from instructor_plugins.testing import HashEncoder
 from ray_backend.app import create_app
 from ray_backend.service import EmbeddingService
@@ -25,14 +26,26 @@ def ok_response(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"embeddings": vectors, "encoding_format": "base64", "dim": 8})
 
 
+INFO = {
+    "model": "served-model",
+    "dim": 8,
+    "instruction_trained": True,
+    "query_instruction": "q: ",
+    "document_instruction": "d: ",
+}
+
+
 class Script:
-    """A mock server answering from a list of planned outcomes, then OK."""
+    """A mock server answering from a list of planned outcomes, then OK (``GET /info`` always answers)."""
 
     def __init__(self, *plan: int | Exception) -> None:
         self.plan = list(plan)
         self.requests: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/info":
+            self.info_calls = getattr(self, "info_calls", 0) + 1
+            return httpx.Response(200, json=INFO)
         self.requests.append(request)
         if self.plan:
             step = self.plan.pop(0)
@@ -141,10 +154,20 @@ def test_bearer_token_from_argument_or_env(monkeypatch) -> None:
     assert [r.headers["authorization"] for r in script.requests] == ["Bearer from-env", "Bearer explicit"]
 
 
-def test_empty_input_sends_nothing() -> None:
+def test_empty_input_sends_nothing_and_keeps_the_dim() -> None:
     script = Script()
-    assert backend(script).embed([]).shape[0] == 0
+    assert backend(script).embed([]).shape == (0, 8)
     assert script.requests == []
+
+
+def test_model_must_match_the_servers_and_defaults_come_from_info() -> None:
+    script = Script()
+    good = backend(script, model="served-model")
+    assert good.embed(["a"]).shape == (1, 8)
+    assert good.defaults == InstructionDefaults(True, "q: ", "d: ")
+    assert script.info_calls == 1  # fetched once
+    with pytest.raises(ModelMismatchError, match="runs model 'served-model', not model='hkunlp/instructor-large'"):
+        backend(Script(), model="hkunlp/instructor-large").embed(["a"])
 
 
 @pytest.mark.parametrize(
@@ -164,7 +187,7 @@ def test_make_backend_picks_the_client() -> None:
     assert isinstance(make_backend(endpoint=None), LocalBackend)
     remote = make_backend(endpoint="http://127.0.0.1:8000", batch_size=16, max_retries=1)
     assert isinstance(remote, ServeBackend) and remote.batch_size == 16 and remote.max_retries == 1
-    with pytest.raises(ValueError, match="device='cpu' applies in process only"):
+    with pytest.raises(ValueError, match="'device': 'cpu'} apply in process only"):
         make_backend(endpoint="http://127.0.0.1:8000", device="cpu")
     with pytest.raises(TypeError, match="DeploymentHandle"):
         make_backend(endpoint=object())

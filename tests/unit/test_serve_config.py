@@ -8,6 +8,7 @@ import yaml
 from ray_backend.batching import BatchPolicy
 
 pytest.importorskip("ray.serve")
+HASH = "instructor_plugins.testing:hash_encoder"
 
 
 def test_checked_in_config_is_valid_and_builds() -> None:
@@ -45,12 +46,14 @@ def test_the_key_travels_in_the_runtime_env_not_in_the_args(tmp_path, monkeypatc
     monkeypatch.delenv(API_KEY_ENV, raising=False)
     key_file = tmp_path / "key"
     key_file.write_text("  s3cret\n")
-    deployment = build_app({"model": "hash", "api_key_file": str(key_file)})._bound_deployment
+    deployment = build_app(
+        {"encoder_factory": "instructor_plugins.testing:hash_encoder", "api_key_file": str(key_file)}
+    )._bound_deployment
     assert deployment.ray_actor_options["runtime_env"]["env_vars"][API_KEY_ENV] == "s3cret"
     (args,) = deployment.init_args
     assert "api_key" not in args and "api_key_file" not in args and "s3cret" not in repr(args)
     monkeypatch.setenv(API_KEY_ENV, "from-env")
-    env = build_app({"model": "hash"})._bound_deployment.ray_actor_options["runtime_env"]["env_vars"]
+    env = build_app({"encoder_factory": HASH})._bound_deployment.ray_actor_options["runtime_env"]["env_vars"]
     assert env[API_KEY_ENV] == "from-env"
     with pytest.raises(ValueError, match="cannot read api_key_file"):
         build_app({"api_key_file": str(tmp_path / "missing")})

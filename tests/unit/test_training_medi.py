@@ -109,7 +109,7 @@ def test_cli_flags_map_to_the_config(tmp_path: Path):
     cfg = parse_args(
         ["--data", "d.json", "--output", str(tmp_path / "o"), "--num-workers", "4", "--batch-size", "64"]
         + ["--steps", "10", "--temperature", "0.05", "--cross-device-negatives", "--grad-cache-chunk", "8"]
-        + ["--no-instructions", "--one-direction", "--max-seq-length", "32", "--warmup", "2"]
+        + ["--no-instructions", "--no-bidirectional", "--max-seq-length", "32", "--warmup", "2"]
     )
     assert (cfg.num_workers, cfg.batch_size, cfg.steps, cfg.temperature) == (4, 64, 10, 0.05)
     assert cfg.cross_device_negatives and cfg.grad_cache_chunk == 8 and cfg.no_instructions
