@@ -124,7 +124,7 @@ class ServeArgs(BaseModel):
     sub_batch_rows: int = _DEFAULT_POLICY.sub_batch_rows
     """A request is tokenized and queued in pieces of at most this many rows (small requests interleave)."""
     sub_batch_tokens: int = _DEFAULT_POLICY.sub_batch_tokens
-    """... and at most this many tokens per piece (about 1 s of CPU for the bundled model)."""
+    """... and at most this many tokens per piece (about a quarter second on 2 CPU cores for the bundled model)."""
     max_ongoing_requests: int = Field(default=64, ge=1)
     """Requests in flight per replica (must allow several requests per batch)."""
     max_queued_requests: int = -1
