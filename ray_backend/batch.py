@@ -5,48 +5,71 @@ Usage::
     python -m ray_backend.batch --input docs/ --output out/ --instruction "Represent the document: "
     ray job submit --working-dir . -- python -m ray_backend.batch --input ... --output ... --replicas 8 --num-gpus 1
 
-The driver reads and validates every input row (:mod:`ray_backend.batch_io`), cuts the valid rows
-into numbered work units and writes the plan (:mod:`ray_backend.batch_plan`). Ray Data then maps
-the pending units over a pool of actors (``map_batches`` with a callable class holding one
-``InstructorEncoder`` per actor); each actor embeds a unit and writes its shard atomically. The
-driver writes the manifest last. This module is only that thin Ray shell and the CLI.
+Input and output are local paths or object-store URIs (``s3://``, ``gs://``; credentials and
+endpoint from the standard AWS environment, see :mod:`instructor_plugins.storage`). The driver never
+holds the corpus: it lists the input files, then one Ray task per file streams and checks the rows
+(:mod:`ray_backend.batch_scan`) and a hash-partitioned Ray Data groupby finds duplicate ids; the
+driver only receives per-file summaries and the bad rows. It cuts each file into numbered work units,
+locks the output (:mod:`ray_backend.batch_lock`) and writes the plan (:mod:`ray_backend.batch_plan`).
+Ray Data then maps the pending unit numbers over a pool of actors (``map_batches`` with a callable
+class holding one encoder per actor); each actor reads its unit's rows straight from storage, embeds
+them and writes the unit's shard atomically. The driver writes the manifest last. This module is only
+that thin Ray shell and the CLI.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from instructor_plugins.flags import add_config_flags, command_parser
 from instructor_plugins.flags import config_from_args as config_from_args_of
-from ray_backend.batch_io import BAD_ROW_POLICIES, EMBEDDING_COLUMN, BadRowsError, Corpus, find_inputs, load_corpus
+from instructor_plugins.storage import StorageError, check_reachable
+from ray_backend.batch_io import BAD_ROW_POLICIES, EMBEDDING_COLUMN, BadRow, BadRowsError, InputFile, find_inputs
+from ray_backend.batch_lock import OutputLock, OutputLockedError
 from ray_backend.batch_plan import (
     PLAN_NAME,
     REJECTS_NAME,
     Encoder,
     Manifest,
     OutputDir,
+    RowLayout,
     UnitEmbedder,
     WorkUnit,
     fingerprint,
     plan_units,
-    table_from_ipc,
-    table_to_ipc,
 )
+from ray_backend.batch_scan import Duplicate, FileScan, find_duplicates, find_duplicates_ray, scan_file
+from ray_backend.embedder import load_encoder
 from ray_backend.net import RayOptions
 
-__all__ = ["BatchConfig", "Prepared", "execute", "finish", "main", "prepare", "run_batch", "run_in_process"]
+__all__ = [
+    "BatchConfig",
+    "Job",
+    "Prepared",
+    "execute",
+    "finish",
+    "locate",
+    "main",
+    "plan",
+    "prepare",
+    "run_batch",
+    "run_in_process",
+    "scan_local",
+    "scan_ray",
+]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,9 +77,9 @@ class BatchConfig:
     """Settings of one batch-embedding run (the CLI flags)."""
 
     input: str
-    """A file, a folder or a glob of JSONL / Parquet / CSV files."""
+    """A file, a folder or a glob of JSONL / Parquet / CSV files: a local path or ``s3://``, ``gs://``... URI."""
     output: str
-    """Output folder (shared storage on a multi-node cluster)."""
+    """Output folder: a local path (shared storage on a multi-node cluster) or an ``s3://``, ``gs://``... URI."""
     text_column: str = "text"
     """Column with the text to embed."""
     id_column: str = "id"
@@ -67,6 +90,8 @@ class BatchConfig:
     """INSTRUCTOR instruction prepended to every text ("" for none)."""
     model: str | None = None
     """Model path or hub id; ``None`` = the bundled offline model."""
+    encoder_factory: str | None = None
+    """``module:callable`` of ``callable(model, *, device, dtype)`` returning an encoder (custom runtimes, tests)."""
     batch_size: int = 32
     """Texts per forward pass."""
     replicas: int = 1
@@ -76,9 +101,9 @@ class BatchConfig:
     num_cpus: float = 1.0
     """CPUs per actor (also its torch thread count)."""
     rows_per_shard: int = 5000
-    """Rows per work unit and output shard."""
+    """Input rows per work unit and output shard (a unit never spans two files)."""
     on_bad_rows: Literal["error", "skip"] = "error"
-    """``error`` (fail, listing the first bad ids) or ``skip`` (write them to ``_rejects.jsonl``)."""
+    """``error`` (fail, listing the first bad rows) or ``skip`` (write them to ``_rejects.jsonl``)."""
     resume: bool = False
     """Finish a run that was interrupted, skipping units whose shard exists."""
     dtype: str | None = None
@@ -99,151 +124,277 @@ class BatchConfig:
             raise ValueError(f"need num_gpus >= 0 and num_cpus > 0, got {self.num_gpus} and {self.num_cpus}")
         if self.id_column == EMBEDDING_COLUMN or EMBEDDING_COLUMN in self.columns:
             raise ValueError(f"{EMBEDDING_COLUMN!r} is the output vector column; rename the input column")
-        self.columns = tuple(self.columns)
+        if self.id_column == self.text_column:
+            raise ValueError(f"id_column and text_column are both {self.id_column!r}; they must differ")
+        if self.id_column in self.columns:
+            raise ValueError(f"pass-through columns {list(self.columns)} may not include the id {self.id_column!r}")
+        if self.encoder_factory is not None and ":" not in self.encoder_factory:
+            raise ValueError(f"encoder_factory must look like 'module:callable', got {self.encoder_factory!r}")
+        self.columns = tuple(dict.fromkeys(self.columns))
 
     def plan_settings(self) -> dict[str, Any]:
         """The settings that decide the output; ``--resume`` needs them unchanged."""
-        keys = ("text_column", "id_column", "columns", "instruction", "model", "rows_per_shard", "dtype", "normalize")
+        keys = ["text_column", "id_column", "columns", "instruction", "model", "encoder_factory", "rows_per_shard"]
+        keys += ["dtype", "normalize"]
         return {k: getattr(self, k) for k in keys} | {"on_bad_rows": self.on_bad_rows}
 
 
 @dataclass
-class Prepared:
-    """A validated, planned run: the valid rows, the units and those still to embed."""
+class Job:
+    """A located run: the input files and the output folder, checked reachable; nothing read yet."""
 
     config: BatchConfig
-    corpus: Corpus
-    units: list[WorkUnit]
-    pending: list[WorkUnit]
-    fingerprint: str
+    files: list[InputFile]
     output: OutputDir
     started: float = field(default_factory=time.perf_counter)
 
 
-def prepare(config: BatchConfig) -> Prepared:
-    """Read and validate the input, plan the units, check or write the plan; no Ray involved.
+@dataclass
+class Prepared:
+    """A validated, planned and locked run: the units, those still to embed, and how rows become shards."""
+
+    job: Job
+    scans: list[FileScan]
+    rejected: list[BadRow]
+    layout: RowLayout
+    units: list[WorkUnit]
+    pending: list[WorkUnit]
+    fingerprint: str
+    lock: OutputLock
+
+    @property
+    def config(self) -> BatchConfig:
+        """The run's settings."""
+        return self.job.config
+
+    @property
+    def output(self) -> OutputDir:
+        """The run's output folder."""
+        return self.job.output
+
+    def close(self) -> None:
+        """Release the output lock (idempotent)."""
+        self.lock.release()
+
+
+def locate(config: BatchConfig) -> Job:
+    """List the input files and check the output, reading no rows (fast, before Ray starts).
+
+    Raises:
+        FileNotFoundError: no input files match.
+        StorageError: an endpoint is unreachable or a bucket does not exist (message without credentials).
+        FileExistsError: the output folder holds a run and ``resume`` is off.
+    """
+    files = find_inputs(config.input)
+    output = OutputDir(config.output)
+    check_reachable(output.root)
+    if output.has_run() and not config.resume:
+        raise FileExistsError(
+            f"{output.root} already holds a batch run; pass --resume to finish it or choose an empty folder"
+        )
+    return Job(config, files, output)
+
+
+def _scan_kwargs(config: BatchConfig) -> dict[str, Any]:
+    return {
+        "id_column": config.id_column,
+        "text_column": config.text_column,
+        "columns": [c for c in config.columns if c != config.text_column],
+        "rows_per_shard": config.rows_per_shard,
+    }
+
+
+def scan_local(job: Job) -> tuple[list[FileScan], list[Duplicate]]:
+    """The validation pass in this process, one file after another (no Ray)."""
+    scans, keys = [], []
+    for i, file in enumerate(tqdm(job.files, desc="scan", unit="file", disable=not job.config.progress)):
+        scan, table = scan_file(file, i, **_scan_kwargs(job.config))
+        scans.append(scan)
+        keys.append(table)
+    return scans, find_duplicates(keys)
+
+
+def scan_ray(job: Job) -> tuple[list[FileScan], list[Duplicate]]:
+    """The validation pass on the connected Ray cluster: one task per file, then a distributed duplicate check.
+
+    The driver receives each file's summary; the key tables stay in the object store.
+    """
+    import ray
+
+    scan: Any = scan_file
+    task: Any = ray.remote(scan).options(num_returns=2, num_cpus=1, max_retries=2)
+    refs = [task.remote(file, i, **_scan_kwargs(job.config)) for i, file in enumerate(job.files)]
+    scans = list(ray.get([r[0] for r in refs]))
+    total_keys = sum(sum(s.valid_per_unit) for s in scans)
+    return scans, find_duplicates_ray([r[1] for r in refs], total_keys)
+
+
+def _layout(config: BatchConfig, scans: Sequence[FileScan], duplicates: Sequence[Duplicate]) -> RowLayout:
+    schemas = [s.extra_schema for s in scans if s.extra_schema is not None]
+    extra = None
+    if schemas:
+        try:
+            extra = pa.unify_schemas(schemas, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            message = f"pass-through columns {list(config.columns)} have different types across files: {exc}"
+            raise ValueError(message) from exc
+    return RowLayout(
+        id_column=config.id_column,
+        text_column=config.text_column,
+        passthrough=tuple(config.columns),
+        id_type=pa.int64()
+        if sum(s.non_int_ids for s in scans) == sum(not d.is_int for d in duplicates)
+        else pa.string(),
+        extra_schema=extra,
+    )
+
+
+def _bad_rows(scans: Sequence[FileScan], duplicates: Sequence[Duplicate]) -> list[BadRow]:
+    tagged = [((s.index, b.row), b) for s in scans for b in s.bad]
+    tagged += [((d.file, d.row), BadRow(scans[d.file].uri, d.row, d.key, "duplicate_id")) for d in duplicates]
+    return [b for _, b in sorted(tagged, key=lambda t: t[0])]
+
+
+def plan(job: Job, scans: list[FileScan], duplicates: list[Duplicate]) -> Prepared:
+    """Apply the bad-row policy, plan the units, lock the output and check or write the plan.
 
     Raises:
         BadRowsError: bad rows under ``on_bad_rows="error"`` (nothing is written).
-        FileExistsError: the output folder holds a run and ``resume`` is off.
+        OutputLockedError: another live run holds the output folder.
         ValueError: ``resume`` on a folder whose plan differs from this input and these settings.
     """
-    started = time.perf_counter()
-    corpus = load_corpus(
-        find_inputs(config.input),
-        id_column=config.id_column,
-        text_column=config.text_column,
-        columns=config.columns,
-        on_bad_rows=config.on_bad_rows,
+    config, output = job.config, job.output
+    rejected = _bad_rows(scans, duplicates)
+    if rejected and config.on_bad_rows == "error":
+        raise BadRowsError(rejected)
+    layout = _layout(config, scans, duplicates)
+    units = plan_units(scans, duplicates, config.rows_per_shard)
+    digest = fingerprint(scans, config.plan_settings())
+    output.prepare()
+    lock = OutputLock(output.root)
+    lock.acquire()
+    try:
+        if output.has_run():
+            if not config.resume:
+                raise FileExistsError(
+                    f"{output.root} already holds a batch run; pass --resume to finish it or choose an empty folder"
+                )
+            saved = output.read_json(PLAN_NAME)
+            if saved is None or saved.get("fingerprint") != digest:
+                raise ValueError(
+                    f"cannot resume {output.root}: its plan was made from other input rows or settings "
+                    f"({(saved or {}).get('settings')}); use a new output folder"
+                )
+            output.remove_temporaries()
+        else:
+            rows = sum(u.rows for u in units)
+            plan_doc = {"fingerprint": digest, "settings": config.plan_settings(), "units": len(units), "rows": rows}
+            output.write_json(PLAN_NAME, plan_doc)
+        if rejected:
+            output.write_rejects(rejected)
+        pending = output.pending(units)
+    except BaseException:
+        lock.release()
+        raise
+    logger.info(
+        "%s: %d file(s), %d rows, %d rejected (%d duplicate ids); %d units, %d to embed",
+        output.root,
+        len(scans),
+        sum(s.rows for s in scans),
+        len(rejected),
+        len(duplicates),
+        len(units),
+        len(pending),
     )
-    units = plan_units(corpus.table.num_rows, config.rows_per_shard)
-    digest = fingerprint(corpus.table, config.plan_settings())
-    output = OutputDir(Path(config.output).resolve())
-    if output.has_run():
-        if not config.resume:
-            raise FileExistsError(
-                f"{output.root} already holds a batch run; pass --resume to finish it or choose an empty folder"
-            )
-        plan = output.read_json(PLAN_NAME)
-        if plan is None or plan.get("fingerprint") != digest:
-            raise ValueError(
-                f"cannot resume {output.root}: its plan was made from other input rows or settings "
-                f"({(plan or {}).get('settings')}); use a new output folder"
-            )
-        output.remove_temporaries()
-    else:
-        output.root.mkdir(parents=True, exist_ok=True)
-        plan_doc = {"fingerprint": digest, "settings": config.plan_settings(), "units": len(units)}
-        output.write_json(PLAN_NAME, plan_doc | {"rows": corpus.table.num_rows})
-    if corpus.rejected:
-        output.write_rejects(corpus.rejected)
-    pending = output.pending(units)
-    return Prepared(config, corpus, units, pending, digest, output, started)
+    return Prepared(job, scans, rejected, layout, units, pending, digest, lock)
 
 
-def _shard_dim(path: Path) -> int:
-    kind = pq.read_schema(path).field(EMBEDDING_COLUMN).type
-    return int(kind.list_size)
+def prepare(
+    config: BatchConfig, scanner: Callable[[Job], tuple[list[FileScan], list[Duplicate]]] = scan_local
+) -> Prepared:
+    """Locate, scan (in this process by default), validate, plan and lock a run; no embedding.
+
+    Call :meth:`Prepared.close` (or :func:`finish`) to release the output lock.
+    """
+    job = locate(config)
+    return plan(job, *scanner(job))
 
 
 def finish(prepared: Prepared, *, rows_embedded: int, dim: int | None) -> Manifest:
-    """Check every unit has its shard, then write and return the manifest (``_SUCCESS.json``)."""
-    missing = prepared.output.pending(prepared.units)
-    if missing:
-        first = missing[0].shard_name
-        raise RuntimeError(f"{len(missing)} unit(s) have no shard (first: {first}); run again with --resume")
-    shards = prepared.output.shards()
-    if dim is None:
-        dim = _shard_dim(next(iter(shards.values()))) if shards else 0
-    elapsed = time.perf_counter() - prepared.started
-    config, corpus = prepared.config, prepared.corpus
-    manifest = Manifest(
-        rows_in=corpus.rows_in,
-        rows_out=sum(u.rows for u in prepared.units),
-        rows_rejected=len(corpus.rejected),
-        model=config.model or "bundled:all-MiniLM-L6-v2",
-        instruction=config.instruction,
-        dim=dim,
-        elapsed_s=round(elapsed, 3),
-        texts_per_s=round(rows_embedded / elapsed, 2) if elapsed > 0 else 0.0,
-        rows_embedded_this_run=rows_embedded,
-        units=len(prepared.units),
-        units_skipped=len(prepared.units) - len(prepared.pending),
-        shards=[p.name for p in shards.values()],
-        inputs=[str(s.path) for s in corpus.sources],
-        id_column=config.id_column,
-        text_column=config.text_column,
-        passthrough=list(corpus.passthrough),
-        rows_per_shard=config.rows_per_shard,
-        fingerprint=prepared.fingerprint,
-        rejects_file=REJECTS_NAME if corpus.rejected else None,
-    )
-    prepared.output.write_manifest(manifest)
-    return manifest
+    """Check every unit has its shard, then write and return the manifest (``_SUCCESS.json``); unlocks."""
+    try:
+        missing = prepared.output.pending(prepared.units)
+        if missing:
+            first = missing[0].shard_name
+            raise RuntimeError(f"{len(missing)} unit(s) have no shard (first: {first}); run again with --resume")
+        shards = prepared.output.shards()
+        if dim is None:
+            dim = _shard_dim(next(iter(shards.values()))) if shards else 0
+        elapsed = time.perf_counter() - prepared.job.started
+        config = prepared.config
+        manifest = Manifest(
+            rows_in=sum(s.rows for s in prepared.scans),
+            rows_out=sum(u.rows for u in prepared.units),
+            rows_rejected=len(prepared.rejected),
+            model=config.encoder_factory or config.model or "bundled:all-MiniLM-L6-v2",
+            instruction=config.instruction,
+            dim=dim,
+            elapsed_s=round(elapsed, 3),
+            texts_per_s=round(rows_embedded / elapsed, 2) if elapsed > 0 else 0.0,
+            rows_embedded_this_run=rows_embedded,
+            units=len(prepared.units),
+            units_skipped=len(prepared.units) - len(prepared.pending),
+            shards=[loc.uri.rsplit("/", 1)[-1] for loc in shards.values()],
+            inputs=[f.uri for f in prepared.job.files],
+            id_column=config.id_column,
+            text_column=config.text_column,
+            passthrough=list(config.columns),
+            rows_per_shard=config.rows_per_shard,
+            fingerprint=prepared.fingerprint,
+            rejects_file=REJECTS_NAME if prepared.rejected else None,
+        )
+        prepared.output.write_manifest(manifest)
+        return manifest
+    finally:
+        prepared.close()
+
+
+def _shard_dim(location: Any) -> int:
+    import pyarrow.parquet as pq
+
+    with location.fs.open_input_file(location.path) as fh:
+        kind = pq.read_schema(fh).field(EMBEDDING_COLUMN).type
+    return int(kind.list_size)
 
 
 class _RayUnitActor:
-    """Ray Data actor: one encoder per actor; each call embeds whole units and writes their shards."""
+    """Ray Data actor: one encoder per actor; each call reads, embeds and writes whole units."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        import torch
-
-        from instructor_plugins.model import InstructorEncoder
-
-        torch.set_num_threads(max(1, int(settings["num_cpus"])))
+    def __init__(
+        self, settings: dict[str, Any], output: OutputDir, files: list[InputFile], layout: RowLayout, units: dict
+    ) -> None:
+        self.units = units
         device = "cuda" if settings["num_gpus"] > 0 else "cpu"
-        encoder = InstructorEncoder.load(settings["model"], device=device, dtype=settings["dtype"])
+        encoder = load_encoder(
+            settings["model"],
+            device=device,
+            dtype=settings["dtype"],
+            encoder_factory=settings["encoder_factory"],
+            num_threads=int(settings["num_cpus"]),
+        )
         self.embed = UnitEmbedder(
             encoder,
-            OutputDir(Path(settings["output"])),
-            id_column=settings["id_column"],
-            text_column=settings["text_column"],
-            passthrough=settings["passthrough"],
+            output,  # the driver's filesystem objects: same endpoint and options on every node
+            files,
+            layout,
             instruction=settings["instruction"],
             batch_size=settings["batch_size"],
             normalize=settings["normalize"],
         )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        results = [
-            self.embed(unit, table_from_ipc(payload))
-            for unit, payload in zip(batch["unit"].to_pylist(), batch["payload"].to_pylist(), strict=True)
-        ]
+        results = [self.embed(self.units[int(k)]) for k in batch["unit"].to_pylist()]
         return pa.Table.from_pylist([asdict(r) for r in results])
-
-
-def _unit_blocks(prepared: Prepared) -> list[pa.Table]:
-    table = prepared.corpus.table
-    return [
-        pa.table(
-            {
-                "unit": pa.array([u.index], type=pa.int64()),
-                "rows": pa.array([u.rows], type=pa.int64()),
-                "payload": pa.array([table_to_ipc(table.slice(u.start, u.rows))], type=pa.large_binary()),
-            }
-        )
-        for u in prepared.pending
-    ]
 
 
 def run_in_process(config: BatchConfig | Prepared, encoder: Encoder) -> Manifest:
@@ -252,21 +403,24 @@ def run_in_process(config: BatchConfig | Prepared, encoder: Encoder) -> Manifest
     Useful on a single machine without Ray and for tests of the exactly-once logic.
     """
     prepared = config if isinstance(config, Prepared) else prepare(config)
-    cfg = prepared.config
-    embed = UnitEmbedder(
-        encoder,
-        prepared.output,
-        id_column=cfg.id_column,
-        text_column=cfg.text_column,
-        passthrough=prepared.corpus.passthrough,
-        instruction=cfg.instruction,
-        batch_size=cfg.batch_size,
-        normalize=cfg.normalize,
-    )
-    rows, dim = 0, None
-    for unit in tqdm(prepared.pending, desc="units", disable=not cfg.progress):
-        result = embed(unit.index, prepared.corpus.table.slice(unit.start, unit.rows))
-        rows, dim = rows + result.rows, result.dim
+    try:
+        cfg = prepared.config
+        embed = UnitEmbedder(
+            encoder,
+            prepared.output,
+            prepared.job.files,
+            prepared.layout,
+            instruction=cfg.instruction,
+            batch_size=cfg.batch_size,
+            normalize=cfg.normalize,
+        )
+        rows, dim = 0, None
+        for unit in tqdm(prepared.pending, desc="units", disable=not cfg.progress):
+            result = embed(unit)
+            rows, dim = rows + result.rows, result.dim
+    except BaseException:
+        prepared.close()
+        raise
     return finish(prepared, rows_embedded=rows, dim=dim)
 
 
@@ -276,30 +430,42 @@ def execute(prepared: Prepared) -> Manifest:
 
     config = prepared.config
     rows_embedded, dim = 0, None
-    if prepared.pending:
-        ray.data.DataContext.get_current().enable_progress_bars = config.progress
-        settings = asdict(config) | {"output": str(prepared.output.root), "passthrough": prepared.corpus.passthrough}
-        ds = ray.data.from_arrow(_unit_blocks(prepared)).map_batches(
-            _RayUnitActor,
-            batch_size=1,  # one work unit per call: each call writes whole shards
-            batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=min(config.replicas, len(prepared.pending))),
-            num_cpus=config.num_cpus,
-            num_gpus=config.num_gpus or None,
-            fn_constructor_kwargs={"settings": settings},
-        )
-        total = sum(u.rows for u in prepared.pending)
-        with tqdm(total=total, desc="embedded", unit="text", disable=not config.progress) as bar:
-            for row in ds.iter_rows():
-                rows_embedded += int(row["rows"])
-                dim = int(row["dim"])
-                bar.update(int(row["rows"]))
+    try:
+        if prepared.pending:
+            ray.data.DataContext.get_current().enable_progress_bars = config.progress
+            settings = asdict(config)
+            units = {u.index: u for u in prepared.pending}
+            ds = ray.data.from_items([{"unit": u.index} for u in prepared.pending]).map_batches(
+                _RayUnitActor,
+                batch_size=1,  # one work unit per call: each call writes whole shards
+                batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=min(config.replicas, len(prepared.pending))),
+                num_cpus=config.num_cpus,
+                num_gpus=config.num_gpus or None,
+                fn_constructor_kwargs={
+                    "settings": settings,
+                    "output": prepared.output,
+                    "files": prepared.job.files,
+                    "layout": prepared.layout,
+                    "units": units,
+                },
+            )
+            total = sum(u.rows for u in prepared.pending)
+            with tqdm(total=total, desc="embedded", unit="text", disable=not config.progress) as bar:
+                for row in ds.iter_rows():
+                    rows_embedded += int(row["rows"])
+                    dim = int(row["dim"])
+                    bar.update(int(row["rows"]))
+    except BaseException:
+        prepared.close()
+        raise
     return finish(prepared, rows_embedded=rows_embedded, dim=dim)
 
 
 def run_batch(config: BatchConfig) -> Manifest:
-    """Prepare and run (or resume) a job with Ray Data on the connected cluster (call ``ray.init()`` first)."""
-    return execute(prepare(config))
+    """Locate, scan (Ray tasks), plan and run (or resume) a job on the connected cluster (``ray.init()`` first)."""
+    job = locate(config)
+    return execute(plan(job, *scan_ray(job)))
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -321,13 +487,15 @@ def config_from_args(
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backend.batch") -> int:
     """CLI entry point (``instructor batch``); prints the manifest as JSON.
 
-    Exit status 2 (message on stderr) for bad flags, bad input rows, missing input, or an output folder that
-    holds another run or was altered; nothing is embedded then. 1 when the run itself fails.
+    Exit status 2 (message on stderr) for bad flags, unreachable storage, missing input, bad input rows,
+    an output folder that holds another run, is locked by a live run or was altered; nothing is embedded then.
+    1 when the run itself fails.
     """
+    errors = (BadRowsError, FileExistsError, FileNotFoundError, StorageError, OutputLockedError, ValueError)
     config, address = config_from_args(argv, prog=prog)
     try:
-        prepared = prepare(config)  # validate the input before starting Ray: bad rows fail fast
-    except (BadRowsError, FileExistsError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        job = locate(config)  # storage and input listing are checked before Ray starts
+    except (*errors, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     import ray
@@ -339,6 +507,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
     else:
         ray.init(address=address, log_to_driver=False)
     try:
+        try:
+            prepared = plan(job, *scan_ray(job))  # every row is checked before any is embedded
+        except (*errors, RuntimeError) as exc:  # RuntimeError: the output folder was altered
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         manifest = execute(prepared)
     finally:
         ray.shutdown()

@@ -1,37 +1,42 @@
 """Exactly-once bookkeeping for batch embedding: work units, atomic shards, plan and manifest. No Ray.
 
-The valid rows (in input order) are cut into numbered work units of ``rows_per_shard`` rows. Unit
-``k`` always holds the same rows for the same input and settings, and its output is exactly one
-file, ``part-<k>.parquet``, written to a temporary name and renamed into place (atomic on POSIX),
-so a shard is either complete or absent. A rerun of a unit (Ray retry, ``--resume``) rewrites the
-same rows under the same name: never a duplicate. The output folder holds:
+Each input file is cut into numbered work units of ``rows_per_shard`` consecutive rows (a unit never
+spans two files). Unit ``k`` always covers the same rows for the same input and settings, and its
+output is exactly one object, ``part-<k>.parquet``, holding the unit's valid rows. A shard is written
+atomically (a local file goes to a temporary name and is renamed; an object-store object becomes
+visible only when its single upload completes), so it is either complete or absent. A rerun of a
+unit (Ray retry, ``--resume``) rewrites the same rows under the same name: never a duplicate. The
+output folder (a local path or an ``s3://``/``gs://`` prefix) holds:
 
-- ``_plan.json``: settings and a fingerprint of the valid rows, written before any shard;
+- ``_plan.json``: settings and a fingerprint of the input, written before any shard;
   ``--resume`` refuses to continue a folder whose plan differs.
 - ``part-00000.parquet`` ...: id, ``embedding`` (fixed-size float32 list) and pass-through columns.
 - ``_rejects.jsonl``: the bad rows skipped under ``--on-bad-rows skip``.
+- ``_lock.json`` while a run is active (:mod:`ray_backend.batch_lock`).
 - ``_SUCCESS.json``: the manifest, written last; its presence means the output is complete.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from instructor_plugins.storage import Location, atomic_write, resolve
 from instructor_plugins.types import Encoder
-from ray_backend.batch_io import EMBEDDING_COLUMN, BadRow
+from ray_backend.batch_io import EMBEDDING_COLUMN, BadRow, InputFile, iter_batches, row_problems
+from ray_backend.batch_scan import Duplicate, FileScan
 
 __all__ = [
     "MANIFEST_NAME",
@@ -40,14 +45,14 @@ __all__ = [
     "Encoder",
     "Manifest",
     "OutputDir",
+    "RowLayout",
     "UnitEmbedder",
     "UnitResult",
     "WorkUnit",
     "fingerprint",
     "plan_units",
+    "read_unit",
     "shard_table",
-    "table_from_ipc",
-    "table_to_ipc",
 ]
 
 PLAN_NAME = "_plan.json"
@@ -58,16 +63,19 @@ _SHARD_RE = re.compile(r"^part-(\d{5,})\.parquet$")
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """Rows ``[start, stop)`` of the valid-row table; its shard is ``part-<index>.parquet``."""
+    """Rows ``[start, stop)`` of input file ``file``; its shard ``part-<index>.parquet`` holds ``rows`` rows.
+
+    ``offset`` is the byte offset of row ``start`` (JSONL), ``drop`` the rows of the range rejected as
+    duplicate ids.
+    """
 
     index: int
-    start: int
-    stop: int
-
-    @property
-    def rows(self) -> int:
-        """Rows in the unit."""
-        return self.stop - self.start
+    file: int = 0
+    start: int = 0
+    stop: int = 0
+    rows: int = 0
+    offset: int = 0
+    drop: tuple[int, ...] = ()
 
     @property
     def shard_name(self) -> str:
@@ -75,36 +83,93 @@ class WorkUnit:
         return f"part-{self.index:05d}.parquet"
 
 
-def plan_units(n_rows: int, rows_per_shard: int) -> list[WorkUnit]:
-    """Cut ``n_rows`` into consecutive units of ``rows_per_shard`` rows (the last may be shorter)."""
+def plan_units(scans: Sequence[FileScan], duplicates: Sequence[Duplicate], rows_per_shard: int) -> list[WorkUnit]:
+    """Cut every file into consecutive units of ``rows_per_shard`` rows (numbered across files in order)."""
     if rows_per_shard < 1:
         raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
-    return [
-        WorkUnit(k, start, min(start + rows_per_shard, n_rows))
-        for k, start in enumerate(range(0, n_rows, rows_per_shard))
-    ]
+    drops: dict[tuple[int, int], list[int]] = {}
+    for dup in duplicates:
+        drops.setdefault((dup.file, dup.row // rows_per_shard), []).append(dup.row)
+    units: list[WorkUnit] = []
+    for scan in scans:
+        for k, start in enumerate(range(0, scan.rows, rows_per_shard)):
+            drop = tuple(sorted(drops.get((scan.index, k), [])))
+            units.append(
+                WorkUnit(
+                    index=len(units),
+                    file=scan.index,
+                    start=start,
+                    stop=min(start + rows_per_shard, scan.rows),
+                    rows=scan.valid_per_unit[k] - len(drop),
+                    offset=scan.unit_offsets[k],
+                    drop=drop,
+                )
+            )
+    return units
 
 
-def fingerprint(table: pa.Table, settings: dict[str, Any]) -> str:
-    """SHA-256 over the settings and every (id, text, pass-through) value, in order."""
+def fingerprint(scans: Sequence[FileScan], settings: dict[str, Any]) -> str:
+    """SHA-256 over the settings and each file's URI and content digest, in input order."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for batch in table.to_batches(max_chunksize=65536):
-        for column in batch.columns:
-            digest.update(json.dumps(column.to_pylist(), default=repr).encode())
+    for scan in scans:
+        digest.update(f"\n{scan.uri}\n{scan.digest}".encode())
     return digest.hexdigest()
 
 
-def table_to_ipc(table: pa.Table) -> bytes:
-    """Serialize a table as Arrow IPC stream bytes (how units travel through Ray's object store)."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
+@dataclass(frozen=True)
+class RowLayout:
+    """How a unit's rows become a shard: column names, the output id type and the pass-through schema."""
+
+    id_column: str
+    text_column: str
+    passthrough: tuple[str, ...] = ()
+    id_type: pa.DataType = field(default_factory=pa.string)
+    extra_schema: pa.Schema | None = None
+
+    @property
+    def read_columns(self) -> list[str]:
+        """Pass-through columns read from the input (the text column is read anyway)."""
+        return [c for c in self.passthrough if c != self.text_column]
 
 
-def table_from_ipc(payload: bytes | pa.Buffer) -> pa.Table:
-    """Inverse of :func:`table_to_ipc`."""
-    return pa.ipc.open_stream(payload).read_all()
+def read_unit(files: Sequence[InputFile], unit: WorkUnit, layout: RowLayout) -> pa.Table:
+    """The unit's valid rows (id, text, pass-through) in input order, typed as ``layout`` says.
+
+    Raises:
+        RuntimeError: the file no longer yields the planned number of valid rows (it changed).
+    """
+    file = files[unit.file]
+    drop = set(unit.drop)
+    ids: list[Any] = []
+    texts: list[str] = []
+    extras: list[pa.Table] = []
+    for batch in iter_batches(
+        file,
+        id_column=layout.id_column,
+        text_column=layout.text_column,
+        columns=layout.read_columns,
+        start=unit.start,
+        stop=unit.stop,
+        offset=unit.offset,
+    ):
+        keep = [i for i, p in enumerate(row_problems(batch)) if p is None and batch.start + i not in drop]
+        ids.extend(batch.ids[i] for i in keep)
+        texts.extend(batch.texts[i] for i in keep)
+        if batch.extra is not None and layout.extra_schema is not None:
+            extras.append(batch.extra.take(pa.array(keep, pa.int64())).cast(layout.extra_schema))
+    if len(ids) != unit.rows:
+        raise RuntimeError(
+            f"{file.uri} rows {unit.start}-{unit.stop} now hold {len(ids)} valid rows, the plan says {unit.rows}: "
+            "the input changed during the run; start again in a new output folder"
+        )
+    id_values = ids if pa.types.is_integer(layout.id_type) else [str(i) for i in ids]
+    table = pa.table({layout.id_column: pa.array(id_values, layout.id_type), layout.text_column: texts})
+    if layout.read_columns:
+        schema = layout.extra_schema or pa.schema([])
+        extra = pa.concat_tables(extras) if extras else schema.empty_table()
+        for name in layout.read_columns:
+            table = table.append_column(name, extra[name])
+    return table
 
 
 def shard_table(unit: pa.Table, vectors: np.ndarray, *, id_column: str, passthrough: Sequence[str] = ()) -> pa.Table:
@@ -117,18 +182,6 @@ def shard_table(unit: pa.Table, vectors: np.ndarray, *, id_column: str, passthro
     columns = {id_column: unit[id_column], EMBEDDING_COLUMN: embedding}
     columns.update({name: unit[name] for name in passthrough})
     return pa.table(columns)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -159,68 +212,85 @@ class Manifest:
 
 @dataclass(frozen=True)
 class OutputDir:
-    """The output folder of a batch run (a local or shared-filesystem path visible to every worker)."""
+    """The output folder of a batch run: a local path, a shared filesystem or an object-store prefix."""
 
-    root: Path
+    root: Location
 
-    def shard_path(self, unit: WorkUnit | int) -> Path:
+    def __init__(self, root: Location | str | os.PathLike[str]) -> None:
+        object.__setattr__(self, "root", root if isinstance(root, Location) else resolve(root))
+
+    def file(self, name: str) -> Location:
+        """A file of the folder."""
+        return self.root.child(name)
+
+    def shard_path(self, unit: WorkUnit | int) -> Location:
         """Where a unit's shard lives."""
         index = unit.index if isinstance(unit, WorkUnit) else unit
-        return self.root / WorkUnit(index, 0, 0).shard_name
+        return self.file(WorkUnit(index).shard_name)
 
-    def shards(self) -> dict[int, Path]:
+    def _listing(self) -> list[pafs.FileInfo]:
+        selector = pafs.FileSelector(self.root.path, allow_not_found=True, recursive=False)
+        return [i for i in self.root.fs.get_file_info(selector) if i.type == pafs.FileType.File]
+
+    def shards(self) -> dict[int, Location]:
         """Finished shards by unit index."""
-        if not self.root.is_dir():
-            return {}
         found = {}
-        for path in self.root.iterdir():
-            match = _SHARD_RE.match(path.name)
+        for info in self._listing():
+            match = _SHARD_RE.match(info.base_name)
             if match:
-                found[int(match.group(1))] = path
+                found[int(match.group(1))] = self.file(info.base_name)
         return dict(sorted(found.items()))
 
     def read(self) -> pa.Table:
         """All finished shards as one table, in unit order (the whole output once complete)."""
-        return pa.concat_tables([pq.read_table(path) for path in self.shards().values()])
+        return pa.concat_tables([pq.read_table(loc.path, filesystem=loc.fs) for loc in self.shards().values()])
 
     def has_run(self) -> bool:
         """Whether the folder already holds (part of) a batch run."""
-        return (self.root / PLAN_NAME).exists() or (self.root / MANIFEST_NAME).exists() or bool(self.shards())
+        names = {i.base_name for i in self._listing()}
+        return PLAN_NAME in names or MANIFEST_NAME in names or any(_SHARD_RE.match(n) for n in names)
+
+    def prepare(self) -> None:
+        """Create the folder (object stores need no folders)."""
+        if self.root.is_local:
+            os.makedirs(self.root.path, exist_ok=True)
 
     def remove_temporaries(self) -> int:
-        """Delete ``.*.tmp`` files left by writers that were killed; returns how many."""
-        if not self.root.is_dir():
-            return 0
-        leftovers = [p for p in self.root.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
-        for path in leftovers:
-            path.unlink(missing_ok=True)
+        """Delete ``.*.tmp`` files left by local writers that were killed; returns how many."""
+        leftovers = [i for i in self._listing() if i.base_name.startswith(".") and i.base_name.endswith(".tmp")]
+        for info in leftovers:
+            self.root.fs.delete_file(info.path)
         return len(leftovers)
 
-    def write_shard(self, unit: WorkUnit | int, table: pa.Table) -> Path:
-        """Write one unit's shard atomically (temporary file, fsync, rename)."""
-        path = self.shard_path(unit)
-        _atomic_write(path, lambda fh: pq.write_table(table, fh))
-        return path
+    def write_shard(self, unit: WorkUnit | int, table: pa.Table) -> Location:
+        """Write one unit's shard atomically."""
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        location = self.shard_path(unit)
+        atomic_write(location, buf.getvalue())
+        return location
 
-    def write_json(self, name: str, payload: dict[str, Any]) -> Path:
+    def write_json(self, name: str, payload: dict[str, Any]) -> Location:
         """Write a JSON file atomically."""
-        path = self.root / name
-        _atomic_write(path, lambda fh: fh.write(json.dumps(payload, indent=2, default=str).encode()))
-        return path
+        location = self.file(name)
+        atomic_write(location, json.dumps(payload, indent=2, default=str).encode())
+        return location
 
     def read_json(self, name: str) -> dict[str, Any] | None:
         """A JSON file of the folder, or ``None`` when absent."""
-        path = self.root / name
-        return json.loads(path.read_text()) if path.exists() else None
+        location = self.file(name)
+        if not location.exists():
+            return None
+        return dict(json.loads(location.read_bytes()))
 
-    def write_rejects(self, rows: Iterable[BadRow]) -> Path:
+    def write_rejects(self, rows: Iterable[BadRow]) -> Location:
         """Write the rejected rows as JSON lines, atomically."""
         text = "".join(json.dumps(r.to_json()) + "\n" for r in rows)
-        path = self.root / REJECTS_NAME
-        _atomic_write(path, lambda fh: fh.write(text.encode()))
-        return path
+        location = self.file(REJECTS_NAME)
+        atomic_write(location, text.encode())
+        return location
 
-    def write_manifest(self, manifest: Manifest) -> Path:
+    def write_manifest(self, manifest: Manifest) -> Location:
         """Write ``_SUCCESS.json`` (last step of a run)."""
         return self.write_json(MANIFEST_NAME, asdict(manifest))
 
@@ -229,13 +299,14 @@ class OutputDir:
         done = self.shards()
         todo = []
         for unit in units:
-            path = done.get(unit.index)
-            if path is None:
+            location = done.get(unit.index)
+            if location is None:
                 todo.append(unit)
                 continue
-            rows = pq.read_metadata(path).num_rows
+            with location.fs.open_input_file(location.path) as fh:
+                rows = pq.read_metadata(fh).num_rows
             if rows != unit.rows:
-                raise RuntimeError(f"{path} holds {rows} rows, the plan says {unit.rows}; the folder was altered")
+                raise RuntimeError(f"{location} holds {rows} rows, the plan says {unit.rows}; the folder was altered")
         extra = sorted(set(done) - {u.index for u in units})
         if extra:
             raise RuntimeError(f"{self.root} holds shards {extra} that the plan does not know; the folder was altered")
@@ -253,36 +324,38 @@ class UnitResult:
 
 
 class UnitEmbedder:
-    """Embed a unit's texts and write its shard: the work each Ray actor does, testable without Ray."""
+    """Read a unit's rows, embed them and write its shard: the work each Ray actor does, testable without Ray."""
 
     def __init__(
         self,
         encoder: Encoder,
         output: OutputDir,
+        files: Sequence[InputFile],
+        layout: RowLayout,
         *,
-        id_column: str,
-        text_column: str,
-        passthrough: Sequence[str] = (),
         instruction: str = "",
         batch_size: int = 32,
         normalize: bool = True,
     ) -> None:
         self.encoder = encoder
         self.output = output
-        self.id_column = id_column
-        self.text_column = text_column
-        self.passthrough = list(passthrough)
+        self.files = list(files)
+        self.layout = layout
         self.instruction = instruction
         self.batch_size = batch_size
         self.normalize = normalize
 
-    def __call__(self, unit: int, table: pa.Table) -> UnitResult:
-        """Embed ``table`` (the unit's rows) and write ``part-<unit>.parquet``."""
+    def __call__(self, unit: WorkUnit) -> UnitResult:
+        """Embed the unit's valid rows and write ``part-<unit>.parquet``."""
         start = time.perf_counter()
-        texts = table[self.text_column].to_pylist()
-        vectors = self.encoder.encode(
-            texts, self.instruction or None, batch_size=self.batch_size, normalize=self.normalize
-        )
-        shard = shard_table(table, vectors, id_column=self.id_column, passthrough=self.passthrough)
+        table = read_unit(self.files, unit, self.layout)
+        texts = table[self.layout.text_column].to_pylist()
+        if texts:
+            vectors = self.encoder.encode(
+                texts, self.instruction or None, batch_size=self.batch_size, normalize=self.normalize
+            )
+        else:  # every row of the unit was bad: an empty shard keeps the unit accounted for
+            vectors = np.zeros((0, int(getattr(self.encoder, "dim", 0))), dtype=np.float32)
+        shard = shard_table(table, vectors, id_column=self.layout.id_column, passthrough=self.layout.passthrough)
         self.output.write_shard(unit, shard)
-        return UnitResult(unit, table.num_rows, int(vectors.shape[1]), time.perf_counter() - start)
+        return UnitResult(unit.index, table.num_rows, int(vectors.shape[1]), time.perf_counter() - start)

@@ -18,3 +18,12 @@ from instructor_plugins.model import InstructorEncoder  # noqa: E402
 def bundled_encoder() -> InstructorEncoder:
     """The bundled all-MiniLM-L6-v2 on CPU, fp32, shared by every test of the session."""
     return InstructorEncoder.load(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> object:
+    """moto's S3 server on 127.0.0.1 with bucket ``test-bucket``; the AWS env points at it (module scope)."""
+    from tests.s3 import s3_server
+
+    with s3_server("test-bucket") as endpoint:
+        yield endpoint

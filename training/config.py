@@ -6,7 +6,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from training.loss import DEFAULT_TEMPERATURE
 
@@ -71,7 +71,11 @@ class TrainConfig:
     run_name: str | None = None
     """Ray Train run name (default: the output folder's name)."""
     storage_path: str | None = None
-    """Ray Train storage (default ~/ray_results)."""
+    """Ray Train storage: a path or an s3://, gs://... URI (default ~/ray_results)."""
+    tracker: Literal["none", "mlflow", "tensorboard"] = "none"
+    """Experiment tracker that rank 0 logs to."""
+    tracker_uri: str | None = None
+    """MLflow tracking URI or folder (default MLFLOW_TRACKING_URI, else ./mlruns); TensorBoard log folder."""
 
     def __post_init__(self) -> None:
         positive_ints = ("num_workers", "cpus_per_worker", "batch_size", "checkpoint_every", "keep_checkpoints")
@@ -99,6 +103,10 @@ class TrainConfig:
             raise ValueError(f"max_seq_length must be >= 2, got {self.max_seq_length}")
         if self.grad_cache_chunk is not None and self.grad_cache_chunk < 1:
             raise ValueError(f"grad_cache_chunk must be >= 1 rows, got {self.grad_cache_chunk}")
+        from training.tracking import TRACKERS
+
+        if self.tracker not in TRACKERS:
+            raise ValueError(f"unknown tracker {self.tracker!r}; valid: {list(TRACKERS)}")
         if self.max_failures < -1:
             raise ValueError(f"max_failures must be >= -1 (-1 = retry forever), got {self.max_failures}")
 
@@ -117,29 +125,65 @@ class TrainConfig:
             path = Path(value).expanduser()
             return str(path.resolve()) if path.exists() else value
 
+        from instructor_plugins.storage import is_uri
+
+        output = self.output if is_uri(self.output) else str(Path(self.output).expanduser().resolve())
         return replace(
             self,
             data=local(self.data) or self.data,
-            output=str(Path(self.output).expanduser().resolve()),
+            output=output,
             model=local(self.model),
             storage_path=self.storage,
             run_name=self.name,
+            tracker_uri=self.tracking,
         )
 
     @property
     def name(self) -> str:
         """The Ray Train run name: ``run_name``, else the output folder's name."""
-        return self.run_name or Path(self.output).resolve().name
+        return self.run_name or self.output.rstrip("/").rsplit("/", 1)[-1] or "run"
 
     @property
     def storage(self) -> str:
-        """Where Ray Train keeps the run's checkpoints (``~/ray_results`` by default)."""
-        return str(Path(self.storage_path or os.path.join(Path.home(), "ray_results")).resolve())
+        """Where Ray Train keeps the run's checkpoints: a URI as given, else an absolute path (``~/ray_results``)."""
+        from instructor_plugins.storage import is_uri
+
+        if self.storage_path and is_uri(self.storage_path) and not self.storage_path.startswith("file://"):
+            return self.storage_path.rstrip("/")
+        local = (self.storage_path or "").removeprefix("file://") or os.path.join(Path.home(), "ray_results")
+        return str(Path(local).expanduser().resolve())
+
+    @property
+    def run_uri(self) -> str:
+        """``storage/name``: checkpoints and the per-rank step logs live here (a path or a URI)."""
+        return f"{self.storage}/{self.name}"
 
     @property
     def run_dir(self) -> Path:
-        """``storage/name``: checkpoints and the per-rank step logs live here."""
+        """:attr:`run_uri` as a local path (local storage only)."""
+        from instructor_plugins.storage import is_uri
+
+        if is_uri(self.storage):
+            raise ValueError(f"run storage {self.storage!r} is not local; use run_uri")
         return Path(self.storage) / self.name
+
+    @property
+    def tracking(self) -> str | None:
+        """``tracker_uri`` made absolute on the driver (workers run in another directory); ``None`` = default."""
+        from instructor_plugins.storage import is_uri
+
+        if self.tracker == "none":
+            return None
+        if self.tracker_uri is None:
+            default = "mlruns" if self.tracker == "mlflow" else "tensorboard"
+            if self.tracker == "mlflow" and os.environ.get("MLFLOW_TRACKING_URI"):
+                return os.environ["MLFLOW_TRACKING_URI"]
+            local = Path(default).resolve()
+            return local.as_uri() if self.tracker == "mlflow" else str(local)
+        if is_uri(self.tracker_uri):
+            return self.tracker_uri
+        local = Path(self.tracker_uri).expanduser().resolve()
+        return local.as_uri() if self.tracker == "mlflow" else str(local)
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """Planned optimizer steps: ``steps``, else ``ceil(epochs * steps_per_epoch)`` (one epoch by default)."""

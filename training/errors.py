@@ -10,7 +10,9 @@ raises it once as :class:`DataError` (:func:`raise_data_error`).
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+
+from instructor_plugins.storage import Location, atomic_write, resolve
 
 __all__ = ["DATA_ERROR_FILE", "DataError", "clear_data_error", "raise_data_error", "record_data_error"]
 
@@ -21,23 +23,31 @@ class DataError(ValueError):
     """The training data (or the run it resumes) is unusable; retrying cannot help."""
 
 
-def record_data_error(run_dir: Path, exc: BaseException) -> None:
-    """Write ``exc`` into ``run_dir`` for the driver (rank 0 calls this; the others just return)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _record(run: str | os.PathLike[str]) -> Location:
+    return resolve(os.fspath(run)).child(DATA_ERROR_FILE)
+
+
+def record_data_error(run_dir: str | os.PathLike[str], exc: BaseException) -> None:
+    """Write ``exc`` into the run's folder (a path or a URI) for the driver (rank 0 calls this)."""
+    record = _record(run_dir)
+    if record.is_local:
+        os.makedirs(os.path.dirname(record.path), exist_ok=True)
     body = {"type": type(exc).__name__, "message": str(exc)}
-    (run_dir / DATA_ERROR_FILE).write_text(json.dumps(body), encoding="utf-8")
+    atomic_write(record, json.dumps(body).encode())
 
 
-def clear_data_error(run_dir: Path) -> None:
+def clear_data_error(run_dir: str | os.PathLike[str]) -> None:
     """Forget an error left by an earlier attempt (before a new ``fit``)."""
-    (run_dir / DATA_ERROR_FILE).unlink(missing_ok=True)
+    record = _record(run_dir)
+    if record.exists():
+        record.fs.delete_file(record.path)
 
 
-def raise_data_error(run_dir: Path) -> None:
+def raise_data_error(run_dir: str | os.PathLike[str]) -> None:
     """Raise the :class:`DataError` a worker recorded, if any (and remove the record)."""
-    path = run_dir / DATA_ERROR_FILE
-    if not path.is_file():
+    record = _record(run_dir)
+    if not record.exists():
         return
-    body = json.loads(path.read_text(encoding="utf-8"))
-    path.unlink()
+    body = json.loads(record.read_bytes())
+    record.fs.delete_file(record.path)
     raise DataError(f"{body.get('type', 'Error')}: {body.get('message', '')}")

@@ -38,12 +38,14 @@ class TrainState:
         probe_loss: ``{step: loss}`` on a fixed probe set of training batches, at the start and at
             every checkpoint.
         config: the run's :class:`~training.config.TrainConfig` as a dict.
+        tracker_run_id: the experiment tracker's run (MLflow), continued when the run resumes.
     """
 
     next_step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     probe_loss: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    tracker_run_id: str | None = None
 
     def to_json(self) -> str:
         """Serialise to JSON."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +36,17 @@ __all__ = ["TrainResult", "build_trainer", "main", "parse_args", "run", "validat
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where a finished run put its outputs, and its history."""
+    """Where a finished run put its outputs, and its history.
+
+    ``output`` is a local copy of the final model (``--output`` itself when that is local), ``uri`` where
+    it was published (``--output``, a path or a URI).
+    """
 
     output: Path
     checkpoint: Path
     loss_curve: Path
     state: TrainState
+    uri: str = ""
 
 
 def build_trainer(cfg: TrainConfig) -> Any:
@@ -51,10 +57,13 @@ def build_trainer(cfg: TrainConfig) -> Any:
     except ImportError as exc:  # pragma: no cover - ray is in the train extra
         raise ImportError("training needs Ray Train: pip install 'instructor-plugins[train]'") from exc
 
+    from instructor_plugins.storage import check_reachable, resolve
     from training.worker import train_loop_per_worker
 
     # Resolved on the driver, so every worker (and a later rerun) agrees on where the run and its data live.
     cfg = cfg.resolved()
+    storage = resolve(cfg.storage)
+    check_reachable(storage)  # an unreachable endpoint or a missing bucket fails here, before any worker starts
     resources = {"CPU": cfg.cpus_per_worker}
     return TorchTrainer(
         train_loop_per_worker,
@@ -62,7 +71,8 @@ def build_trainer(cfg: TrainConfig) -> Any:
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
             name=cfg.name,
-            storage_path=cfg.storage,
+            storage_path=storage.path,
+            storage_filesystem=storage.fs,
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
         ),
@@ -70,14 +80,24 @@ def build_trainer(cfg: TrainConfig) -> Any:
 
 
 def finalize(checkpoint_dir: str | Path, cfg: TrainConfig) -> TrainResult:
-    """Copy the final model to ``cfg.output``; write the history JSON and the loss curve PNG."""
-    output = export_model(checkpoint_dir, cfg.output)
+    """Export the final model with ``train_history.json`` and ``loss_curve.png``; publish it to ``cfg.output``.
+
+    ``checkpoint_dir`` is a local folder. A local ``--output`` receives the files directly; for a URI
+    they are written to a local staging folder first and then uploaded.
+    """
+    from instructor_plugins.storage import is_uri
+    from training.storage import publish_dir
+
+    remote = is_uri(cfg.output) and not cfg.output.startswith("file://")
+    staging = Path(tempfile.mkdtemp(prefix="instructor-model-")) if remote else Path(cfg.output.removeprefix("file://"))
+    output = export_model(checkpoint_dir, staging)
     state = TrainState.read(checkpoint_dir)
     (output / "train_history.json").write_text(
         json.dumps({"history": state.history, "probe_loss": state.probe_loss}, indent=1), encoding="utf-8"
     )
     curve = plot_loss_curve(state.history, output / "loss_curve.png", probe_loss=state.probe_loss, title=cfg.name)
-    return TrainResult(output=output, checkpoint=Path(checkpoint_dir), loss_curve=curve, state=state)
+    uri = publish_dir(output, cfg.output) if remote else str(output.resolve())
+    return TrainResult(output=output, checkpoint=Path(checkpoint_dir), loss_curve=curve, state=state, uri=uri)
 
 
 def run(cfg: TrainConfig) -> TrainResult:
@@ -87,12 +107,14 @@ def run(cfg: TrainConfig) -> TrainResult:
         DataError: the workers found the data or the resumed run unusable (not retried).
     """
     cfg = cfg.resolved()
-    clear_data_error(cfg.run_dir)
-    result = build_trainer(cfg).fit()
-    raise_data_error(cfg.run_dir)
+    trainer = build_trainer(cfg)  # checks that the storage is reachable first
+    clear_data_error(cfg.run_uri)
+    result = trainer.fit()
+    raise_data_error(cfg.run_uri)
     if result.checkpoint is None:
         raise RuntimeError(f"run {cfg.name!r} finished without a checkpoint (storage {cfg.storage})")
-    return finalize(result.checkpoint.path, cfg)
+    with result.checkpoint.as_directory() as checkpoint_dir:  # a download when the storage is remote
+        return finalize(checkpoint_dir, cfg)
 
 
 def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m training.train") -> TrainConfig:
@@ -141,7 +163,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.t
         return 2
     last = result.state.history[-1] if result.state.history else {}
     speeds = [r["texts_per_s_worker"] for r in result.state.history[1:]] or [0.0]
-    print(f"model: {result.output}")
+    print(f"model: {result.uri or result.output}")
     print(f"loss curve: {result.loss_curve}")
     print(f"steps: {result.state.next_step}  final loss: {last.get('loss', float('nan')):.4f}")
     print(f"probe loss: {json.dumps(result.state.probe_loss)}")

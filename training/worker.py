@@ -6,16 +6,16 @@ on embeds its slice of each single-task global batch. DDP averages gradients; Ad
 warmup and decay; gradient clipping; bf16 autocast on CUDA. Every ``checkpoint_every`` steps (and
 at the end) all workers call ``ray.train.report`` and rank 0 alone attaches a checkpoint.
 
-Every rank appends one JSON line per step to ``<run_dir>/logs/steps.rank<r>.jsonl`` (step, task,
-loss, texts/s, pid), which the fault-tolerance test reads to check that no step is repeated or
-skipped after a restart.
+Every rank logs one JSON line per step under ``<run>/logs/`` (step, task, loss, texts/s, pid; see
+:class:`training.storage.StepLog`, which also works when the run lives in object storage); the
+fault-tolerance test reads it to check that no step is repeated or skipped after a restart. Rank 0
+also logs to the experiment tracker (:mod:`training.tracking`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import tempfile
 import time
@@ -33,6 +33,8 @@ from training.loss import contrastive_loss
 from training.medi import MediError, MediExample, load_medi
 from training.state import TrainState, read_optimizer_state, save_checkpoint
 from training.step import grad_cache_step, plain_step, triple_features
+from training.storage import StepLog
+from training.tracking import NullTracker, Tracker, make_tracker
 
 __all__ = ["batch_checksum", "build_optimizer", "lr_factor", "probe_loss", "step_seed", "train_loop_per_worker"]
 
@@ -134,7 +136,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         sampler = TaskBatchSampler([e.task for e in examples], cfg.batch_size, world, cfg.seed)
     except (MediError, FileNotFoundError, ValueError) as exc:
         if rank == 0:
-            record_data_error(cfg.run_dir, exc)
+            record_data_error(cfg.run_uri, exc)
         return
     saved_optimizer: dict[str, Any] | None = None
     if checkpoint is not None:
@@ -157,9 +159,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if rank == 0 and state.next_step == 0:
         state.probe_loss["0"] = probe_loss(encoder, examples, sampler, cfg)
 
-    log_dir = cfg.run_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"steps.rank{rank}.jsonl"
+    from instructor_plugins.storage import resolve
+
+    step_log = StepLog(resolve(cfg.run_uri), rank)
+    tracker: Tracker = NullTracker()
+    if rank == 0:
+        tracker = make_tracker(cfg.tracker, cfg.tracker_uri, cfg.name, run_id=state.tracker_run_id)
+        state.tracker_run_id = tracker.run_id
+        tracker.log_params(cfg.to_dict() | {"total_steps": total, "world_size": world})
+        if state.next_step == 0:
+            tracker.log_metrics({"probe_loss": state.probe_loss["0"]}, step=0)
     loss_fn = functools.partial(
         contrastive_loss,
         temperature=cfg.temperature,
@@ -196,13 +205,33 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         }
         state.history.append(record)
         state.next_step = step + 1
-        with log_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({**record, "rank": rank, "pid": os.getpid(), "resumed_from": start}) + "\n")
+        step_log.append({**record, "rank": rank, "pid": os.getpid(), "resumed_from": start})
+        texts_per_s = 3 * len(indices) * world / seconds
+        tracker.log_metrics({"loss": mean_loss, "lr": lr, "texts_per_s": texts_per_s}, step=step)
         bar.update(1)
         bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}", texts_s=f"{record['texts_per_s_worker']:.1f}")
         if state.next_step % cfg.checkpoint_every == 0 or state.next_step == total:
+            step_log.flush()
             _report(encoder, optimizer, state, record, rank, examples, sampler, cfg, model_max_length)
+            if rank == 0:
+                tracker.log_metrics({"probe_loss": state.probe_loss[str(state.next_step)]}, step=state.next_step)
     bar.close()
+    step_log.flush()
+    if rank == 0:
+        _log_final_model(tracker, encoder, model_max_length, cfg.output)
+        tracker.close()
+
+
+def _log_final_model(tracker: Tracker, encoder: InstructorEncoder, model_max_length: int, output: str) -> None:
+    """Hand the final model to the tracker (saved with the model's own ``max_seq_length``)."""
+    if isinstance(tracker, NullTracker):
+        return
+    train_max_length, encoder.max_seq_length = encoder.max_seq_length, model_max_length
+    try:
+        with tempfile.TemporaryDirectory(prefix="instructor-final-") as tmp:
+            tracker.log_model(encoder.save(tmp), output)
+    finally:
+        encoder.max_seq_length = train_max_length
 
 
 def _report(

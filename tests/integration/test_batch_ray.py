@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from instructor_plugins.model import InstructorEncoder
-from ray_backend.batch import BatchConfig, run_batch
+from ray_backend.batch import BatchConfig, locate, run_batch, scan_local, scan_ray
 from ray_backend.batch_io import BadRowsError
 from ray_backend.batch_plan import MANIFEST_NAME, REJECTS_NAME, OutputDir
 from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
@@ -83,7 +83,7 @@ def test_jsonl_folder_and_csv_glob(
     write_rows(rows[1500:2000], tmp_path / "csv" / "part-2.csv")
     manifest = run_batch(_config(str(tmp_path / "csv" / "*.csv"), tmp_path / "out-csv", rows_per_shard=400))
     _check_output(tmp_path / "out-csv", rows[1000:2000], reference)
-    assert manifest.units == 3 and len(manifest.inputs) == 2
+    assert manifest.units == 4 and len(manifest.inputs) == 2  # units never span files: 2 per 500-row file
 
 
 def test_kill_part_way_then_resume(
@@ -144,3 +144,49 @@ def test_bad_rows_both_policies(ray_local: str, tmp_path: Path, rows: list[dict]
     reasons = [line.split('"reason": "')[1].split('"')[0] for line in (tmp_path / "out" / REJECTS_NAME).open()]
     assert reasons == ["missing_id", "missing_id", "null_text", "non_string_text", "empty_text", "duplicate_id"]
     assert OutputDir(tmp_path / "out").read()["id"].to_pylist() == [r["id"] for r in good]
+
+
+def test_distributed_duplicate_check_equals_the_in_process_one(
+    ray_local: str, tmp_path: Path, rows: list[dict]
+) -> None:
+    """The hash-partitioned Ray Data groupby finds the same duplicates (first kept) as one dict in one process."""
+    base = rows[:300]
+    write_rows(base[:120] + [base[5] | {"text": "again"}], tmp_path / "in" / "a.jsonl")
+    write_rows(base[120:] + [base[5], base[200], {"id": None, "text": "x"}], tmp_path / "in" / "b.parquet")
+    write_rows([base[200] | {"text": "thrice"}, {"id": "fresh", "text": "new"}], tmp_path / "in" / "c.csv")
+    job = locate(_config(tmp_path / "in", tmp_path / "out", on_bad_rows="skip", rows_per_shard=50))
+    local_scans, local_dups = scan_local(job)
+    ray_scans, ray_dups = scan_ray(job)
+    assert ray_dups == local_dups
+    assert [(d.file, d.row, d.key) for d in ray_dups] == [
+        (0, 120, base[5]["id"]),
+        (1, 180, base[5]["id"]),
+        (1, 181, base[200]["id"]),
+        (2, 0, base[200]["id"]),
+    ]
+    assert [(s.rows, s.digest, s.bad) for s in ray_scans] == [(s.rows, s.digest, s.bad) for s in local_scans]
+
+
+def test_cli_bad_rows_exit_2_and_write_nothing(ray_local: str, tmp_path: Path) -> None:
+    import ray
+
+    bad = [{"id": "a", "text": ""}, {"id": 2**70, "text": "huge"}, {"id": "b", "text": "ok"}]
+    inp = write_rows(bad, tmp_path / "in.jsonl")
+    cmd = [sys.executable, "-m", "ray_backend.batch", "--input", str(inp), "--output", str(tmp_path / "out")]
+    cmd += ["--no-progress", "--address", ray.get_runtime_context().gcs_address]
+    done = subprocess.run(cmd, env=os.environ | {"PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert (
+        "error: 2 bad input row(s): id='a' (empty_text, in.jsonl row 0); "
+        "id=1180591620717411303424 (id_out_of_range, in.jsonl row 1)"
+    ) in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_ray_data_embedder_example(ray_local: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's InstructorBatchEmbedder example runs on Ray Data and checks its vectors."""
+    import runpy
+
+    example = runpy.run_path(str(ROOT / "examples" / "ray_data_embedder.py"))
+    assert example["main"]() == len(example["DOCS"])
+    assert "embedded 4 rows" in capsys.readouterr().out

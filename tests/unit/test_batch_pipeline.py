@@ -107,18 +107,35 @@ def test_skip_policy_writes_rejects_and_counts_them(tmp_path: Path) -> None:
     assert OutputDir(tmp_path / "out").read()["id"].to_pylist() == [r["id"] for r in rows]
 
 
-def test_cli_error_policy_exits_2_listing_bad_ids_before_starting_ray(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_cli_fails_fast_before_starting_ray(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inp = write_rows([{"id": "a", "text": ""}, {"id": "b", "text": "fine"}], tmp_path / "in.jsonl")
-    code = main(["--input", str(inp), "--output", str(tmp_path / "out"), "--no-progress"])
-    assert code == 2
-    assert "error: 1 bad input row(s): id='a' (empty_text, in.jsonl row 0)" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    """Bad flags, missing input, an output holding a run and unreachable storage exit 2 before Ray starts."""
+    monkeypatch.setattr("ray.init", lambda *a, **k: pytest.fail("Ray must not start"), raising=False)
+    inp = write_rows([{"id": "a", "text": "fine"}], tmp_path / "in.jsonl")
+    out = str(tmp_path / "out")
     with pytest.raises(SystemExit) as exit_info:
-        main(["--input", str(inp), "--output", str(tmp_path / "o"), "--batch-size", "0"])
+        main(["--input", str(inp), "--output", out, "--batch-size", "0"])
     assert exit_info.value.code == 2
     assert "batch_size must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["--input", str(tmp_path / "nope.jsonl"), "--output", out]) == 2
+    assert "is not a file, a folder or a glob" in capsys.readouterr().err
+    run_in_process(_config(tmp_path, inp), HashEncoder(dim=8))
+    assert main(["--input", str(inp), "--output", out]) == 2
+    assert "already holds a batch run; pass --resume" in capsys.readouterr().err
+
+    secret = "s3cr3t-never-printed"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on port 9
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    assert main(["--input", "s3://bucket/in/", "--output", out]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot reach storage for s3://bucket/in at endpoint http://127.0.0.1:9" in err
+    assert secret not in err and "AKIDEXAMPLE" not in err
+    assert main(["--input", f"s3://AKIDEXAMPLE:{secret}@bucket/in/", "--output", out]) == 2
+    err = capsys.readouterr().err
+    assert "credentials in the URI 's3://***@bucket/in/' are not accepted" in err
+    assert secret not in err and "AKIDEXAMPLE" not in err
 
 
 def test_config_validation_names_bad_values() -> None:
