@@ -13,6 +13,11 @@ totals and ratios are printed. Goal: >= 0.9x in-process throughput on 100-text r
     python benchmarks/serve.py                      # CPU, 1 replica using every core
     python benchmarks/serve.py --num-gpus 1         # GPU replica (bf16) + in-process GPU baseline,
                                                     # plus the CPU replica for a GPU-vs-CPU ratio
+    python benchmarks/serve.py --mode hol           # 1-text p99 during a 2,048-text request
+    python benchmarks/serve.py --mode flood --seconds 60   # /health under maximal bodies
+    python benchmarks/serve.py --mode soak --seconds 600   # replica RSS over a steady load
+
+(the last three are in ``benchmarks/serve_stress.py``).
 
 Run it inside a loopback-only network namespace on shared machines (``make bench`` does).
 """
@@ -191,6 +196,12 @@ def main() -> None:
         default=0,
         help="nice level of Ray workers (Ray's default is 15; 0 = same priority as the in-process baseline)",
     )
+    parser.add_argument(
+        "--mode",
+        choices=["throughput", "hol", "flood", "soak"],
+        default="throughput",
+        help="throughput: served vs in-process; hol, flood, soak: see benchmarks/serve_stress.py",
+    )
     cli = parser.parse_args()
 
     import ray
@@ -202,10 +213,11 @@ def main() -> None:
     cpus = os.cpu_count() or 2
     pool = texts_pool()
     tmp = tempfile.mkdtemp(prefix="ray-bench-")
-    ray.init(
+    from ray_backend.net import init_local_ray
+
+    init_local_ray(
         num_cpus=cpus,
         num_gpus=1 if cli.num_gpus else 0,
-        include_dashboard=False,
         _temp_dir=tmp,
         log_to_driver=False,
         _system_config={"worker_niceness": cli.worker_niceness},
@@ -221,6 +233,17 @@ def main() -> None:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
         serve.start(http_options={"host": "127.0.0.1", "port": port})
+        if cli.mode != "throughput":
+            import serve_stress
+
+            url = start_serve(cli.num_gpus, cpus, port, "stress", "/")
+            if cli.mode == "hol":
+                serve_stress.head_of_line(url, pool)
+            elif cli.mode == "flood":
+                serve_stress.flood(url, cli.seconds)
+            else:
+                serve_stress.soak(url, pool, cli.seconds)
+            return
         torch.set_num_threads(cpus)
         if cli.num_gpus:
             gpu_url = start_serve(cli.num_gpus, 1, port, "gpu", "/gpu")

@@ -13,9 +13,11 @@ This module never imports Ray.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +45,22 @@ __all__ = ["Features", "InstructorEncoder", "InstructorModule", "ModelLoadError"
 _T5_TYPES = ("t5", "mt5", "umt5")
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 _DTYPES |= {"float16": torch.float16, "fp16": torch.float16}
-# Instruction token counts are cached per encoder; a bound keeps a server fed arbitrary
-# per-request instructions from growing without limit.
-_INSTRUCTION_CACHE_SIZE = 4096
+# Instruction token counts are cached per encoder, bounded by the bytes of the keys (a server fed
+# arbitrary per-request instructions must not grow without limit); an instruction longer than
+# _INSTRUCTION_KEY_CHARS is keyed by a 16-byte digest instead of its text.
+_INSTRUCTION_CACHE_BYTES = 1 << 20
+_INSTRUCTION_KEY_CHARS = 256
+_ENTRY_OVERHEAD_BYTES = 64
+
+
+def _instruction_key(instruction: str) -> str | bytes:
+    if len(instruction) <= _INSTRUCTION_KEY_CHARS:
+        return instruction
+    return hashlib.blake2b(instruction.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _key_bytes(key: str | bytes) -> int:
+    return len(key) * (1 if isinstance(key, bytes) else 4) + _ENTRY_OVERHEAD_BYTES
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -187,7 +202,8 @@ class InstructorEncoder:
         self.name = name
         self._defaults = defaults or read_defaults(None, name)
         self._max_seq_length = min(spec.max_seq_length, self._tokenizer_limit())
-        self._instruction_lengths: dict[str, int] = {}
+        self._instruction_lengths: OrderedDict[str | bytes, int] = OrderedDict()
+        self._instruction_cache_bytes = 0
         self._trailing_specials = self._count_trailing_specials()
 
     # ------------------------------------------------------------------ loading / saving
@@ -289,6 +305,8 @@ class InstructorEncoder:
         if value < 2:
             raise ValueError(f"max_seq_length must be >= 2, got {value}")
         self._max_seq_length = int(value)
+        self._instruction_lengths.clear()  # counts are capped at max_seq_length
+        self._instruction_cache_bytes = 0
 
     def _hidden_size(self) -> int:
         config: Any = self.module.encoder.config
@@ -308,14 +326,19 @@ class InstructorEncoder:
         """
         if not instruction:
             return 0
-        cached = self._instruction_lengths.get(instruction)
+        key = _instruction_key(instruction)
+        cached = self._instruction_lengths.get(key)
         if cached is not None:
+            self._instruction_lengths.move_to_end(key)
             return cached
         ids = self.tokenizer(instruction, add_special_tokens=True, truncation=False)["input_ids"]
-        n = max(len(ids) - self._trailing_specials, 0)
-        if len(self._instruction_lengths) >= _INSTRUCTION_CACHE_SIZE:
-            self._instruction_lengths.clear()
-        self._instruction_lengths[instruction] = n
+        # Capped: a row is max_seq_length tokens at most, so a longer instruction masks it all alike.
+        n = min(max(len(ids) - self._trailing_specials, 0), self.max_seq_length)
+        self._instruction_lengths[key] = n
+        self._instruction_cache_bytes += _key_bytes(key)
+        while self._instruction_cache_bytes > _INSTRUCTION_CACHE_BYTES:
+            old, _ = self._instruction_lengths.popitem(last=False)
+            self._instruction_cache_bytes -= _key_bytes(old)
         return n
 
     def _count_trailing_specials(self) -> int:

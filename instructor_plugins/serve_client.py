@@ -1,9 +1,13 @@
 """Clients of the Ray Serve embedding app, behind the :class:`~instructor_plugins.backends.EmbeddingBackend` protocol.
 
 - :class:`ServeBackend` speaks HTTP (``POST /embed``) with httpx, sync and async, with timeouts and
-  bounded retries with exponential backoff and jitter (tenacity) on connection errors, timeouts,
-  429, 502, 503, 504 and infrastructure 5xx (not the app's own JSON errors). Other errors raise
-  :class:`ServeError` with the server's message.
+  bounded retries with exponential backoff and jitter (tenacity) on exactly these: 429, 502, 503,
+  504 (honouring ``Retry-After``) and connection errors (refused, connect timeout, connection
+  dropped before an answer). Not retried: any other status, 500 included (a 500 is an answer; its
+  retries are what kept an overloaded replica crashing), and read timeouts (the server is still
+  working; a retry would queue the same work again). A :class:`RetryBudget` shared by one client's
+  requests caps retries at a fraction of requests, so a struggling server is not hit with a
+  retry storm. Other errors raise :class:`ServeError` with the server's message.
 - :class:`HandleBackend` calls the deployment through a Ray ``DeploymentHandle`` (inside a cluster,
   no HTTP hop).
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +28,7 @@ import numpy as np
 from instructor_plugins.defaults import InstructionDefaults
 from instructor_plugins.types import Instruction, instruction_rows
 
-__all__ = ["API_KEY_ENV", "HandleBackend", "ModelMismatchError", "ServeBackend", "ServeError"]
+__all__ = ["API_KEY_ENV", "HandleBackend", "ModelMismatchError", "RetryBudget", "ServeBackend", "ServeError"]
 
 API_KEY_ENV = "INSTRUCTOR_API_KEY"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -37,6 +42,35 @@ class ServeError(RuntimeError):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.message = message
+
+
+class RetryBudget:
+    """A token bucket of retries: each request adds ``ratio`` tokens (up to ``capacity``), each retry costs one.
+
+    Sustained retries stay under ``ratio`` of requests, with bursts of up to ``capacity`` (it
+    starts full). Thread-safe; one per client, shared by its sync and async calls.
+    """
+
+    def __init__(self, ratio: float = 0.2, capacity: float = 10.0) -> None:
+        if ratio < 0 or capacity < 0:
+            raise ValueError(f"ratio and capacity must be >= 0, got ratio={ratio}, capacity={capacity}")
+        self.ratio = ratio
+        self.capacity = capacity
+        self.tokens = capacity
+        self._lock = threading.Lock()
+
+    def deposit(self) -> None:
+        """A new request (not a retry) started."""
+        with self._lock:
+            self.tokens = min(self.capacity, self.tokens + self.ratio)
+
+    def withdraw(self) -> bool:
+        """Take one retry; False when the budget is spent."""
+        with self._lock:
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True
+            return False
 
 
 class ModelMismatchError(ValueError):
@@ -53,23 +87,17 @@ class _Retryable(Exception):
 
 
 def _check_response(response: Any) -> np.ndarray:
-    """Vectors of a 200 answer; :class:`_Retryable` or :class:`ServeError` otherwise.
-
-    Retried: 429, 502, 503, 504, and any 5xx that is not the app's own JSON error (a proxy that
-    lost the replica mid-request, e.g. a replica killed or restarted, answers a plain-text 500).
-    Embedding is idempotent, so a retry can only repeat work.
-    """
+    """Vectors of a 200 answer; :class:`_Retryable` (429, 502, 503, 504) or :class:`ServeError` otherwise."""
     if response.status_code == 200:
         body = response.json()
         rows = [np.frombuffer(base64.b64decode(item), dtype="<f4") for item in body["embeddings"]]
         return np.stack(rows).astype(np.float32)
-    from_app = True
     try:
         message = response.json()["error"]["message"]
     except Exception:  # noqa: BLE001 - a proxy error page, not the app's JSON
-        message, from_app = response.text[:500], False
+        message = response.text[:500]
     error = ServeError(response.status_code, message)
-    if response.status_code in RETRY_STATUSES or (response.status_code >= 500 and not from_app):
+    if response.status_code in RETRY_STATUSES:
         header = response.headers.get("retry-after")
         retry_after = float(header) if header and header.replace(".", "", 1).isdigit() else None
         raise _Retryable(error, retry_after)
@@ -86,13 +114,15 @@ class ServeBackend:
         batch_size: texts per HTTP request (the server batches requests together again).
         normalize: L2-normalise the vectors.
         show_progress: tqdm bar over requests.
-        timeout: seconds per request attempt (connect, read, write).
-        max_retries: retries after the first attempt, on connection errors, timeouts, 429 and 502-504.
+        timeout: seconds per request attempt (connect, read, write). The server's admission bound
+            (``max_queue_wait_s``, 30 s by default) should stay below it.
+        max_retries: retries after the first attempt, on connection errors, 429 and 502-504.
         backoff_s: first backoff; doubles per retry with jitter, capped at ``max_backoff_s``.
         max_backoff_s: longest wait between attempts.
         max_concurrency: requests in flight at once in :meth:`aembed`.
         api_key: bearer token (default: env ``INSTRUCTOR_API_KEY``).
         transport: an httpx transport (tests); default: a real connection pool.
+        retry_budget: shared cap on retries (default: :class:`RetryBudget` (20 % of requests, bursts of 10)).
     """
 
     def __init__(
@@ -110,6 +140,7 @@ class ServeBackend:
         max_concurrency: int = 4,
         api_key: str | None = None,
         transport: Any = None,
+        retry_budget: RetryBudget | None = None,
     ) -> None:
         if not endpoint.startswith(("http://", "https://")):
             raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
@@ -135,6 +166,7 @@ class ServeBackend:
         self._timeout = httpx.Timeout(timeout)
         self._transport = transport
         self._client: httpx.Client | None = None
+        self.retry_budget = retry_budget or RetryBudget()
 
     # ------------------------------------------------------------------ plumbing
     def _retrying(self, asynchronous: bool) -> Any:
@@ -148,13 +180,16 @@ class ServeBackend:
                 return min(max(backoff, exc.retry_after), self.max_backoff_s)
             return backoff
 
-        cls = tenacity.AsyncRetrying if asynchronous else tenacity.Retrying
-        return cls(
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=wait,
-            retry=tenacity.retry_if_exception_type((httpx.TransportError, _Retryable)),
-            reraise=True,
+        retryable = tenacity.retry_if_exception_type(
+            (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, _Retryable)
         )
+
+        def retry(state: tenacity.RetryCallState) -> bool:
+            return bool(retryable(state)) and self.retry_budget.withdraw()
+
+        self.retry_budget.deposit()
+        cls = tenacity.AsyncRetrying if asynchronous else tenacity.Retrying
+        return cls(stop=tenacity.stop_after_attempt(self.max_retries + 1), wait=wait, retry=retry, reraise=True)
 
     def _payload(self, texts: list[str], instructions: list[str]) -> dict[str, Any]:
         payload: dict[str, Any] = {"normalize": self.normalize, "encoding_format": "base64"}

@@ -9,24 +9,34 @@ Two request bodies are accepted:
 :func:`parse_body` turns raw bytes into a validated model or an :class:`ApiError` with the HTTP
 status the server answers (413 too large, 422 malformed or wrong types, 400 empty input); nothing
 here knows about FastAPI or Ray.
+
+Hostile bodies are refused here, each with a JSON 4xx and never a 500: invalid UTF-8, JSON nested
+deeper than the parser allows (Python's recursion limit; the request shapes are 3 levels deep),
+number literals longer than :data:`MAX_NUMBER_CHARS` characters (a 5,000-digit integer), ``NaN`` /
+``Infinity``, and lone UTF-16 surrogates (``"\ud800"``) in a text or an instruction, which are valid
+JSON escapes but not text any tokenizer can read.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
 
 __all__ = [
     "ApiError",
     "EmbedRequest",
     "OpenAIEmbeddingRequest",
     "ServerLimits",
+    "check_dimensions",
     "check_rows",
+    "check_text",
+    "check_unicode",
     "embed_response",
     "encode_vectors",
     "openai_response",
@@ -36,6 +46,8 @@ __all__ = [
 
 EncodingFormat = Literal["float", "base64"]
 M = TypeVar("M", bound=BaseModel)
+MAX_NUMBER_CHARS = 32
+"""Longest JSON number literal accepted (the only number in the request shapes is ``dimensions``)."""
 
 
 class ApiError(Exception):
@@ -44,6 +56,8 @@ class ApiError(Exception):
     _TYPES = {
         400: "invalid_request_error",
         401: "authentication_error",
+        404: "not_found_error",
+        408: "invalid_request_error",
         413: "request_too_large",
         422: "invalid_request_error",
         429: "rate_limit_error",
@@ -65,23 +79,34 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """Request limits; anything over them is answered 413 (size) or 429 (load).
+    """Request limits; anything over them is answered 413 (size), 408 (slow body) or 429 (load).
 
     Attributes:
         max_inputs: texts per request.
         max_body_bytes: request body size.
         max_pending_rows: texts queued or running on one replica before new requests get 429.
+        max_queue_wait_s: admission bound: a request is refused with 429 when the work already
+            admitted on the replica plus its own is expected to take longer than this (from the
+            replica's measured seconds per token). Keep it below the clients' timeout.
+        body_timeout_s: seconds to receive the whole body (a body shorter than its
+            ``Content-Length`` gets 408 after this, instead of holding the connection).
     """
 
     max_inputs: int = 2048
     max_body_bytes: int = 8 * 1024 * 1024
     max_pending_rows: int = 16384
+    max_queue_wait_s: float = 30.0
+    body_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("max_inputs", "max_body_bytes", "max_pending_rows"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        for name in ("max_queue_wait_s", "body_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+                raise ValueError(f"{name} must be a number of seconds in (0, 3600], got {value!r}")
 
 
 class OpenAIEmbeddingRequest(BaseModel):
@@ -92,11 +117,12 @@ class OpenAIEmbeddingRequest(BaseModel):
     input: StrictStr | list[StrictStr]
     """One text or a list of texts (token-id arrays are not supported)."""
     model: StrictStr | None = None
-    """Echoed back; the server serves one model."""
+    """Accepted and ignored: the server serves one model, and every response names it (so OpenAI
+    clients that always send a model name, e.g. ``text-embedding-3-small``, work unchanged)."""
     encoding_format: EncodingFormat = "float"
     """``float`` lists, or ``base64`` of little-endian float32 bytes."""
-    dimensions: StrictInt | None = Field(default=None, ge=1)
-    """Keep the first ``dimensions`` components, re-normalised (must be <= the model's dim)."""
+    dimensions: StrictInt | None = None
+    """Keep the first ``dimensions`` components, re-normalised (1 to the model's dim; else 400)."""
     user: StrictStr | None = None
     """Accepted for compatibility; unused."""
     instruction: StrictStr | None = None
@@ -132,15 +158,20 @@ def parse_body(raw: bytes, model: type[M], limits: ServerLimits) -> M:
     """Validate a raw JSON body against ``model``.
 
     Raises:
-        ApiError: 413 over ``limits.max_body_bytes``; 422 not JSON, not an object, or failing
-            validation (the message lists each bad field).
+        ApiError: 413 over ``limits.max_body_bytes``; 422 not UTF-8 JSON, nested too deeply, a
+            number literal over :data:`MAX_NUMBER_CHARS` characters, ``NaN``/``Infinity``, not an
+            object, or failing validation (the message lists each bad field).
     """
     if len(raw) > limits.max_body_bytes:
         raise ApiError(413, f"request body of {len(raw)} bytes exceeds the limit of {limits.max_body_bytes}")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(422, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(422, "body is nested too deeply (the request shapes are at most 3 levels deep)") from None
+    except _BadNumber as exc:
+        raise ApiError(422, str(exc)) from None
     if not isinstance(data, dict):
         raise ApiError(422, f"body must be a JSON object, got {type(data).__name__}")
     try:
@@ -150,11 +181,59 @@ def parse_body(raw: bytes, model: type[M], limits: ServerLimits) -> M:
         raise ApiError(422, f"invalid request: {problems}") from None
 
 
+class _BadNumber(ValueError):
+    """A JSON number the server refuses to convert."""
+
+
+def _parse_int(literal: str) -> int:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise _BadNumber(f"number literal of {len(literal)} characters exceeds the limit of {MAX_NUMBER_CHARS}")
+    return int(literal)
+
+
+def _parse_float(literal: str) -> float:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise _BadNumber(f"number literal of {len(literal)} characters exceeds the limit of {MAX_NUMBER_CHARS}")
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):
+        raise _BadNumber(f"number {literal[:20]!r} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise _BadNumber(f"{name} is not valid JSON (valid: finite numbers)")
+
+
+def check_text(value: str, where: str) -> None:
+    """Refuse a string a tokenizer cannot read: one holding a lone UTF-16 surrogate.
+
+    Raises:
+        ApiError: 422 naming ``where`` (e.g. ``texts[3]``) and the offending position.
+    """
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError(
+            422, f"{where} holds a lone UTF-16 surrogate {value[exc.start]!r} at index {exc.start}; send valid Unicode"
+        ) from None
+
+
+def check_unicode(texts: Sequence[str], instructions: Sequence[str]) -> None:
+    """:func:`check_text` on every text and each distinct instruction (HTTP and handle requests alike)."""
+    for i, text in enumerate(texts):
+        check_text(text, f"texts[{i}]")
+    for instruction in dict.fromkeys(instructions):
+        check_text(instruction, "instruction")
+
+
 def rows_of(request: OpenAIEmbeddingRequest | EmbedRequest, limits: ServerLimits) -> tuple[list[str], list[str]]:
     """``(texts, instructions)`` of a request, one instruction per text.
 
     Raises:
-        ApiError: 400 for no inputs; 413 for more than ``limits.max_inputs``.
+        ApiError: 400 for no inputs; 413 for more than ``limits.max_inputs``; 422 for a text or an
+            instruction that is not valid Unicode (see :func:`check_text`).
     """
     if isinstance(request, OpenAIEmbeddingRequest):
         texts = [request.input] if isinstance(request.input, str) else list(request.input)
@@ -166,6 +245,7 @@ def rows_of(request: OpenAIEmbeddingRequest | EmbedRequest, limits: ServerLimits
         texts = list(request.texts or [])
         instructions = [request.instruction or ""] * len(texts)
     check_rows(len(texts), limits)
+    check_unicode(texts, instructions)
     return texts, instructions
 
 
@@ -194,15 +274,20 @@ def truncate_dimensions(vectors: np.ndarray, dimensions: int | None, dim: int) -
     """First ``dimensions`` components, L2-normalised again; ``None`` keeps all.
 
     Raises:
-        ApiError: 400 when ``dimensions`` exceeds the model's ``dim``.
+        ApiError: 400 when ``dimensions`` is not in ``1..dim``.
     """
+    check_dimensions(dimensions, dim)
     if dimensions is None or dimensions == dim:
         return vectors
-    if dimensions > dim:
-        raise ApiError(400, f"dimensions={dimensions} exceeds the model's dimension {dim}")
     cut = vectors[:, :dimensions]
     norms = np.linalg.norm(cut, axis=1, keepdims=True)
     return (cut / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def check_dimensions(dimensions: int | None, dim: int) -> None:
+    """400 unless ``dimensions`` is ``None`` or in ``1..dim``."""
+    if dimensions is not None and not 1 <= dimensions <= dim:
+        raise ApiError(400, f"dimensions={dimensions} is out of range; valid: 1 to the model's dimension {dim}")
 
 
 def openai_response(vectors: np.ndarray, request: OpenAIEmbeddingRequest, model: str, tokens: int) -> dict[str, Any]:
@@ -211,7 +296,7 @@ def openai_response(vectors: np.ndarray, request: OpenAIEmbeddingRequest, model:
     return {
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(data)],
-        "model": request.model or model,
+        "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
 

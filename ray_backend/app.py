@@ -1,8 +1,10 @@
 """FastAPI routes of the embedding server, built around an :class:`~ray_backend.service.EmbeddingService`.
 
 Routes: ``POST /v1/embeddings`` (OpenAI shape + ``instruction``), ``POST /embed`` (texts +
-instruction, or pairs), ``GET /health`` (503 until the model is loaded), ``GET /info``.
+instruction, or pairs), ``GET /health`` (503 until the model is loaded and warmed up), ``GET /info``.
 Every error is a JSON body ``{"error": {"message", "type", "code"}}``; bad input never gives 500.
+With an API key set, ``/docs``, ``/redoc`` and ``/openapi.json`` are off (they would describe the
+API to anyone without the key); without one they are served as FastAPI does.
 
 The same app runs under Ray Serve (``ray_backend.serve``) and, for tests, under any ASGI client.
 """
@@ -18,11 +20,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ray_backend.api import (
     ApiError,
     EmbedRequest,
     OpenAIEmbeddingRequest,
+    check_dimensions,
     embed_response,
     openai_response,
     parse_body,
@@ -45,16 +49,31 @@ def _error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to be over ``max_bytes``."""
+async def _read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over ``max_bytes``.
+
+    A body that does not arrive within ``timeout_s`` (e.g. shorter than its ``Content-Length``)
+    gets 408; a client that hangs up mid-body gets 400 (logged, nobody is left to read it).
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, f"request body of {declared} bytes exceeds the limit of {max_bytes}")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise ApiError(413, f"request body exceeds the limit of {max_bytes} bytes")
+
+    async def receive() -> None:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > max_bytes:
+                raise ApiError(413, f"request body exceeds the limit of {max_bytes} bytes")
+
+    try:
+        await asyncio.wait_for(receive(), timeout_s)
+    except TimeoutError:
+        raise ApiError(
+            408, f"request body incomplete after {timeout_s:g}s: got {len(body)} of {declared or '?'} bytes"
+        ) from None
+    except ClientDisconnect:
+        raise ApiError(400, f"client disconnected after {len(body)} of {declared or '?'} body bytes") from None
     return bytes(body)
 
 
@@ -65,7 +84,9 @@ def create_app(service: EmbeddingService, *, replicas: Callable[[], int | None] 
         service: does the work (loading, counting tokens, embedding, limits, auth key).
         replicas: returns the deployment's running replica count for ``/info`` (Serve supplies it).
     """
-    app = FastAPI(title="INSTRUCTOR embeddings", version="1")
+    docs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None} if service.api_key else {}
+    app = FastAPI(title="INSTRUCTOR embeddings", version="1", **docs)
+    limits = service.limits
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -97,6 +118,10 @@ def create_app(service: EmbeddingService, *, replicas: Callable[[], int | None] 
         reason = "failed" if service.load_error else "loading"
         return JSONResponse({"status": reason, "model": service.model_name}, status_code=503)
 
+    async def body_of(request: Request) -> bytes:
+        authorize(request)
+        return await _read_body(request, limits.max_body_bytes, limits.body_timeout_s)
+
     @app.get("/info")
     async def info(request: Request) -> dict[str, Any]:
         authorize(request)
@@ -106,22 +131,17 @@ def create_app(service: EmbeddingService, *, replicas: Callable[[], int | None] 
 
     @app.post("/v1/embeddings")
     async def openai_embeddings(request: Request) -> JSONResponse:
-        authorize(request)
-        req = parse_body(
-            await _read_body(request, service.limits.max_body_bytes), OpenAIEmbeddingRequest, service.limits
-        )
-        texts, instructions = rows_of(req, service.limits)
-        if req.dimensions is not None and req.dimensions > service.encoder.dim:
-            raise ApiError(400, f"dimensions={req.dimensions} exceeds the model's dimension {service.encoder.dim}")
+        req = parse_body(await body_of(request), OpenAIEmbeddingRequest, limits)
+        texts, instructions = rows_of(req, limits)
+        check_dimensions(req.dimensions, int(service.encoder.dim))
         vectors, tokens = await service.embed(texts, instructions)
         vectors = truncate_dimensions(vectors, req.dimensions, int(service.encoder.dim))
         return JSONResponse(openai_response(vectors, req, service.model_name, tokens))
 
     @app.post("/embed")
     async def embed(request: Request) -> JSONResponse:
-        authorize(request)
-        req = parse_body(await _read_body(request, service.limits.max_body_bytes), EmbedRequest, service.limits)
-        texts, instructions = rows_of(req, service.limits)
+        req = parse_body(await body_of(request), EmbedRequest, limits)
+        texts, instructions = rows_of(req, limits)
         vectors, tokens = await service.embed(texts, instructions, normalize=req.normalize)
         return JSONResponse(embed_response(vectors, req, service.model_name, tokens))
 

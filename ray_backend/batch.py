@@ -500,8 +500,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
         return 2
     import ray
 
+    from ray_backend.net import init_local_ray
+
     if address is None and not os.environ.get("RAY_ADDRESS"):
-        ray.init(include_dashboard=False, log_to_driver=False)  # a local Ray just for this run
+        init_local_ray(log_to_driver=False)  # a local Ray just for this run, on loopback only
     else:
         ray.init(address=address, log_to_driver=False)
     try:

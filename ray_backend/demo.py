@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ray_backend.net import free_port, wait_healthy
+from ray_backend.net import free_port, init_local_ray, wait_healthy
 
 __all__ = ["FINETUNED_MODEL", "choose_model", "main"]
 
@@ -114,9 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cpus = max(2, os.cpu_count() or 2)
     # Ray starts workers at nice 15; on a shared machine that starves the replica, so serve at normal priority.
-    ray.init(
+    init_local_ray(
         num_cpus=cpus,
-        include_dashboard=False,
         _temp_dir=tmp,
         log_to_driver=False,
         _system_config={"worker_niceness": 0},

@@ -1,12 +1,46 @@
-"""Loopback helpers shared by the demo, the CLI, benchmarks and tests: a free port, a health wait, the Ray address."""
+"""Loopback helpers shared by the CLI, demo, batch job, training driver, benchmarks and tests.
+
+- :func:`init_local_ray` starts a Ray of our own that listens on 127.0.0.1 only. Every place in
+  this project that starts Ray itself goes through it (``python -m ray_backend.serve``, the demo,
+  ``python -m ray_backend.batch``, ``python -m training.train``); joining an existing cluster
+  (``address=...``) is left to that cluster's own settings.
+- :func:`free_port` and :func:`wait_healthy` for starting and waiting on a local Serve app;
+  :class:`RayOptions`, the ``--address`` flag of ``instructor serve`` and ``instructor batch``.
+
+How Ray is kept on loopback (Ray 2.60, checked with ``ss -ltn`` in a namespace that also has a
+routed non-loopback interface, see ``tests/integration/test_loopback.py``):
+
+- ``_node_ip_address="127.0.0.1"`` alone is not enough: ``ray.init`` "resolves" a loopback node
+  address to the machine's routable address, and GCS, raylet, workers and actors then bind ``*``.
+- Ray's single-machine mode (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, the default on macOS and
+  Windows) makes the node address 127.0.0.1 and every gRPC server bind it. The variable is set in
+  the driver's environment, which the GCS, raylet and every worker inherit.
+- A Serve replica still opens its inter-deployment gRPC server on a hard-coded ``[::]:0``.
+  :func:`loopback_replica_grpc` rebinds it to 127.0.0.1 inside replicas of a loopback Ray; the
+  Serve deployment's constructor calls it, which Serve runs before it starts that server.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["RayOptions", "free_port", "wait_healthy"]
+__all__ = [
+    "LOOPBACK_ENV",
+    "RayOptions",
+    "free_port",
+    "init_local_ray",
+    "is_loopback_host",
+    "loopback_replica_grpc",
+    "wait_healthy",
+]
+
+LOOPBACK = "127.0.0.1"
+# Ray's single-machine switch: when "0", Ray uses 127.0.0.1 as the node address and binds it.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @dataclass
@@ -14,24 +48,79 @@ class RayOptions:
     """Which Ray cluster a driver joins (the ``--address`` flag of ``instructor serve`` and ``batch``)."""
 
     address: str | None = None
-    """Ray address to join (default: env RAY_ADDRESS, else start a local Ray)."""
+    """Ray address to join (default: env RAY_ADDRESS, else start a local Ray on loopback only)."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ``::1`` and ``localhost``."""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
+def init_local_ray(**kwargs: Any) -> Any:
+    """Start a local Ray whose components all listen on 127.0.0.1; returns ``ray.init``'s context.
+
+    ``kwargs`` go to ``ray.init`` (``num_cpus``, ``_temp_dir``, ``_system_config``...). The
+    dashboard is off unless asked for. Do not use this to join a cluster: pass ``address`` to
+    ``ray.init`` for that.
+
+    Raises:
+        ValueError: ``kwargs`` names an ``address`` (this helper only starts Ray).
+    """
+    if kwargs.get("address"):
+        raise ValueError(f"init_local_ray starts a local Ray; got address={kwargs['address']!r} (use ray.init)")
+    os.environ[LOOPBACK_ENV] = "0"  # inherited by GCS, raylet and every worker
+    import ray
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # this process imported Ray before the variable was set
+    kwargs.setdefault("include_dashboard", False)
+    kwargs.setdefault("_node_ip_address", LOOPBACK)
+    return ray.init(**kwargs)
+
+
+def loopback_replica_grpc() -> bool:
+    """In a Serve replica of a loopback Ray, bind its inter-deployment gRPC server to 127.0.0.1.
+
+    Ray 2.60 binds that server to ``[::]:0`` whatever the node address; callers reach it at the
+    node address, which is 127.0.0.1 in a Ray started by :func:`init_local_ray`. Does nothing (and
+    returns False) outside such a Ray, or when Ray's code no longer has the expected hook.
+    """
+    if os.environ.get(LOOPBACK_ENV) != "0":
+        return False
+    try:
+        from ray.serve._private import replica
+    except ImportError:  # pragma: no cover - Serve not installed
+        return False
+    original = getattr(replica, "add_port_to_grpc_server", None)
+    if original is None or getattr(original, "_instructor_loopback", False):
+        return original is not None
+
+    def add_port(server: Any, address: str) -> int:
+        if address.startswith("[::]:") or address.startswith("0.0.0.0:"):
+            address = f"{LOOPBACK}:{address.rsplit(':', 1)[1]}"
+        port: int = original(server, address)
+        return port
+
+    add_port._instructor_loopback = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = add_port
+    return True
+
+
+def free_port(host: str = LOOPBACK) -> int:
     """A TCP port that is free on ``host`` right now."""
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
-def wait_healthy(url: str, timeout: float = 180.0) -> None:
+def wait_healthy(url: str, timeout: float = 180.0, headers: dict[str, str] | None = None) -> None:
     """Poll ``{url}/health`` until it answers 200; ``TimeoutError`` after ``timeout`` seconds."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=5, headers=headers).status_code == 200:
                 return
         except httpx.TransportError:
             pass

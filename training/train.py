@@ -15,6 +15,7 @@ Also works as a Ray job::
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -151,6 +152,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.t
     except (MediError, FileNotFoundError, ValueError) as exc:
         print(f"{prog}: error: {cfg.data}: {exc}", file=sys.stderr)
         return 2
+    if not os.environ.get("RAY_ADDRESS"):  # no cluster named: a local Ray on loopback only
+        from ray_backend.net import init_local_ray
+
+        init_local_ray()
     try:
         result = run(cfg)
     except DataError as exc:

@@ -1,11 +1,15 @@
-"""The Serve app on local Ray: served == in-process, errors, auth, live reconfigure, handles, replica fault.
+"""The Serve app on local Ray: served == in-process, errors, auth, live reconfigure, handles, faults.
 
-One Serve instance per module, three apps: the bundled model at ``/`` (numerics), a hash-fake app
-with a bearer key at ``/secure`` (auth), and a two-replica hash-fake app at ``/fault`` (fault test).
+One Serve instance per module, four apps: the bundled model at ``/`` (numerics, bad inputs,
+cancellation), a hash-fake app with a bearer key at ``/secure`` (auth), and two bundled-model apps
+for readiness under load with clients that never retry: two replicas at ``/fault`` (one is killed)
+and one at ``/scale`` (scaled to two).
 """
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +31,14 @@ from ray_backend.serve import APP_NAME, DEPLOYMENT_NAME, build_app  # noqa: E402
 
 QUERY = "Represent the question for retrieving supporting answers: "
 DOC = "Represent the answer for retrieval: "
-MAIN_ARGS = {"num_cpus": 1, "max_inputs": 64, "max_body_bytes": 65536, "batch_wait_timeout_s": 0.02}
+HASH = "instructor_plugins.testing:hash_encoder"
+MAIN_ARGS = {
+    "num_cpus": 1,
+    "max_inputs": 64,
+    "max_body_bytes": 65536,
+    "batch_wait_timeout_s": 0.02,
+    "body_timeout_s": 2.0,
+}
 
 HASH_FACTORY = "instructor_plugins.testing:hash_encoder"
 
@@ -43,11 +54,10 @@ def base(ray_local: str) -> Iterator[str]:
             {"encoder_factory": "instructor_plugins.testing:hash_encoder", "num_cpus": 0, "api_key": "s3cret"}
         )
         serve.run(secure, name="secure", route_prefix="/secure")
-        fault = build_app(
-            {"encoder_factory": "instructor_plugins.testing:hash_encoder", "num_cpus": 0.5, "num_replicas": 2}
-        )
+        fault = build_app({"num_cpus": 0.5, "num_replicas": 2})  # the real model: loading takes seconds
         serve.run(fault, name="fault", route_prefix="/fault")
-        for prefix in ("", "/secure", "/fault"):
+        serve.run(build_app({"num_cpus": 0, "num_replicas": 1}), name="scale", route_prefix="/scale")
+        for prefix in ("", "/secure", "/fault", "/scale"):
             wait_healthy(url + prefix)
         yield url
     finally:
@@ -124,25 +134,91 @@ def test_concurrent_requests_each_get_their_own_instruction(base: str, bundled_e
     assert cos_rows(served[0], served[1]).max() < 0.9999  # different instructions, different vectors
 
 
-@pytest.mark.parametrize(
-    ("path", "raw", "status"),
-    [
-        ("/embed", b"{oops", 422),
-        ("/embed", b'{"texts": [1]}', 422),
-        ("/v1/embeddings", b'{"input": "a", "encoding_format": "hex"}', 422),
-        ("/embed", b'{"texts": []}', 400),
-        ("/v1/embeddings", b'{"input": []}', 400),
-        ("/v1/embeddings", b'{"input": "a", "dimensions": 1000}', 400),
-        ("/embed", b'{"texts": [' + b",".join([b'"a"'] * 65) + b"]}", 413),
-        ("/embed", b'{"texts": ["' + b"z" * 70000 + b'"]}', 413),
-    ],
-)
+DEEP = b"[" * 20000 + b"]" * 20000
+BAD_INPUTS = [  # (path, raw body, status): 30 classes of malformed or hostile bodies
+    ("/embed", b"{oops", 422),
+    ("/embed", b"", 422),
+    ("/embed", b"\xff\xfe{}", 422),
+    ("/embed", b"[1, 2]", 422),
+    ("/embed", b"{}", 422),
+    ("/embed", b'{"texts": [1]}', 422),
+    ("/embed", b'{"texts": "not a list"}', 422),
+    ("/embed", b'{"texts": null}', 422),
+    ("/embed", b'{"texts": ["a"], "typo": 1}', 422),
+    ("/embed", b'{"texts": ["a"], "pairs": [["i", "t"]]}', 422),
+    ("/embed", b'{"pairs": [["only-one"]]}', 422),
+    ("/embed", b'{"pairs": [["i", "t"]], "instruction": "x"}', 422),
+    ("/embed", b'{"texts": ["a"], "normalize": "yes"}', 422),
+    ("/v1/embeddings", b'{"input": "a", "encoding_format": "hex"}', 422),
+    ("/v1/embeddings", b'{"input": [[1, 2]]}', 422),
+    ("/embed", b'{"texts": ["lone \\ud800 surrogate"]}', 422),
+    ("/embed", b'{"texts": ["a"], "instruction": "\\udfff"}', 422),
+    ("/embed", b'{"pairs": [["\\ud83d", "half an emoji"]]}', 422),
+    ("/v1/embeddings", b'{"input": "a", "instruction": "x\\udc00"}', 422),
+    ("/embed", DEEP, 422),
+    ("/v1/embeddings", b'{"input": "a", "dimensions": ' + b"9" * 5000 + b"}", 422),
+    ("/v1/embeddings", b'{"input": "a", "dimensions": 1e999}', 422),
+    ("/v1/embeddings", b'{"input": "a", "dimensions": NaN}', 422),
+    ("/embed", b'{"texts": []}', 400),
+    ("/v1/embeddings", b'{"input": []}', 400),
+    ("/v1/embeddings", b'{"input": "a", "dimensions": 1000}', 400),
+    ("/v1/embeddings", b'{"input": "a", "dimensions": 0}', 400),
+    ("/v1/embeddings", b'{"input": "a", "dimensions": -4}', 400),
+    ("/embed", b'{"texts": [' + b",".join([b'"a"'] * 65) + b"]}", 413),
+    ("/embed", b'{"texts": ["' + b"z" * 70000 + b'"]}', 413),
+]
+
+
+def good_request_works(base: str) -> None:
+    ok = httpx.post(f"{base}/embed", json={"texts": ["still here"]}, timeout=60)
+    assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize(("path", "raw", "status"), BAD_INPUTS, ids=[f"{i}" for i in range(len(BAD_INPUTS))])
 def test_bad_input_gets_json_errors_and_the_server_keeps_serving(base: str, path: str, raw: bytes, status: int) -> None:
     r = httpx.post(base + path, content=raw, headers={"content-type": "application/json"}, timeout=60)
     assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
     assert r.json()["error"]["code"] == status
-    ok = httpx.post(f"{base}/embed", json={"texts": ["still here"]}, timeout=60)
-    assert ok.status_code == 200
+    good_request_works(base)
+
+
+def raw_exchange(base: str, request: bytes) -> tuple[int, dict, float]:
+    """Send raw bytes (no client-side checks); the status, JSON body and seconds to the answer."""
+    port = int(base.rsplit(":", 1)[1])
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while True:
+            head, sep, body = answer.partition(b"\r\n\r\n")
+            length = [int(h.split(b":")[1]) for h in head.lower().split(b"\r\n") if h.startswith(b"content-length")]
+            if sep and length and len(body) >= length[0]:
+                break
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    return status, json.loads(answer.partition(b"\r\n\r\n")[2]), time.monotonic() - started
+
+
+def test_bad_requests_beyond_the_body(base: str) -> None:
+    """Short body vs Content-Length, huge declared length, wrong method, unknown route: JSON 4xx each."""
+    head = "POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n"
+    status, body, seconds = raw_exchange(base, head.format(100).encode() + b'{"texts": ')
+    assert status == 408 and body["error"]["code"] == 408 and seconds < 20  # body_timeout_s=2, not forever
+    good_request_works(base)
+    status, body, _ = raw_exchange(base, head.format(99_999_999).encode() + b"{}")
+    assert status == 413 and body["error"]["code"] == 413
+    good_request_works(base)
+    for method, path, status in (("GET", "/embed", 405), ("POST", "/nowhere", 404), ("DELETE", "/health", 405)):
+        r = httpx.request(method, base + path, timeout=60)
+        assert r.status_code == status and r.json()["error"]["code"] == status
+        good_request_works(base)
+    r = httpx.post(f"{base}/v1/embeddings", json={"input": "a", "model": "text-embedding-3-small"}, timeout=60)
+    assert r.status_code == 200 and r.json()["model"] != "text-embedding-3-small"  # answered by the served model
+    good_request_works(base)
 
 
 def test_auth_on_and_off(base: str) -> None:
@@ -162,6 +238,7 @@ def test_info_and_live_reconfigure(base: str) -> None:
     before = httpx.get(f"{base}/info").json()
     assert before["dim"] == 384 and before["replicas"] == 1 and before["batch"]["max_batch_rows"] == 256
     assert before["omp_wait_policy"] == "PASSIVE" and before["stats"]["rows"] > 0
+    assert before["malloc_mmap_threshold"] == "65536"  # travels to the replica process
     handle = serve.get_deployment_handle(DEPLOYMENT_NAME, app_name=APP_NAME)
     handle.reconfigure.remote({"max_batch_rows": 8, "max_batch_tokens": 500}).result()
     try:
@@ -191,45 +268,132 @@ def replica_actors(app: str) -> list[str]:
     return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix))
 
 
-def test_killing_a_replica_mid_load_loses_no_request(base: str) -> None:
+def running_replicas(app: str) -> int:
+    status = serve.status().applications[app].deployments[DEPLOYMENT_NAME]
+    return int(status.replica_states.get("RUNNING", 0))
+
+
+class Load:
+    """Clients that never retry, each sending 2-text requests back to back; every outcome is kept."""
+
+    def __init__(self, url: str, clients: int = 4) -> None:
+        self.url = url
+        self.stop = threading.Event()
+        self.outcomes: list[tuple[float, float, int, str]] = []  # start, end, status (0: no answer), detail
+        self.threads = [threading.Thread(target=self._client, args=(c,), daemon=True) for c in range(clients)]
+
+    def _client(self, c: int) -> None:
+        with httpx.Client(timeout=60) as http:
+            i = 0
+            while not self.stop.is_set():
+                start = time.monotonic()
+                try:
+                    r = http.post(f"{self.url}/embed", json={"texts": [f"client {c} request {i}", "second"]})
+                    status, detail = r.status_code, r.text[:200]
+                except httpx.HTTPError as exc:
+                    status, detail = 0, repr(exc)
+                self.outcomes.append((start, time.monotonic(), status, detail))
+                i += 1
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def failures(self) -> list[tuple[float, float, int, str]]:
+        return [o for o in self.outcomes if o[2] != 200]
+
+
+def test_killing_one_of_two_replicas_under_load_fails_only_requests_in_flight(base: str) -> None:
     import ray
 
-    url = f"{base}/fault"
-    fake = HashEncoder()
-    client = ServeBackend(url, batch_size=4, timeout=20, max_retries=10, backoff_s=0.1, max_backoff_s=1.0)
     before = replica_actors("fault")
     assert len(before) == 2
-    done = threading.Event()
-    completed: list[int] = []
-
-    def worker(w: int) -> list[tuple[list[str], np.ndarray]]:
-        results = []
-        for i in range(20):
-            texts = [f"w{w} r{i} t{j}" for j in range(4)]
-            results.append((texts, client.embed(texts, f"instruction {w}")))
-            completed.append(1)
-            time.sleep(0.02)
-        return results
-
-    with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(worker, w) for w in range(4)]
-        while len(completed) < 10:
-            time.sleep(0.01)
+    with Load(f"{base}/fault") as load:
+        time.sleep(2)
+        killed_at = time.monotonic()
         ray.kill(ray.get_actor(before[0], namespace="serve"), no_restart=True)
-        results = [(w, f.result(timeout=120)) for w, f in enumerate(futures)]
-    done.set()
-    assert sum(len(r) for _, r in results) == 80
-    for w, rows in results:
-        for texts, vectors in rows:
-            expected = np.stack([fake.vector(t, f"instruction {w}") for t in texts])
-            np.testing.assert_array_equal(vectors, expected)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            now = replica_actors("fault")
+            if len(now) == 2 and before[0] not in now and running_replicas("fault") == 2:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"Serve did not bring the replica back: {replica_actors('fault')}")
+        replaced_at = time.monotonic()
+        time.sleep(3)  # the replacement takes traffic
+    failures = load.failures()
+    late = [f for f in failures if f[0] > killed_at]
+    print(
+        f"kill 1 of 2: {len(load.outcomes)} requests, {len(failures)} failed (started before the kill: "
+        f"{len(failures) - len(late)}), replacement running after {replaced_at - killed_at:.1f}s: {failures}"
+    )
+    assert not late, f"requests started after the kill failed: {late}"
+    assert len(failures) <= len(load.threads)  # at most one in flight per client
+    assert sum(1 for o in load.outcomes if o[0] > replaced_at) > 0
 
-    deadline = time.monotonic() + 90
+
+def test_scaling_one_to_two_replicas_under_load_fails_nothing(base: str) -> None:
+    assert running_replicas("scale") == 1
+    with Load(f"{base}/scale") as load:
+        time.sleep(1.5)
+        serve.run(build_app({"num_cpus": 0, "num_replicas": 2}), name="scale", route_prefix="/scale")
+        deadline = time.monotonic() + 120
+        while running_replicas("scale") != 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)
+    assert running_replicas("scale") == 2
+    print(f"scale 1->2: {len(load.outcomes)} requests, {len(load.failures())} failed")
+    assert load.outcomes and not load.failures(), load.failures()
+
+
+def test_a_client_that_gives_up_cancels_its_remaining_work(base: str) -> None:
+    before = httpx.get(f"{base}/info", timeout=30).json()["stats"]
+    texts = [f"long text {i} " + "word " * 180 for i in range(64)]  # 58 KB, ~12k tokens: seconds of CPU
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{base}/embed", json={"texts": texts}, timeout=httpx.Timeout(60, read=1.0))
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        now = replica_actors("fault")
-        status = serve.status().applications["fault"].deployments[DEPLOYMENT_NAME]
-        if len(now) == 2 and before[0] not in now and status.replica_states.get("RUNNING", 0) == 2:
+        info = httpx.get(f"{base}/info", timeout=30).json()
+        if info["queue"]["pending_rows"] == 0 and info["stats"]["cancelled"] > before["cancelled"]:
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     else:
-        pytest.fail(f"Serve did not bring the replica back: {replica_actors('fault')}")
+        pytest.fail(f"the abandoned request was not cancelled: {info}")
+    embedded = info["stats"]["rows"] - before["rows"]
+    assert embedded < len(texts), f"all {embedded} rows of the abandoned request were embedded"
+    good_request_works(base)
+
+
+def test_the_api_key_travels_with_the_deployment(base: str, tmp_path, monkeypatch) -> None:
+    # The replicas' environment has no INSTRUCTOR_API_KEY (Ray started before it was set); build_app
+    # resolves the deployer's key and ships it, as it does for `--address` deployments.
+    monkeypatch.setenv("INSTRUCTOR_API_KEY", "from-env")
+    serve.run(build_app({"encoder_factory": HASH, "num_cpus": 0}), name="envauth", route_prefix="/envauth")
+    monkeypatch.delenv("INSTRUCTOR_API_KEY")
+    key_file = tmp_path / "key"
+    key_file.write_text("from-file\n")
+    serve.run(
+        build_app({"encoder_factory": HASH, "num_cpus": 0, "api_key_file": str(key_file)}),
+        name="fileauth",
+        route_prefix="/fileauth",
+    )
+    try:
+        for prefix, key in (("/envauth", "from-env"), ("/fileauth", "from-file")):
+            url = base + prefix
+            assert httpx.post(f"{url}/embed", json={"texts": ["a"]}).status_code == 401
+            ok = httpx.post(f"{url}/embed", json={"texts": ["a"]}, headers={"Authorization": f"Bearer {key}"})
+            assert ok.status_code == 200
+            info = httpx.get(f"{url}/info", headers={"Authorization": f"Bearer {key}"}).json()
+            assert info["auth"] is True
+            for path in ("/docs", "/openapi.json"):
+                assert httpx.get(url + path, headers={"Authorization": f"Bearer {key}"}).status_code == 404
+    finally:
+        serve.delete("envauth")
+        serve.delete("fileauth")

@@ -46,7 +46,15 @@ def status_of(raw: bytes, model: type = EmbedRequest, limits: ServerLimits = LIM
         (b'{"texts": ["' + b"x" * 300 + b'"]}', EmbedRequest, 413),
         (b'{"input": [[1, 2]]}', OpenAIEmbeddingRequest, 422),
         (b'{"input": "a", "encoding_format": "int8"}', OpenAIEmbeddingRequest, 422),
-        (b'{"input": "a", "dimensions": 0}', OpenAIEmbeddingRequest, 422),
+        (b'{"texts": ["a\\ud800"]}', EmbedRequest, 422),
+        (b'{"texts": ["a"], "instruction": "\\udfff: "}', EmbedRequest, 422),
+        (b'{"pairs": [["\\ud83d", "t"]]}', EmbedRequest, 422),
+        (b'{"texts": ["a"], "x": ' + b"[" * 80 + b"]" * 80 + b"}", EmbedRequest, 422),
+        (b'{"input": "a", "dimensions": 1' + b"0" * 40 + b"}", OpenAIEmbeddingRequest, 422),
+        (b'{"input": "a", "dimensions": 1e999}', OpenAIEmbeddingRequest, 422),
+        (b'{"input": "a", "dimensions": NaN}', OpenAIEmbeddingRequest, 422),
+        (b'{"input": "a", "dimensions": -Infinity}', OpenAIEmbeddingRequest, 422),
+        (b'{"input": "a", "dimensions": 1.5}', OpenAIEmbeddingRequest, 422),
         (b'{"input": "a", "dimensions": true}', OpenAIEmbeddingRequest, 422),
         (b'{"input": []}', OpenAIEmbeddingRequest, 400),
         (b'{"input": ["a", "b", "c", "d"]}', OpenAIEmbeddingRequest, 413),
@@ -86,12 +94,33 @@ def test_truncate_dimensions_renormalises_and_rejects_too_many() -> None:
     np.testing.assert_allclose(np.linalg.norm(cut, axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(cut / cut[:, :1], vectors[:, :4] / vectors[:, :1], rtol=1e-5)
     assert truncate_dimensions(vectors, None, 6) is vectors
-    with pytest.raises(ApiError, match="exceeds") as info:
-        truncate_dimensions(vectors, 7, 6)
-    assert info.value.status == 400
+    for bad in (7, 0, -3):
+        with pytest.raises(ApiError, match="out of range; valid: 1 to") as info:
+            truncate_dimensions(vectors, bad, 6)
+        assert info.value.status == 400
 
 
-@pytest.mark.parametrize("field", ["max_inputs", "max_body_bytes", "max_pending_rows"])
+def test_surrogate_message_names_the_row_and_position() -> None:
+    with pytest.raises(ApiError, match=r"texts\[1\] holds a lone UTF-16 surrogate '\\ud800' at index 2"):
+        rows_of(EmbedRequest(texts=["ok", "ab\ud800"]), LIMITS)
+    assert rows_of(EmbedRequest(texts=["é😀"]), LIMITS) == (["é😀"], [""])  # real non-ASCII passes
+
+
+def test_deep_nesting_is_a_422_not_a_recursion_error() -> None:
+    limits = ServerLimits(max_body_bytes=100_000)
+    for raw in (b"[" * 50_000 + b"]" * 50_000, b'{"texts": ' + b'{"a": ' * 12_000 + b"1" + b"}" * 12_001):
+        with pytest.raises(ApiError, match="nested too deeply") as info:
+            parse_body(raw, EmbedRequest, limits)
+        assert info.value.status == 422
+
+
+def test_a_5000_digit_integer_is_refused_before_conversion() -> None:
+    limits = ServerLimits(max_body_bytes=10_000)
+    with pytest.raises(ApiError, match="number literal of 5000 characters exceeds the limit of 32"):
+        parse_body(b'{"input": "a", "dimensions": ' + b"9" * 5000 + b"}", OpenAIEmbeddingRequest, limits)
+
+
+@pytest.mark.parametrize("field", ["max_inputs", "max_body_bytes", "max_pending_rows", "max_queue_wait_s"])
 def test_limits_validate(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         ServerLimits(**{field: 0})

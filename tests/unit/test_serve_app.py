@@ -40,7 +40,11 @@ async def test_openai_route_matches_in_process_encoder_with_true_usage(bundled_e
     served = np.array([d["embedding"] for d in body["data"]], dtype=np.float32)
     expected = bundled_encoder.encode(texts, instruction)
     assert cos_rows(served, expected).min() >= 0.99999
-    assert [d["index"] for d in body["data"]] == [0, 1] and body["model"] == "m" and body["object"] == "list"
+    assert (
+        [d["index"] for d in body["data"]] == [0, 1]
+        and body["model"] == service.model_name != "m"
+        and body["object"] == "list"
+    )
     assert body["usage"]["prompt_tokens"] == bundled_encoder.tokenize(texts, [instruction] * 2).num_tokens
     assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"]
     b64 = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in r64.json()["data"]])
@@ -129,7 +133,7 @@ async def test_overload_answers_429_with_retry_after_then_recovers() -> None:
     service.submit = held
     async with client_for(service) as client:
         first = asyncio.create_task(client.post("/embed", json={"texts": ["a", "b"]}))
-        while service._pending_rows == 0:
+        while service.admission.pending_rows == 0:
             await asyncio.sleep(0.01)
         busy = await client.post("/embed", json={"texts": ["c", "d"]})
         assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
@@ -171,7 +175,7 @@ async def test_encoder_crash_is_a_json_500_and_the_next_request_works() -> None:
         good = await client.post("/embed", json={"texts": ["a"]})
     assert bad.status_code == 500 and bad.json()["error"]["type"] == "server_error"
     assert good.status_code == 200
-    assert service._pending_rows == 0
+    assert service.admission.pending_rows == 0
 
 
 @pytest.mark.parametrize("model", [None, "hash:8"])

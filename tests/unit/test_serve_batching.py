@@ -47,6 +47,14 @@ def test_single_oversized_job_still_fits_alone() -> None:
     assert batch_cost([]) == 0
 
 
+def test_a_solo_piece_shares_its_batch_with_no_one() -> None:
+    policy = BatchPolicy(max_batch_rows=64, max_batch_tokens=1000)
+    piece = EmbedJob(["a", "b"], ["", ""], 20, policy=policy, solo=True)
+    assert batch_cost([piece]) <= policy.scaled_limit
+    assert batch_cost([piece, job(1, 1, policy)]) > policy.scaled_limit
+    assert batch_cost([job(1, 1, policy), piece]) > policy.scaled_limit
+
+
 def test_job_rejects_mismatched_instructions() -> None:
     with pytest.raises(ValueError, match="2 instructions for 1 texts"):
         EmbedJob(["a"], ["x", "y"], 3)
