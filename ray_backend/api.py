@@ -34,6 +34,7 @@ __all__ = [
     "OpenAIEmbeddingRequest",
     "ServerLimits",
     "check_dimensions",
+    "check_input",
     "check_rows",
     "check_text",
     "check_unicode",
@@ -244,9 +245,18 @@ def rows_of(request: OpenAIEmbeddingRequest | EmbedRequest, limits: ServerLimits
     else:
         texts = list(request.texts or [])
         instructions = [request.instruction or ""] * len(texts)
+    check_input(texts, instructions, limits)
+    return texts, instructions
+
+
+def check_input(texts: Sequence[str], instructions: Sequence[str], limits: ServerLimits) -> None:
+    """Every check a request's rows get, for HTTP and deployment-handle requests alike.
+
+    Raises:
+        ApiError: as :func:`check_rows` and :func:`check_unicode`.
+    """
     check_rows(len(texts), limits)
     check_unicode(texts, instructions)
-    return texts, instructions
 
 
 def check_rows(rows: int, limits: ServerLimits) -> None:

@@ -44,7 +44,7 @@ from ray.serve import Application
 from ray.serve.schema import ReplicaState
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
-from ray_backend.api import ServerLimits, check_rows
+from ray_backend.api import ServerLimits, check_input
 from ray_backend.app import create_app
 from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost
 from ray_backend.net import RayOptions, init_local_ray, is_loopback_host, loopback_replica_grpc
@@ -229,12 +229,12 @@ class InstructorDeployment:
         return await self.service.run_batch_async(jobs)
 
     async def embed_pairs(self, texts: list[str], instructions: list[str], normalize: bool = True) -> np.ndarray:
-        """Deployment-handle entry point (no HTTP): ``(len(texts), dim)`` float32, under the same limits as HTTP."""
+        """Deployment-handle entry point (no HTTP): ``(len(texts), dim)`` float32, under the same checks as HTTP."""
         if not self.service.ready:
             await asyncio.to_thread(self.service.wait_ready, 600)
         if not texts:
             return np.zeros((0, self.service.encoder.dim), dtype=np.float32)
-        check_rows(len(texts), self.service.limits)
+        check_input(texts, instructions, self.service.limits)
         vectors, _ = await self.service.embed(list(texts), list(instructions), normalize=normalize)
         return vectors
 

@@ -259,6 +259,10 @@ def test_deployment_handle_backend(base: str, bundled_encoder, corpus: list[str]
     handle = serve.get_deployment_handle(DEPLOYMENT_NAME, app_name=APP_NAME)
     vectors = HandleBackend(handle).embed(corpus[:4], DOC)
     assert cos_rows(vectors, bundled_encoder.encode(corpus[:4], DOC)).min() >= 0.99999
+    # The handle path gets the same input checks as HTTP: a lone surrogate is a clean ApiError, not a crash.
+    with pytest.raises(Exception, match="lone UTF-16 surrogate"):
+        HandleBackend(handle).embed(["a\ud800"], DOC)
+    assert HandleBackend(handle).embed(corpus[:1], DOC).shape == (1, bundled_encoder.dim)
 
 
 def replica_actors(app: str) -> list[str]:
