@@ -28,6 +28,7 @@ import ast
 import dataclasses
 import inspect
 import json
+import re
 import textwrap
 import types
 import typing
@@ -87,7 +88,19 @@ def command_parser(prog: str, description: str | None = None) -> argparse.Argume
         prog: the command as typed, e.g. ``"instructor batch"`` or ``"python -m ray_backend.batch"``.
         description: usually the module docstring.
     """
-    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=_HelpFormatter)
+    text = _plain_text(description) if description else description
+    return argparse.ArgumentParser(prog=prog, description=text, formatter_class=_HelpFormatter)
+
+
+def _plain_text(doc: str) -> str:
+    """A reStructuredText docstring as terminal text: no roles, no double backticks, ``::`` as ``:``.
+
+    >>> _plain_text("Run :mod:`ray_backend.serve` with ``--port``, like this::")
+    'Run ray_backend.serve with --port, like this:'
+    """
+    doc = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", doc)
+    doc = doc.replace("``", "")
+    return re.sub(r"(\S)::$", r"\1:", re.sub(r"^\s*::$\n?", "", doc, flags=re.M), flags=re.M)
 
 
 @cache

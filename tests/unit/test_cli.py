@@ -164,3 +164,11 @@ def test_batch_too_few_rows_for_a_batch_is_a_usage_error(tmp_path: Path) -> None
     with pytest.raises((ValueError, MediError)):
         validate_data(TrainConfig(data=str(tmp_path / "one.json"), output=str(tmp_path / "o"), batch_size=4))
     assert validate_data(TrainConfig(data="user/medi", output=str(tmp_path / "o"))) == 0
+
+
+@pytest.mark.parametrize("command", [None, *sorted(cli.COMMANDS)])
+def test_help_descriptions_are_plain_text(command: str | None, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"] if command is None else [command, "--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and ":mod:`" not in out and ":class:`" not in out and "::\n" not in out
