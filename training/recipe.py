@@ -200,7 +200,7 @@ def _train(cfg: RecipeConfig, *, no_instructions: bool) -> Path:
 
 
 def _start_ray() -> None:
-    """Start a local Ray with workers at normal priority, unless one is running or ``RAY_ADDRESS`` names one.
+    """Start a loopback-only local Ray, workers at normal priority, unless one runs or ``RAY_ADDRESS`` names one.
 
     Ray starts workers at nice 15 by default; on a shared machine that starves the training workers.
     Under ``ray job submit`` (``RAY_ADDRESS`` set) the cluster's own settings apply.
@@ -209,8 +209,10 @@ def _start_ray() -> None:
 
     import ray
 
+    from ray_backend.net import init_local_ray
+
     if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
-        ray.init(include_dashboard=False, log_to_driver=False, _system_config={"worker_niceness": 0})
+        init_local_ray(log_to_driver=False, _system_config={"worker_niceness": 0})
 
 
 def run(cfg: RecipeConfig) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 
@@ -27,7 +28,27 @@ def ray_home() -> Iterator[str]:
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
+        _kill_leftovers(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _kill_leftovers(home: str) -> None:
+    """SIGKILL processes that still run with ``HOME=home`` after every module shut its Ray down.
+
+    ``ray.shutdown()`` usually takes every worker with it, but a Ray Train controller actor was once
+    seen outliving its raylet (orphaned, still running after the suite). Everything the session
+    started inherits this HOME, so nothing of the session outlives it.
+    """
+    marker = f"HOME={home}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    os.kill(int(entry), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
 
 
 @pytest.fixture(scope="module")
