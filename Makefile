@@ -10,7 +10,7 @@ LOOPBACK := $(shell if [ "$$(id -u)" = 0 ] && command -v unshare >/dev/null && u
 	echo "unshare -n sh -c 'ip link set lo up 2>/dev/null || true; exec \"\$$@\"' sh"; fi)
 PYTEST_ARGS ?=
 
-.PHONY: help setup text-data demo finetune test test-fast lint bench clean
+.PHONY: help setup text-data demo finetune test test-fast lint bench bench-peers clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,5 +63,22 @@ lint: setup ## ruff + mypy on the library packages
 bench: setup ## Run the benchmarks (each prints a ratio against a baseline run in the same process)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(LOOPBACK) $(PY) $$b || exit 1; done
 
-clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+# The peer (infinity-emb) pins older numpy and sentence-transformers, so it gets its own venv; torch first, as
+# for .venv, so pip takes the CPU build from local disk instead of a multi-GB CUDA one.
+PEER_VENV ?= .venv-peers
+PEER_STAMP := $(PEER_VENV)/.installed
+INFINITY ?= infinity-emb[server,torch]==0.0.78
+PEER_SECONDS ?= 60
+
+$(PEER_STAMP):
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEER_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(PEER_VENV)/bin/python -m pip install -q '$(INFINITY)'
+	touch $(PEER_STAMP)
+
+bench-peers: setup $(PEER_STAMP) ## Ours (defaults, --quantize int8) vs infinity-emb, same model and client (~5 min)
+	$(LOOPBACK) env INSTRUCTOR_PEER_VENV=$(PEER_VENV) $(PY) benchmarks/serve.py --mode peers --seconds $(PEER_SECONDS)
+
+clean: ## Remove the virtual environments and caches
+	rm -rf $(VENV) $(PEER_VENV) .pytest_cache .mypy_cache .ruff_cache

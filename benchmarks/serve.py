@@ -16,8 +16,10 @@ totals and ratios are printed. Goal: >= 0.9x in-process throughput on 100-text r
     python benchmarks/serve.py --mode hol           # 1-text p99 during a 2,048-text request
     python benchmarks/serve.py --mode flood --seconds 60   # /health under maximal bodies
     python benchmarks/serve.py --mode soak --seconds 600   # replica RSS over a steady load
+    python benchmarks/serve.py --mode peers --seconds 60   # ours (defaults, int8) vs infinity-emb
 
-(the last three are in ``benchmarks/serve_stress.py``).
+(hol, flood and soak are in ``benchmarks/serve_stress.py``; peers in ``benchmarks/serve_peers.py``:
+``make bench-peers`` installs infinity-emb in ``.venv-peers`` and runs it).
 
 Run it inside a loopback-only network namespace on shared machines (``make bench`` does).
 """
@@ -32,6 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -198,9 +201,16 @@ def main() -> None:
     )
     parser.add_argument(
         "--mode",
-        choices=["throughput", "hol", "flood", "soak"],
+        choices=["throughput", "hol", "flood", "soak", "peers"],
         default="throughput",
-        help="throughput: served vs in-process; hol, flood, soak: see benchmarks/serve_stress.py",
+        help="throughput: served vs in-process; hol, flood, soak: see benchmarks/serve_stress.py; "
+        "peers: ours vs infinity-emb, see benchmarks/serve_peers.py",
+    )
+    parser.add_argument(
+        "--peer-venv",
+        type=Path,
+        default=Path(os.environ.get("INSTRUCTOR_PEER_VENV", ".venv-peers")),
+        help="venv holding infinity-emb for --mode peers (env INSTRUCTOR_PEER_VENV; make bench-peers creates it)",
     )
     cli = parser.parse_args()
 
@@ -233,6 +243,11 @@ def main() -> None:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
         serve.start(http_options={"host": "127.0.0.1", "port": port})
+        if cli.mode == "peers":
+            import serve_peers
+
+            serve_peers.main(port, cli.seconds, cli.peer_venv)
+            return
         if cli.mode != "throughput":
             import serve_stress
 

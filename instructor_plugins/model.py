@@ -38,6 +38,7 @@ from instructor_plugins.checkpoint import (
 )
 from instructor_plugins.defaults import InstructionDefaults, read_defaults, write_defaults
 from instructor_plugins.pooling import pool, pooling_mask
+from instructor_plugins.quantization import check_quantize, quantize_int8
 from instructor_plugins.types import Instruction, instruction_rows
 
 __all__ = ["Features", "InstructorEncoder", "InstructorModule", "ModelLoadError", "resolve_dtype"]
@@ -178,7 +179,8 @@ class InstructorEncoder:
         module: the :class:`InstructorModule` (a ``torch.nn.Module``).
         tokenizer: the Hugging Face tokenizer.
         device: where the module runs.
-        dtype: the encoder's parameter dtype.
+        dtype: the encoder's parameter dtype (float32 for a quantized encoder: its activations).
+        quantize: ``"int8"`` when the transformer's Linear layers are int8, else ``None``.
     """
 
     def __init__(
@@ -191,9 +193,11 @@ class InstructorEncoder:
         dtype: torch.dtype,
         name: str,
         defaults: InstructionDefaults | None = None,
+        quantize: str | None = None,
     ) -> None:
         """Wrap an already built module; most callers want :meth:`load`."""
         self.module = module
+        self.quantize = quantize
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "right"
         self.spec = spec
@@ -217,6 +221,7 @@ class InstructorEncoder:
         trust_remote_code: bool = False,
         revision: str | None = None,
         cache_folder: str | os.PathLike[str] | None = None,
+        quantize: str | None = None,
     ) -> InstructorEncoder:
         """Load a model.
 
@@ -229,6 +234,12 @@ class InstructorEncoder:
             trust_remote_code: allow model code from the checkpoint (off unless asked).
             revision: hub revision (branch, tag or commit) for hub ids.
             cache_folder: hub cache folder for hub ids (default: the Hugging Face cache).
+            quantize: ``"int8"``: the transformer's Linear layers run as int8 (torch dynamic quantization,
+                CPU and float32 only; see :mod:`instructor_plugins.quantization`), about 1.5-2x faster
+                on CPU; the instruction-masked pooling is unchanged. ``None``: no quantization.
+
+        Raises:
+            ValueError: an unknown ``dtype`` or ``quantize``, or ``quantize`` with a non-CPU device or dtype.
         """
         root = (
             bundled_model_dir()
@@ -240,6 +251,7 @@ class InstructorEncoder:
             torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         )
         torch_dtype = resolve_dtype(dtype, dev)
+        quantize = check_quantize(quantize, dev, torch_dtype)
 
         from transformers import AutoTokenizer
 
@@ -249,12 +261,25 @@ class InstructorEncoder:
         if spec.dense is not None:
             module.dense.load_state_dict(load_dense_state(root / spec.dense.path))  # type: ignore[union-attr]
         module.to(device=dev, dtype=torch_dtype).eval()
+        if quantize == "int8":
+            quantize_int8(module.encoder)  # the transformer only: pooling and the Dense head stay float32
         name = "all-MiniLM-L6-v2 (bundled)" if name_or_path is None else str(name_or_path)
         defaults = read_defaults(root, None if name_or_path is None else str(name_or_path))
-        return cls(module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name, defaults=defaults)
+        return cls(
+            module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name, defaults=defaults, quantize=quantize
+        )
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the model in the sentence-transformers layout that :meth:`load` reads."""
+        """Write the model in the sentence-transformers layout that :meth:`load` reads.
+
+        Raises:
+            ValueError: the encoder is quantized (save the float32 model and load it with ``quantize``).
+        """
+        if self.quantize is not None:
+            raise ValueError(
+                f"cannot save a quantize={self.quantize!r} encoder: save the float32 model and pass quantize= "
+                "to load() instead"
+            )
         root = Path(directory)
         root.mkdir(parents=True, exist_ok=True)
         encoder = self.module.encoder
@@ -456,5 +481,6 @@ class InstructorEncoder:
     def __repr__(self) -> str:
         return (
             f"InstructorEncoder(name={self.name!r}, dim={self.dim}, max_seq_length={self.max_seq_length}, "
-            f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r})"
+            f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r}"
+            + (f", quantize={self.quantize!r})" if self.quantize else ")")
         )

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 from ray.serve.schema import ReplicaState
@@ -113,6 +113,8 @@ class ServeArgs(BaseModel):
     """Encoder device; default ``cuda`` when ``num_gpus > 0`` else ``cpu``."""
     dtype: str | None = None
     """Encoder dtype; default bf16 on CUDA, fp32 on CPU."""
+    quantize: Literal["int8"] | None = None
+    """``int8``: the transformer's Linear layers run as int8 (CPU only, fp32 model; faster, cos >= 0.99 to fp32)."""
     max_batch_rows: int = _DEFAULT_POLICY.max_batch_rows
     """Texts per replica batch (all requests together)."""
     max_batch_tokens: int = _DEFAULT_POLICY.max_batch_tokens
@@ -143,6 +145,22 @@ class ServeArgs(BaseModel):
     """Bearer token required by the routes (prefer ``api_key_file`` or env ``INSTRUCTOR_API_KEY``)."""
     api_key_file: str | None = None
     """File holding the bearer token (read where the app is built; surrounding whitespace stripped)."""
+
+    @model_validator(mode="after")
+    def _quantize_on_cpu(self) -> ServeArgs:
+        if self.quantize is not None:
+            import torch
+
+            from instructor_plugins.model import resolve_dtype
+            from instructor_plugins.quantization import check_quantize
+
+            device = torch.device(self.device or ("cuda" if self.num_gpus > 0 else "cpu"))
+            if self.num_gpus > 0 and device.type == "cpu":
+                raise ValueError(
+                    f"quantize={self.quantize!r} runs on CPU only; got num_gpus={self.num_gpus} (valid: 0)"
+                )
+            check_quantize(self.quantize, device, resolve_dtype(self.dtype, device))
+        return self
 
     def policy(self) -> BatchPolicy:
         """The batch policy these arguments describe."""
@@ -192,6 +210,7 @@ class InstructorDeployment:
             opts.model,
             device=device,
             dtype=opts.dtype,
+            quantize=opts.quantize,
             encoder_factory=opts.encoder_factory,
             limits=opts.limits(),
             policy=opts.policy(),

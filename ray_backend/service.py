@@ -92,7 +92,12 @@ def import_object(path: str) -> Any:
 
 
 def load_encoder(
-    model: str | None, *, device: str | None = None, dtype: str | None = None, factory: str | None = None
+    model: str | None,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    factory: str | None = None,
+    quantize: str | None = None,
 ) -> Encoder:
     """Load ``model`` (``None`` = the bundled model) with ``InstructorEncoder.load``, or with ``factory``.
 
@@ -101,14 +106,17 @@ def load_encoder(
         device: encoder device.
         dtype: encoder dtype.
         factory: import path ``"module:callable"`` of ``callable(model, *, device, dtype) -> Encoder``
-            (e.g. ``"instructor_plugins.testing:hash_encoder"`` for plumbing tests).
+            (e.g. ``"instructor_plugins.testing:hash_encoder"`` for plumbing tests); it gets
+            ``quantize=`` too when that is set.
+        quantize: ``"int8"`` for the int8 CPU path (see :mod:`instructor_plugins.quantization`).
     """
     if factory is not None:
-        encoder: Encoder = import_object(factory)(model, device=device, dtype=dtype)
+        extra = {} if quantize is None else {"quantize": quantize}
+        encoder: Encoder = import_object(factory)(model, device=device, dtype=dtype, **extra)
         return encoder
     from instructor_plugins.model import InstructorEncoder
 
-    return InstructorEncoder.load(model, device=device, dtype=dtype)
+    return InstructorEncoder.load(model, device=device, dtype=dtype, quantize=quantize)
 
 
 class EmbeddingService:
@@ -118,6 +126,7 @@ class EmbeddingService:
         model: model name or path; ``None`` = bundled.
         device: encoder device (default: CUDA when visible, else CPU).
         dtype: encoder dtype (default: bf16 on CUDA, fp32 on CPU).
+        quantize: ``"int8"``: int8 Linear layers on CPU (see :mod:`instructor_plugins.quantization`).
         limits: request limits.
         policy: batch policy (rows and tokens per batch, wait time, rows per forward pass).
         api_key: when set, requests other than ``/health`` need ``Authorization: Bearer <api_key>``.
@@ -140,8 +149,10 @@ class EmbeddingService:
         encoder: Encoder | None = None,
         encoder_factory: str | None = None,
         background: bool = True,
+        quantize: str | None = None,
     ) -> None:
         self.model = model
+        self.quantize = quantize
         self.encoder_factory = encoder_factory
         self.limits = limits or ServerLimits()
         self.policy = policy or BatchPolicy()
@@ -168,7 +179,9 @@ class EmbeddingService:
 
     def _load(self, device: str | None, dtype: str | None) -> None:
         try:
-            self._encoder = load_encoder(self.model, device=device, dtype=dtype, factory=self.encoder_factory)
+            self._encoder = load_encoder(
+                self.model, device=device, dtype=dtype, factory=self.encoder_factory, quantize=self.quantize
+            )
             self._warm_up()
         except BaseException as exc:  # noqa: BLE001 - reported by /health and check_health
             logger.exception("loading model %r failed", self.model)
@@ -223,6 +236,7 @@ class EmbeddingService:
             "document_instruction": defaults.document,
             "device": str(getattr(encoder, "device", "cpu")),
             "dtype": str(getattr(encoder, "dtype", "float32")).removeprefix("torch."),
+            "quantize": getattr(encoder, "quantize", None),
             "replica": self.replica,
             "batch": {
                 "max_batch_rows": self.policy.max_batch_rows,

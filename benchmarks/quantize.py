@@ -1,0 +1,163 @@
+"""int8 CPU encoding: fp32 vs torch dynamic int8 vs ONNX Runtime (fp32 and int8), in the same process.
+
+How ``quantize="int8"`` was chosen. Every candidate runs the same :class:`InstructorEncoder`
+tokenization, instruction masks and pooling (INSTRUCTOR pools over the text tokens only); only the
+transformer that produces the token embeddings differs:
+
+- ``fp32``: the plain encoder (baseline);
+- ``torch int8``: ``InstructorEncoder.load(quantize="int8")``, torch dynamic quantization of the
+  Linear layers (:mod:`instructor_plugins.quantization`);
+- ``onnx fp32`` / ``onnx int8``: the transformer exported to ONNX (output: token embeddings) and run
+  by ONNX Runtime, the int8 one quantized by ``onnxruntime.quantization.quantize_dynamic``
+  (skipped with one line when ``onnxruntime``/``onnx`` are not installed).
+
+Texts: real short texts, WordNet noun glosses and chatterbot answers, half of the rows with a
+retrieval instruction and half without. Runs alternate between candidates and the best of
+``--repeats`` is kept for each, since the machine may be shared. Prints texts/s, the ratio against
+fp32 and the smallest per-row cosine against fp32.
+
+    python benchmarks/quantize.py [--n 1024] [--batch-size 32] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from instructor_plugins.corpora import chatterbot_pairs, wordnet_synsets  # noqa: E402
+from instructor_plugins.model import InstructorEncoder  # noqa: E402
+
+INSTRUCTION = "Represent the sentence for retrieval: "
+
+
+def load_texts(n: int) -> list[str]:
+    """``n`` real short texts: WordNet noun glosses and chatterbot answers, interleaved (<= 400 chars)."""
+    answers = sorted({p.answer for p in chatterbot_pairs()})
+    try:
+        glosses = [s.gloss for s in wordnet_synsets("noun", limit=n)]
+    except FileNotFoundError:
+        glosses = []
+    texts = [t for pair in zip(glosses, answers, strict=False) for t in pair] + answers[len(glosses) :]
+    texts = [t for t in texts if len(t) <= 400]
+    return (texts * (n // max(len(texts), 1) + 1))[:n]
+
+
+class _OrtTransformer(torch.nn.Module):
+    """An ONNX Runtime session standing in for the Hugging Face transformer: ids -> token embeddings."""
+
+    def __init__(self, path: Path, config: Any, threads: int) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.config = config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
+        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        (hidden,) = self.session.run(["last_hidden_state"], feeds)
+        return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden))
+
+
+class _Exportable(torch.nn.Module):
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def onnx_encoders(base: InstructorEncoder, workdir: Path) -> dict[str, InstructorEncoder]:
+    """fp32 and int8 ONNX Runtime variants of ``base`` (same tokenizer, masks and pooling)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fp32_path, int8_path = workdir / "encoder.onnx", workdir / "encoder.int8.onnx"
+    ids = base.tokenize(["a short example text", "another one"], ["", INSTRUCTION])
+    with torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(
+            _Exportable(base.module.encoder).eval(),
+            (ids.input_ids, ids.attention_mask),
+            str(fp32_path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={n: {0: "batch", 1: "seq"} for n in ("input_ids", "attention_mask", "last_hidden_state")},
+            opset_version=17,
+            dynamo=False,
+        )
+    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True)
+    out = {}
+    for name, path in (("onnx fp32", fp32_path), ("onnx int8", int8_path)):
+        enc = copy.copy(base)
+        enc.module = copy.copy(base.module)
+        enc.module._modules = dict(base.module._modules)  # share the Dense head; replace only the transformer
+        enc.module.encoder = _OrtTransformer(path, base.module.encoder.config, torch.get_num_threads())
+        out[name] = enc
+    return out
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1024, help="texts per run")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    texts = load_texts(args.n)
+    instructions = [INSTRUCTION if i % 2 else "" for i in range(len(texts))]
+    fp32 = InstructorEncoder.load(device="cpu")
+    candidates: dict[str, InstructorEncoder] = {"fp32": fp32, "torch int8": InstructorEncoder.load(quantize="int8")}
+    tmp = tempfile.TemporaryDirectory(prefix="quantize-bench-")
+    try:
+        candidates |= onnx_encoders(fp32, Path(tmp.name))
+    except ImportError as exc:
+        print(f"ONNX Runtime candidates skipped: {exc} (pip install onnxruntime onnx)")
+    print(
+        f"{len(texts)} texts (WordNet glosses, chatterbot answers; mean {np.mean([len(t) for t in texts]):.0f} chars), "
+        f"half with an instruction, batch {args.batch_size}, torch threads {torch.get_num_threads()}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    runs: dict[str, Callable[[], np.ndarray]] = {
+        name: (lambda enc=enc: enc.encode(texts, instructions, batch_size=args.batch_size))
+        for name, enc in candidates.items()
+    }
+    for run in runs.values():  # warm-up
+        run()
+    best = dict.fromkeys(runs, float("inf"))
+    vectors: dict[str, np.ndarray] = {}
+    for _ in range(args.repeats):  # alternate so every candidate sees the same machine load
+        for name, run in runs.items():
+            start = time.perf_counter()
+            vectors[name] = run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    for name in runs:
+        print(
+            f"{name:11s} {len(texts) / best[name]:7.1f} texts/s   ratio vs fp32 {best['fp32'] / best[name]:.2f}x   "
+            f"min cosine vs fp32 {min_cosine(vectors[name], vectors['fp32']):.5f}"
+        )
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""Our server vs a peer (infinity-emb) on the same model, machine and client: ``serve.py --mode peers``.
+
+Servers, all on 127.0.0.1, all serving the bundled all-MiniLM-L6-v2 through the OpenAI route
+``POST /v1/embeddings`` (no instruction: the peer has none):
+
+- ours with the CLI defaults (``build_app`` with default :class:`~ray_backend.serve.ServeArgs`);
+- ours with ``quantize="int8"`` (otherwise the defaults);
+- infinity-emb, when its venv is found (``--peer-venv``, env ``INSTRUCTOR_PEER_VENV``, default
+  ``.venv-peers``; ``make bench-peers`` creates it), started as
+  ``infinity_emb v2 --model-id DIR --served-model-name NAME --url-prefix /v1 --host 127.0.0.1
+  --port PORT --device cpu --engine torch`` and stopped at the end. Absent: one line says so.
+
+The identical client workload per slice: 4 concurrent requests of 100 real short texts (chatterbot
+answers of at most 400 characters) -> bulk texts/s; then 8 clients sending 32 one-text requests ->
+req/s, p50 and p99. Slices alternate between ours and the peer (each of our variants is measured
+against the peer in its own phase), so load from other processes hits both alike; each phase is
+bounded by ``--seconds``. Prints the figures and the ratios ours / infinity. It also checks that
+the served int8 vectors equal in-process int8 encoding (cos >= 0.99999) and that the peer serves the
+same model (cos to our fp32).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+PEER_VENV_ENV = "INSTRUCTOR_PEER_VENV"
+SERVED_NAME = "all-MiniLM-L6-v2"
+BULK_CLIENTS, BULK_TEXTS = 4, 100
+ONE_CLIENTS, ONE_REQUESTS = 8, 32
+MAX_CHARS = 400
+
+
+def short_texts() -> list[str]:
+    """Distinct chatterbot answers of at most :data:`MAX_CHARS` characters, sorted."""
+    from instructor_plugins.corpora import chatterbot_pairs
+
+    return sorted({p.answer for p in chatterbot_pairs() if 0 < len(p.answer) <= MAX_CHARS})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def embed(client: httpx.Client, url: str, texts: list[str]) -> np.ndarray:
+    """POST ``texts`` to the OpenAI route at ``url``; the vectors in input order."""
+    response = client.post(f"{url}/v1/embeddings", json={"model": SERVED_NAME, "input": texts}, timeout=300)
+    response.raise_for_status()
+    data = sorted(response.json()["data"], key=lambda d: d["index"])
+    return np.asarray([d["embedding"] for d in data], dtype=np.float32)
+
+
+@dataclass
+class Figures:
+    """Bulk texts and seconds, 1-text requests and seconds, 1-text latencies; summed over slices."""
+
+    bulk_texts: int = 0
+    bulk_s: float = 0.0
+    one_requests: int = 0
+    one_s: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def bulk_rate(self) -> float:
+        return self.bulk_texts / self.bulk_s
+
+    @property
+    def one_rate(self) -> float:
+        return self.one_requests / self.one_s
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q) * 1000)
+
+
+def _parallel(clients: list[httpx.Client], calls: int, work: Callable[[httpx.Client, int], Any]) -> tuple[float, list]:
+    """``calls`` calls of ``work(client, i)`` over one thread per client; (wall seconds, latencies)."""
+    counter, lock, latencies = iter(range(calls)), threading.Lock(), []
+
+    def run(client: httpx.Client) -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            start = time.perf_counter()
+            work(client, i)
+            with lock:
+                latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, latencies
+
+
+def run_slice(url: str, texts: list[str], k: int, figures: Figures) -> None:
+    """One slice of the workload against ``url``; the texts depend on ``k`` only (identical for every server)."""
+    n = len(texts)
+    lists = [[texts[(k * 400 + j * BULK_TEXTS + i) % n] for i in range(BULK_TEXTS)] for j in range(BULK_CLIENTS)]
+    ones = [texts[(k * 97 + i * 13) % n] for i in range(ONE_REQUESTS)]
+    clients = [httpx.Client() for _ in range(ONE_CLIENTS)]
+    try:
+        seconds, _ = _parallel(clients[:BULK_CLIENTS], BULK_CLIENTS, lambda c, i: embed(c, url, lists[i]))
+        figures.bulk_texts += BULK_CLIENTS * BULK_TEXTS
+        figures.bulk_s += seconds
+        seconds, latencies = _parallel(clients, ONE_REQUESTS, lambda c, i: embed(c, url, [ones[i]]))
+        figures.one_requests += ONE_REQUESTS
+        figures.one_s += seconds
+        figures.latencies.extend(latencies)
+    finally:
+        for c in clients:
+            c.close()
+
+
+def compare(ours: str, peer: str | None, texts: list[str], budget_s: float) -> tuple[Figures, Figures | None]:
+    """Alternate slices ours / peer until ``budget_s`` is spent (at least 2 slices each)."""
+    with httpx.Client() as c:  # warm both
+        for url in filter(None, (ours, peer)):
+            embed(c, url, texts[:BULK_TEXTS])
+    mine, theirs = Figures(), Figures() if peer else None
+    deadline, k = time.perf_counter() + budget_s, 0
+    while k < 2 or time.perf_counter() < deadline:
+        run_slice(ours, texts, k, mine)
+        if peer and theirs is not None:
+            run_slice(peer, texts, k, theirs)
+        k += 1
+    print(f"  {k} slices per server", flush=True)
+    return mine, theirs
+
+
+def peer_command(venv: Path) -> Path | None:
+    """The ``infinity_emb`` executable of ``venv``, or None when it is not installed there."""
+    exe = venv / "bin" / "infinity_emb"
+    return exe if exe.is_file() and os.access(exe, os.X_OK) else None
+
+
+class InfinityPeer:
+    """infinity-emb on a free loopback port, serving ``model_dir``; a context manager that stops it."""
+
+    def __init__(self, exe: Path, model_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile(prefix="infinity-", suffix=".log", delete=False)  # noqa: SIM115
+        args = [str(exe), "v2", "--model-id", str(model_dir), "--served-model-name", SERVED_NAME]
+        args += ["--url-prefix", "/v1", "--host", "127.0.0.1", "--port", str(self.port)]
+        args += ["--device", "cpu", "--engine", "torch"]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def wait_ready(self, timeout_s: float = 240) -> None:
+        """Poll ``GET /v1/models`` until it answers 200.
+
+        Raises:
+            RuntimeError: the peer exited or did not get ready in time (with its log's tail).
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{self.url}/v1/models", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        tail = Path(self.log.name).read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"infinity-emb did not get ready (exit {self.process.poll()}); log tail:\n{tail}")
+
+    def __enter__(self) -> InfinityPeer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
+
+
+def report(label: str, ours: Figures, peer: Figures | None) -> None:
+    print(f"\n== {label}")
+    rows = [("ours", ours)] + ([("infinity-emb", peer)] if peer else [])
+    print(f"{'server':14s} {'bulk texts/s':>12s} {'1-text req/s':>12s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for name, f in rows:
+        print(f"{name:14s} {f.bulk_rate:12.1f} {f.one_rate:12.1f} {f.pct(50):8.1f} {f.pct(99):8.1f}")
+    if peer:
+        print(
+            f"{'ours/infinity':14s} {ours.bulk_rate / peer.bulk_rate:11.2f}x {ours.one_rate / peer.one_rate:11.2f}x "
+            f"{ours.pct(50) / peer.pct(50):7.2f}x {ours.pct(99) / peer.pct(99):7.2f}x   (latency: lower is better)"
+        )
+
+
+def main(port: int, budget_s: float, venv: Path) -> None:
+    """Run the comparison on a Serve instance already started on ``port`` (see ``serve.py``)."""
+    from ray import serve
+
+    from instructor_plugins.checkpoint import bundled_model_dir
+    from instructor_plugins.model import InstructorEncoder
+    from ray_backend.serve import build_app
+
+    texts = short_texts()
+    exe = peer_command(venv)
+    if exe is None:
+        print(f"infinity-emb: not found in {venv} (make bench-peers installs it): peer skipped", flush=True)
+    # The peer starts first and loads while our replicas do.
+    with InfinityPeer(exe, bundled_model_dir()) if exe else contextlib.nullcontext() as peer:
+        results = {}
+        for name, args in (("fp32 (CLI defaults)", {}), ("int8 (--quantize int8)", {"quantize": "int8"})):
+            serve.run(build_app(args), name="peers", route_prefix="/")
+            url = f"http://127.0.0.1:{port}"
+            if peer is not None and not results:
+                peer.wait_ready()
+            info = httpx.get(f"{url}/info", timeout=30).json()
+            print(f"\nours, {name}: torch threads {info.get('torch_threads', '?')}, quantize {info.get('quantize')}")
+            with httpx.Client() as c:
+                served = embed(c, url, texts[:64])
+                if args:
+                    cos = min_cosine(served, InstructorEncoder.load(device="cpu", **args).encode(texts[:64]))
+                    verdict = "equal" if cos >= 0.99999 else "DIFFERENT"
+                    print(f"served int8 vs in-process int8: min cosine {cos:.6f} ({verdict})", flush=True)
+                elif peer is not None:
+                    cos = min_cosine(served, embed(c, peer.url, texts[:64]))
+                    print(f"infinity-emb vs ours (fp32): min cosine {cos:.6f} (the same model)", flush=True)
+            results[name] = compare(url, peer.url if peer else None, texts, budget_s)
+            serve.delete("peers")
+    for name, (ours, theirs) in results.items():
+        report(f"ours {name} vs infinity-emb 0.0.78 fp32 (same client, same slices)", ours, theirs)
+    print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
