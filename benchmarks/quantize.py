@@ -32,10 +32,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# As in Serve replicas (ServeArgs.omp_wait_policy): idle OpenMP threads sleep. Without it, on a busy machine,
+# int8 kernels alternating with float32 ones ran slower than fp32 (spinning thread teams).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 from instructor_plugins.corpora import chatterbot_pairs, wordnet_synsets  # noqa: E402
 from instructor_plugins.model import InstructorEncoder  # noqa: E402

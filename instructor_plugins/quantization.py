@@ -22,7 +22,9 @@ Why torch and not ONNX Runtime int8: measured in ``benchmarks/quantize.py`` (fig
 runtime, quantizes any checkpoint :meth:`~instructor_plugins.model.InstructorEncoder.load` reads,
 and lets the first token stay float32.
 
-CPU only. On CUDA the fast path is bf16, the default there.
+CPU only. On CUDA the fast path is bf16, the default there. Run with ``OMP_WAIT_POLICY=PASSIVE``
+(Serve replicas do by default): the int8 kernels and the float32 first-token product alternate
+between thread pools, and spinning OpenMP threads made int8 slower than fp32 on a busy machine.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class Int8Linear(nn.Module):
         x = x.float()
         if x.dim() != 3 or x.shape[1] < 2:
             return self._int8(x)
-        first = nn.functional.linear(x[:, :1], self.weight, self.bias)
+        first = nn.functional.linear(x[:, 0].contiguous(), self.weight, self.bias).unsqueeze(1)
         return torch.cat([first, self._int8(x[:, 1:])], dim=1)
 
     def extra_repr(self) -> str:
