@@ -233,7 +233,7 @@ def main() -> None:
         _system_config={"worker_niceness": cli.worker_niceness},
     )
     print(
-        f"Ray workers at nice {cli.worker_niceness}; driver (in-process baseline) at nice {os.nice(0)}; "
+        f"Ray workers at nice {cli.worker_niceness}; driver (in-process baseline; the peer) at nice {os.nice(0)}; "
         f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} on both sides",
         flush=True,
     )
