@@ -114,12 +114,12 @@ class ServeArgs(BaseModel):
     """``OMP_WAIT_POLICY`` of the replica process. PASSIVE: idle OpenMP threads sleep instead of
     spinning, which keeps CPU replicas fast next to the proxy, other replicas or other work (measured
     here: ~5x req/s on 1-text requests from 8 clients on a busy 2-core machine). ``None`` leaves it unset."""
-    malloc_mmap_threshold: int | None = Field(default=65536, ge=0)
-    """glibc ``MALLOC_MMAP_THRESHOLD_`` of the replica process: allocations of this many bytes or more
-    (activations, batches) are mmapped and go back to the OS when freed. glibc's default threshold
-    adapts upwards, after which such buffers come from the heap and fragment it: measured here, a
-    replica's RSS doubled in 10 minutes of steady load (786 -> 1,627 MB); with a fixed threshold it
-    stays flat, for about 20 % more CPU per text (page faults). ``None`` leaves glibc's default."""
+    malloc_mmap_threshold: int | None = Field(default=None, ge=0)
+    """glibc ``MALLOC_MMAP_THRESHOLD_`` of the replica process, e.g. 65536 to bound RSS: allocations of this
+    many bytes or more (activations, batches) are mmapped and go back to the OS when freed. glibc's default
+    threshold adapts upwards, after which such buffers come from the heap and fragment it: measured here, a
+    replica's RSS doubled in 10 minutes of steady load (786 -> 1,627 MB) and stayed flat with 65536, which
+    costs throughput (page faults on fresh buffers; see README, "Memory"). ``None`` (default): glibc's own."""
     device: str | None = None
     """Encoder device; default ``cuda`` when ``num_gpus > 0`` else ``cpu``."""
     dtype: str | None = None

@@ -50,7 +50,12 @@ def base(ray_local: str) -> Iterator[str]:
     try:
         serve.run(build_app(MAIN_ARGS), name=APP_NAME, route_prefix="/")
         secure = build_app(
-            {"encoder_factory": "instructor_plugins.testing:hash_encoder", "num_cpus": 0, "api_key": "s3cret"}
+            {
+                "encoder_factory": "instructor_plugins.testing:hash_encoder",
+                "num_cpus": 0,
+                "api_key": "s3cret",
+                "malloc_mmap_threshold": 65536,
+            }
         )
         serve.run(secure, name="secure", route_prefix="/secure")
         fault = build_app({"num_cpus": 0, "num_replicas": 2})  # the real model: loading takes seconds
@@ -229,6 +234,8 @@ def test_auth_on_and_off(base: str) -> None:
     np.testing.assert_array_equal(vectors[0], HashEncoder().vector("a", "q: "))
     assert httpx.get(f"{base}/info").json()["auth"] is False  # the main app has no key
     assert httpx.get(f"{secure}/metrics").status_code == 401  # /metrics is behind the key like /info
+    info = httpx.get(f"{secure}/info", headers={"Authorization": "Bearer s3cret"}).json()
+    assert info["malloc_mmap_threshold"] == "65536"  # the RSS bound, when asked for, travels to the replica
     assert (
         "instructor_requests_total" in httpx.get(f"{secure}/metrics", headers={"Authorization": "Bearer s3cret"}).text
     )
@@ -241,7 +248,7 @@ def test_info_and_live_reconfigure(base: str) -> None:
     before = httpx.get(f"{base}/info").json()
     assert before["dim"] == 384 and before["replicas"] == 1 and before["batch"]["max_batch_rows"] == 256
     assert before["omp_wait_policy"] == "PASSIVE" and before["stats"]["rows"] > 0
-    assert before["malloc_mmap_threshold"] == "65536"  # travels to the replica process
+    assert before["malloc_mmap_threshold"] is None  # the default: glibc's own
     import ray
 
     cpus = ray.cluster_resources()["CPU"]  # the default sizing: one replica takes the node's CPUs
