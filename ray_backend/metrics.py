@@ -19,6 +19,12 @@ its own ``deployment``, ``replica`` and ``application`` tags and a ``ray_`` pref
 (served as text by the app's own ``/metrics``) and, once :meth:`ServiceMetrics.enable_ray` was called
 inside a Serve replica, to ``ray.serve.metrics`` objects as well (created there, lazily; nothing here
 imports Ray at module level), which Ray's metrics agent exports for every replica of the node.
+
+Why ``/metrics`` on the app's port is per replica and not aggregated: the Serve proxy routes a scrape
+to one replica, and a deployment handle routes to one replica too, so no replica can ask all the
+others. With one replica (the default) that replica's text is the whole picture; with several, each
+scrape shows the replica that answered (its ``replica`` label says which), and Ray's export, which
+has every replica, is the complete source.
 """
 
 from __future__ import annotations

@@ -291,6 +291,9 @@ def _running_replicas() -> int | None:
 def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
     """The Serve application (``serve run ray_backend.serve:build_app model=... num_replicas=2``).
 
+    Replicas are sized here (:mod:`ray_backend.sizing`), from the CPUs of the Ray cluster this process
+    is connected to, so every way of building the app sizes them alike.
+
     Args:
         args: :class:`ServeArgs` fields; strings from the ``serve run`` command line are coerced.
 
@@ -331,14 +334,14 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
     return deployment.options(**options).bind(replica_args, asdict(sizing))
 
 
-def _sizing(opts: ServeArgs, cpus: float | None = None) -> ReplicaSizing:
+def _sizing(opts: ServeArgs) -> ReplicaSizing:
     """The replicas' CPU reservation and threads (node CPUs from Ray when connected, else this machine)."""
     return size_replica(
         num_cpus=opts.num_cpus,
         torch_threads=opts.torch_threads,
         num_gpus=opts.num_gpus,
         replicas=replica_count(opts.num_replicas, opts.autoscaling_config),
-        node_cpus=node_cpus() if cpus is None else cpus,
+        node_cpus=node_cpus(),
     )
 
 
