@@ -1,7 +1,9 @@
 """FastAPI routes of the embedding server, built around an :class:`~ray_backend.service.EmbeddingService`.
 
 Routes: ``POST /v1/embeddings`` (OpenAI shape + ``instruction``), ``POST /embed`` (texts +
-instruction, or pairs), ``GET /health`` (503 until the model is loaded and warmed up), ``GET /info``.
+instruction, or pairs), ``GET /health`` (503 until the model is loaded and warmed up), ``GET /info``,
+``GET /metrics`` (Prometheus text of this replica, see :mod:`ray_backend.metrics`; behind the API key
+like every route but ``/health``). Every request is counted by route and status code, and timed.
 Every error is a JSON body ``{"error": {"message", "type", "code"}}``; bad input never gives 500.
 With an API key set, ``/docs``, ``/redoc`` and ``/openapi.json`` are off (they would describe the
 API to anyone without the key); without one they are served as FastAPI does.
@@ -14,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ray_backend.api import (
     ApiError,
@@ -33,6 +37,7 @@ from ray_backend.api import (
     rows_of,
     truncate_dimensions,
 )
+from ray_backend.metrics import CONTENT_TYPE, ServiceMetrics
 from ray_backend.service import EmbeddingService
 
 __all__ = ["create_app"]
@@ -47,6 +52,48 @@ def _error_response(error: ApiError) -> JSONResponse:
     if error.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+CLIENT_GONE = 499
+"""Status recorded for a request whose client went away before the answer (nginx's convention)."""
+
+
+class RequestMetrics:
+    """ASGI middleware: count and time every HTTP request by route template and final status code.
+
+    A pure ASGI wrapper (not ``BaseHTTPMiddleware``), so cancelling a request when its client goes
+    away still reaches the handler. Paths that match no route are labelled ``unmatched`` (arbitrary
+    paths would make one series each).
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: int | None = None  # until the response starts
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except asyncio.CancelledError:
+            status = status or CLIENT_GONE
+            raise
+        except BaseException:
+            status = status or 500  # answered by the outermost error handler
+            raise
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.request(route, status or 500, time.perf_counter() - started)
 
 
 async def _read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes:
@@ -86,6 +133,7 @@ def create_app(service: EmbeddingService, *, replicas: Callable[[], int | None] 
     """
     docs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None} if service.api_key else {}
     app = FastAPI(title="INSTRUCTOR embeddings", version="1", **docs)
+    app.add_middleware(RequestMetrics, metrics=service.metrics)
     limits = service.limits
 
     @app.exception_handler(ApiError)
@@ -128,6 +176,11 @@ def create_app(service: EmbeddingService, *, replicas: Callable[[], int | None] 
         body = service.info()
         body["replicas"] = await asyncio.to_thread(replicas) if replicas is not None else 1
         return body
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        authorize(request)
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.post("/v1/embeddings")
     async def openai_embeddings(request: Request) -> JSONResponse:

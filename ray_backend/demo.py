@@ -123,8 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        per_replica = max(1.0, cpus / cli.replicas)
-        app_args: dict[str, Any] = {"num_replicas": cli.replicas, "num_cpus": per_replica}
+        app_args: dict[str, Any] = {"num_replicas": cli.replicas}  # the default sizing: replicas share the CPUs
         if model is not None:
             app_args["model"] = model
         serve.run(build_app(app_args), name=APP_NAME, route_prefix="/")

@@ -19,6 +19,14 @@ Readiness: a replica loads its model and runs a warm-up batch in its constructor
 ``check_health`` fails until both are done, so Serve routes no request to a replica that cannot
 answer it (a replacement for a killed replica, or one added by scaling up).
 
+Sizing (:mod:`ray_backend.sizing`): with no ``num_cpus``, CPU replicas share the node's CPUs
+(``torch_threads`` = CPUs / replicas, at least 1; each reserves its share); :func:`build_app`
+decides it, so the CLI, ``serve run ... key=value`` and the YAML config behave the same.
+
+Metrics (:mod:`ray_backend.metrics`): each replica records into ``ray.serve.metrics`` (exported by
+Ray's metrics agent; the CLI pins its port, ``--metrics-export-port``) and serves the same series
+as Prometheus text at ``GET /metrics`` on the app's port.
+
 Auth: the key (``api_key``, ``api_key_file`` or the deployer's ``INSTRUCTOR_API_KEY``) is resolved
 where :func:`build_app` runs and travels to the replicas in their runtime environment, so a
 deployment to an existing cluster (``--address``) carries it too.
@@ -30,10 +38,11 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,10 +56,12 @@ from instructor_plugins.flags import add_config_flags, command_parser, config_fr
 from ray_backend.api import ServerLimits, check_input
 from ray_backend.app import create_app
 from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost
+from ray_backend.metrics import ServiceMetrics
 from ray_backend.net import RayOptions, init_local_ray, is_loopback_host, loopback_replica_grpc
 from ray_backend.service import EmbeddingService
+from ray_backend.sizing import ReplicaSizing, node_cpus, replica_count, size_replica
 
-__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "InstructorDeployment", "ServeArgs", "build_app", "main"]
+__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "InstructorDeployment", "MetricsOptions", "ServeArgs", "build_app", "main"]
 
 APP_NAME = "instructor"
 DEPLOYMENT_NAME = "InstructorDeployment"
@@ -95,20 +106,20 @@ class ServeArgs(BaseModel):
     """Serve autoscaling config, e.g. ``{"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8}``."""
     num_gpus: float = Field(default=0.0, ge=0)
     """GPUs per replica (fractions share a GPU); > 0 puts the encoder on CUDA in bf16."""
-    num_cpus: float = Field(default=1.0, ge=0)
-    """CPUs per replica."""
+    num_cpus: float | None = Field(default=None, ge=0)
+    """CPUs reserved per replica; default: CPU replicas share the node (CPUs / replicas each), GPU replicas 1."""
     torch_threads: int | None = Field(default=None, ge=1)
-    """Intra-op threads per replica; default ``max(1, round(num_cpus))``."""
+    """Intra-op threads per replica; default ``max(1, floor(CPUs / replicas))``, or ``max(1, round(num_cpus))``."""
     omp_wait_policy: Literal["PASSIVE", "ACTIVE"] | None = "PASSIVE"
     """``OMP_WAIT_POLICY`` of the replica process. PASSIVE: idle OpenMP threads sleep instead of
     spinning, which keeps CPU replicas fast next to the proxy, other replicas or other work (measured
     here: ~5x req/s on 1-text requests from 8 clients on a busy 2-core machine). ``None`` leaves it unset."""
-    malloc_mmap_threshold: int | None = Field(default=65536, ge=0)
-    """glibc ``MALLOC_MMAP_THRESHOLD_`` of the replica process: allocations of this many bytes or more
-    (activations, batches) are mmapped and go back to the OS when freed. glibc's default threshold
-    adapts upwards, after which such buffers come from the heap and fragment it: measured here, a
-    replica's RSS doubled in 10 minutes of steady load (786 -> 1,627 MB); with a fixed threshold it
-    stays flat, for about 20 % more CPU per text (page faults). ``None`` leaves glibc's default."""
+    malloc_mmap_threshold: int | None = Field(default=None, ge=0)
+    """glibc ``MALLOC_MMAP_THRESHOLD_`` of the replica process, e.g. 65536 to bound RSS: allocations of this
+    many bytes or more (activations, batches) are mmapped and go back to the OS when freed. glibc's default
+    threshold adapts upwards, after which such buffers come from the heap and fragment it: measured here, a
+    replica's RSS doubled in 10 minutes of steady load (786 -> 1,627 MB) and stayed flat with 65536, which
+    costs throughput (page faults on fresh buffers; see README, "Memory"). ``None`` (default): glibc's own."""
     device: str | None = None
     """Encoder device; default ``cuda`` when ``num_gpus > 0`` else ``cpu``."""
     dtype: str | None = None
@@ -196,15 +207,29 @@ class ServeArgs(BaseModel):
 class InstructorDeployment:
     """One encoder replica: HTTP routes via FastAPI, work via ``@serve.batch``."""
 
-    def __init__(self, args: dict[str, Any]) -> None:
-        """Load the model and run a warm-up batch; Serve sends no traffic before this returns."""
+    def __init__(self, args: dict[str, Any], sizing: dict[str, Any] | None = None) -> None:
+        """Load the model and run a warm-up batch; Serve sends no traffic before this returns.
+
+        Args:
+            args: :class:`ServeArgs` fields.
+            sizing: the :class:`~ray_backend.sizing.ReplicaSizing` :func:`build_app` chose (as a dict).
+        """
         loopback_replica_grpc()  # before Serve starts this replica's gRPC server (after the constructor)
         opts = ServeArgs.model_validate(args)
         logging.getLogger("ray.serve").addFilter(_ScaledBatchSizeWarningFilter())
-        threads = opts.torch_threads or max(1, round(opts.num_cpus))
+        if sizing is None:  # constructed directly, not through build_app
+            sizing = asdict(_sizing(opts))
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(int(sizing["torch_threads"]))
+        try:
+            replica = serve.get_replica_context().replica_id.unique_id
+            in_replica = True
+        except Exception:  # noqa: BLE001 - outside a replica (e.g. local testing mode)
+            replica, in_replica = "local", False
+        metrics = ServiceMetrics(replica)
+        if in_replica:
+            metrics.enable_ray()
         device = opts.device or ("cuda" if opts.num_gpus > 0 else "cpu")
         self.service = EmbeddingService(
             opts.model,
@@ -215,14 +240,13 @@ class InstructorDeployment:
             limits=opts.limits(),
             policy=opts.policy(),
             api_key=opts.resolve_api_key(),  # build_app moved it into this replica's environment
+            metrics=metrics,
+            sizing=sizing,
             background=False,
         )
         self.service.submit = self.embed_batch
         self._apply_policy(self.service.policy)
-        try:
-            self.service.replica = serve.get_replica_context().replica_id.unique_id
-        except Exception:  # noqa: BLE001 - outside a replica (e.g. local testing mode)
-            self.service.replica = "local"
+        self.service.replica = replica
 
     def __serve_build_asgi_app__(self) -> Any:
         """Serve calls this after ``__init__`` for the late-bound FastAPI app."""
@@ -286,6 +310,9 @@ def _running_replicas() -> int | None:
 def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
     """The Serve application (``serve run ray_backend.serve:build_app model=... num_replicas=2``).
 
+    Replicas are sized here (:mod:`ray_backend.sizing`), from the CPUs of the Ray cluster this process
+    is connected to, so every way of building the app sizes them alike.
+
     Args:
         args: :class:`ServeArgs` fields; strings from the ``serve run`` command line are coerced.
 
@@ -295,7 +322,8 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
     """
     opts = args if isinstance(args, ServeArgs) else ServeArgs.model_validate(args or {})
     policy = opts.policy()
-    actor_options: dict[str, Any] = {"num_cpus": opts.num_cpus, "num_gpus": opts.num_gpus}
+    sizing = _sizing(opts)
+    actor_options: dict[str, Any] = {"num_cpus": sizing.num_cpus, "num_gpus": opts.num_gpus}
     env_vars: dict[str, str] = {}
     if opts.omp_wait_policy is not None:
         env_vars["OMP_WAIT_POLICY"] = opts.omp_wait_policy
@@ -321,7 +349,19 @@ def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
     else:
         options["num_replicas"] = opts.num_replicas
     deployment: Any = InstructorDeployment
-    return deployment.options(**options).bind(opts.model_dump(exclude=set(_POLICY_FIELDS) | _SECRET_FIELDS))
+    replica_args = opts.model_dump(exclude=set(_POLICY_FIELDS) | _SECRET_FIELDS)
+    return deployment.options(**options).bind(replica_args, asdict(sizing))
+
+
+def _sizing(opts: ServeArgs) -> ReplicaSizing:
+    """The replicas' CPU reservation and threads (node CPUs from Ray when connected, else this machine)."""
+    return size_replica(
+        num_cpus=opts.num_cpus,
+        torch_threads=opts.torch_threads,
+        num_gpus=opts.num_gpus,
+        replicas=replica_count(opts.num_replicas, opts.autoscaling_config),
+        node_cpus=node_cpus(),
+    )
 
 
 def warn_if_exposed(host: str, has_key: bool) -> bool:
@@ -346,25 +386,48 @@ class HttpOptions:
     """HTTP port."""
 
 
-def _parse_cli(argv: Sequence[str] | None, prog: str) -> tuple[ServeArgs, HttpOptions, RayOptions]:
+@dataclass
+class MetricsOptions:
+    """Where Ray's metrics agent serves Prometheus text, when this command starts Ray itself."""
+
+    metrics_export_port: int = 8080
+    """Port of Ray's metrics agent (loopback, like the rest of a Ray this command starts; every replica's series)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.metrics_export_port <= 65535:
+            raise ValueError(f"metrics_export_port must be a TCP port in 1..65535, got {self.metrics_export_port!r}")
+
+
+def _parse_cli(argv: Sequence[str] | None, prog: str) -> tuple[ServeArgs, HttpOptions, RayOptions, MetricsOptions]:
     parser = command_parser(prog, __doc__)
     # No --api-key: a key on the command line is visible in `ps`; --api-key-file or the env var instead.
     add_config_flags(parser, ServeArgs, exclude={"api_key"}, aliases={"num_replicas": ["--replicas"]})
     add_config_flags(parser, HttpOptions)
     add_config_flags(parser, RayOptions)
+    add_config_flags(parser, MetricsOptions)
     args = parser.parse_args(argv)
     return (
         config_from_args(parser, ServeArgs, args),
         config_from_args(parser, HttpOptions, args),
         config_from_args(parser, RayOptions, args),
+        config_from_args(parser, MetricsOptions, args),
     )
+
+
+def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backend.serve") -> int:
     """CLI entry point (``instructor serve``): start (or join) Ray, serve until interrupted; exit status 0."""
     import ray
 
-    args, http, cluster = _parse_cli(argv, prog)
+    args, http, cluster, metrics = _parse_cli(argv, prog)
     try:
         key = args.resolve_api_key()
     except ValueError as exc:
@@ -375,12 +438,26 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
     if address:
         ray.init(address=address)
     else:  # a local Ray on loopback; replicas at normal priority (Ray's default worker nice level is 15)
-        init_local_ray(_system_config={"worker_niceness": 0})
+        if _port_in_use(metrics.metrics_export_port):
+            print(
+                f"{prog}: error: --metrics-export-port {metrics.metrics_export_port} is in use on 127.0.0.1; "
+                "pass a free port",
+                file=sys.stderr,
+            )
+            return 2
+        init_local_ray(_system_config={"worker_niceness": 0}, _metrics_export_port=metrics.metrics_export_port)
     stop = threading.Event()
     try:
         serve.start(http_options={"host": http.host, "port": http.port})
         serve.run(build_app(args), name=APP_NAME, route_prefix="/")
         print(f"serving {args.model or 'the bundled model'} at http://{http.host}:{http.port}", flush=True)
+        print(f"Prometheus: http://{http.host}:{http.port}/metrics (the replica that answers)", flush=True)
+        if not address:
+            print(
+                f"Prometheus: http://127.0.0.1:{metrics.metrics_export_port}/metrics "
+                "(Ray's metrics agent: every replica, names prefixed ray_)",
+                flush=True,
+            )
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         stop.wait()

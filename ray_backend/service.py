@@ -18,6 +18,8 @@ What keeps one replica responsive (see ``README``, "Serving"):
 - **Admission by expected wait** (:mod:`ray_backend.admission`): 429 + ``Retry-After`` when a
   request is expected to finish later than ``limits.max_queue_wait_s``.
 - **Readiness**: :attr:`EmbeddingService.ready` only after the model loaded *and* a warm-up batch ran.
+- **Metrics** (:mod:`ray_backend.metrics`): batch rows and tokens, queue depth and load time go to
+  :attr:`EmbeddingService.metrics`; the HTTP app adds requests and latency.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import asyncio
 import importlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,6 +42,7 @@ from instructor_plugins.types import Encoder
 from ray_backend.admission import Admission, estimate_tokens
 from ray_backend.api import ApiError, ServerLimits
 from ray_backend.batching import BatchPolicy, EmbedJob, run_jobs
+from ray_backend.metrics import ServiceMetrics
 
 __all__ = ["BatchStats", "EmbeddingService", "import_object", "load_encoder", "pieces"]
 
@@ -132,6 +136,8 @@ class EmbeddingService:
         api_key: when set, requests other than ``/health`` need ``Authorization: Bearer <api_key>``.
         encoder: an already loaded encoder (skips loading).
         encoder_factory: import path of the function that loads the encoder (see :func:`load_encoder`).
+        metrics: where observations go (default: a fresh :class:`~ray_backend.metrics.ServiceMetrics`).
+        sizing: the replica's CPU sizing (:class:`~ray_backend.sizing.ReplicaSizing` as a dict), shown by ``/info``.
         background: load (and warm up) in a thread so ``/health`` answers 503 meanwhile; with
             ``False`` the constructor returns only when the service is ready (what a Serve replica
             wants: Serve routes no traffic to it before then).
@@ -148,6 +154,8 @@ class EmbeddingService:
         api_key: str | None = None,
         encoder: Encoder | None = None,
         encoder_factory: str | None = None,
+        metrics: ServiceMetrics | None = None,
+        sizing: dict[str, Any] | None = None,
         background: bool = True,
         quantize: str | None = None,
     ) -> None:
@@ -163,12 +171,16 @@ class EmbeddingService:
         self._encoder = encoder
         self.admission = Admission(self.limits.max_pending_rows, self.limits.max_queue_wait_s)
         self.stats = BatchStats()
+        self.metrics = metrics or ServiceMetrics()
+        self.sizing = sizing
+        self._load_started = time.perf_counter()
         self._encode_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
         self._stats_lock = threading.Lock()
         self._loaded = threading.Event()
         self.warm = False
         if encoder is not None:
             self._warm_up()
+            self.metrics.model_loaded(time.perf_counter() - self._load_started)
             self._loaded.set()
         elif background:
             threading.Thread(target=self._load, args=(device, dtype), name="load-encoder", daemon=True).start()
@@ -183,6 +195,7 @@ class EmbeddingService:
                 self.model, device=device, dtype=dtype, factory=self.encoder_factory, quantize=self.quantize
             )
             self._warm_up()
+            self.metrics.model_loaded(time.perf_counter() - self._load_started)
         except BaseException as exc:  # noqa: BLE001 - reported by /health and check_health
             logger.exception("loading model %r failed", self.model)
             self.load_error = exc
@@ -253,6 +266,8 @@ class EmbeddingService:
                 "expected_wait_s": round(self.admission.expected_wait_s(), 3),
             },
             "auth": self.api_key is not None,
+            "torch_threads": _torch_threads(),
+            "sizing": self.sizing,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
             "pid": os.getpid(),
@@ -297,6 +312,7 @@ class EmbeddingService:
         max_seq = int(getattr(encoder, "max_seq_length", 512))
         estimate = estimate_tokens(texts, instructions, max_seq)
         ticket = self.admission.admit(len(texts), estimate, quantum=policy.sub_batch_tokens)
+        self.metrics.queue_depth(self.admission.pending_rows)
         parts: list[np.ndarray] = []
         total = 0
         done_rows = 0
@@ -324,6 +340,7 @@ class EmbeddingService:
                     self.admission.update(
                         ticket, rows=len(texts) - done_rows, tokens=max(0, ticket.tokens - piece_tokens)
                     )
+                    self.metrics.queue_depth(self.admission.pending_rows)
                 total += tokens
         except asyncio.CancelledError:
             with self._stats_lock:
@@ -332,6 +349,7 @@ class EmbeddingService:
             raise
         finally:
             self.admission.release(ticket)
+            self.metrics.queue_depth(self.admission.pending_rows)
         return np.concatenate(parts), total
 
     def run_batch(self, jobs: list[EmbedJob]) -> list[np.ndarray]:
@@ -340,11 +358,13 @@ class EmbeddingService:
         result = run_jobs(cast(Encoder, self._encoder), jobs, self.policy.encode_batch_size)
         elapsed = time.perf_counter() - start
         tokens = sum(job.tokens for job in jobs)
+        rows = sum(job.rows for job in jobs)
         self.admission.record(tokens, elapsed)
+        self.metrics.batch(rows, tokens)
         with self._stats_lock:
             self.stats.batches += 1
             self.stats.requests += len(jobs)
-            self.stats.rows += sum(job.rows for job in jobs)
+            self.stats.rows += rows
             self.stats.tokens += tokens
             self.stats.encode_s += elapsed
         return result
@@ -389,3 +409,9 @@ def _rss_bytes() -> int | None:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _torch_threads() -> int | None:
+    """The intra-op threads of torch in this process, read live (``None`` when torch is not imported)."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else int(torch.get_num_threads())

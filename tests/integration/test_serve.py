@@ -1,9 +1,9 @@
 """The Serve app on local Ray: served == in-process, errors, auth, live reconfigure, handles, faults.
 
-One Serve instance per module, four apps: the bundled model at ``/`` (numerics, bad inputs,
-cancellation), a hash-fake app with a bearer key at ``/secure`` (auth), and two bundled-model apps
-for readiness under load with clients that never retry: two replicas at ``/fault`` (one is killed)
-and one at ``/scale`` (scaled to two).
+One Serve instance per module, four apps: the bundled model at ``/`` with the default sizing (it
+takes the test Ray's CPUs; numerics, bad inputs, cancellation, metrics), a hash-fake app with a
+bearer key at ``/secure`` (auth), and two bundled-model apps for readiness under load with clients
+that never retry: two replicas at ``/fault`` (one is killed) and one at ``/scale`` (scaled to two).
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ from ray_backend.serve import APP_NAME, DEPLOYMENT_NAME, build_app  # noqa: E402
 QUERY = "Represent the question for retrieving supporting answers: "
 DOC = "Represent the answer for retrieval: "
 HASH = "instructor_plugins.testing:hash_encoder"
-MAIN_ARGS = {
-    "num_cpus": 1,
+MAIN_ARGS = {  # no num_cpus: the default sizing, as the CLI deploys it (the other apps reserve 0 CPUs)
     "max_inputs": 64,
     "max_body_bytes": 65536,
     "batch_wait_timeout_s": 0.02,
@@ -51,10 +50,15 @@ def base(ray_local: str) -> Iterator[str]:
     try:
         serve.run(build_app(MAIN_ARGS), name=APP_NAME, route_prefix="/")
         secure = build_app(
-            {"encoder_factory": "instructor_plugins.testing:hash_encoder", "num_cpus": 0, "api_key": "s3cret"}
+            {
+                "encoder_factory": "instructor_plugins.testing:hash_encoder",
+                "num_cpus": 0,
+                "api_key": "s3cret",
+                "malloc_mmap_threshold": 65536,
+            }
         )
         serve.run(secure, name="secure", route_prefix="/secure")
-        fault = build_app({"num_cpus": 0.5, "num_replicas": 2})  # the real model: loading takes seconds
+        fault = build_app({"num_cpus": 0, "num_replicas": 2})  # the real model: loading takes seconds
         serve.run(fault, name="fault", route_prefix="/fault")
         serve.run(build_app({"num_cpus": 0, "num_replicas": 1}), name="scale", route_prefix="/scale")
         for prefix in ("", "/secure", "/fault", "/scale"):
@@ -229,6 +233,12 @@ def test_auth_on_and_off(base: str) -> None:
     vectors = ServeBackend(secure, api_key="s3cret").embed(["a"], "q: ")
     np.testing.assert_array_equal(vectors[0], HashEncoder().vector("a", "q: "))
     assert httpx.get(f"{base}/info").json()["auth"] is False  # the main app has no key
+    assert httpx.get(f"{secure}/metrics").status_code == 401  # /metrics is behind the key like /info
+    info = httpx.get(f"{secure}/info", headers={"Authorization": "Bearer s3cret"}).json()
+    assert info["malloc_mmap_threshold"] == "65536"  # the RSS bound, when asked for, travels to the replica
+    assert (
+        "instructor_requests_total" in httpx.get(f"{secure}/metrics", headers={"Authorization": "Bearer s3cret"}).text
+    )
     assert httpx.post(f"{base}/embed", json={"texts": ["a"]}, timeout=60).status_code == 200
 
 
@@ -238,7 +248,18 @@ def test_info_and_live_reconfigure(base: str) -> None:
     before = httpx.get(f"{base}/info").json()
     assert before["dim"] == 384 and before["replicas"] == 1 and before["batch"]["max_batch_rows"] == 256
     assert before["omp_wait_policy"] == "PASSIVE" and before["stats"]["rows"] > 0
-    assert before["malloc_mmap_threshold"] == "65536"  # travels to the replica process
+    assert before["malloc_mmap_threshold"] is None  # the default: glibc's own
+    import ray
+
+    cpus = ray.cluster_resources()["CPU"]  # the default sizing: one replica takes the node's CPUs
+    assert before["sizing"] == {
+        "num_cpus": cpus,
+        "torch_threads": int(cpus),
+        "source": "share",
+        "node_cpus": cpus,
+        "replicas": 1,
+    }
+    assert before["torch_threads"] == int(cpus)  # read live from torch inside the replica
     handle = serve.get_deployment_handle(DEPLOYMENT_NAME, app_name=APP_NAME)
     handle.reconfigure.remote({"max_batch_rows": 8, "max_batch_tokens": 500}).result()
     try:
@@ -401,3 +422,40 @@ def test_the_api_key_travels_with_the_deployment(base: str, tmp_path, monkeypatc
     finally:
         serve.delete("envauth")
         serve.delete("fileauth")
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(f"{url}/metrics", timeout=30)
+    assert r.status_code == 200, r.text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+    }
+
+
+def test_metrics_move_by_exactly_the_known_traffic(base: str) -> None:
+    replica = httpx.get(f"{base}/info", timeout=30).json()["replica"]
+    route = "/v1/embeddings"
+
+    def series(scraped: dict, name: str, **labels: str) -> float:
+        return scraped.get((name, frozenset({"replica": replica, **labels}.items())), 0.0)
+
+    before = scrape(base)  # one replica: every scrape answers for it
+    for i in range(3):
+        r = httpx.post(f"{base}{route}", json={"input": [f"metrics text {i}", "and another"]}, timeout=60)
+        assert r.status_code == 200, r.text
+    assert httpx.post(f"{base}{route}", json={"input": []}, timeout=60).status_code == 400
+    after = scrape(base)
+
+    def moved(name: str, **labels: str) -> float:
+        return series(after, name, **labels) - series(before, name, **labels)
+
+    assert moved("instructor_requests_total", route=route, code="200") == 3
+    assert moved("instructor_requests_total", route=route, code="400") == 1
+    assert moved("instructor_request_duration_seconds_count", route=route) == 4
+    assert moved("instructor_batch_rows_sum") == 6  # the rows of the 3 good requests, nothing else
+    assert series(after, "instructor_queue_depth") == 0
+    assert series(after, "instructor_model_load_seconds") > 0

@@ -50,7 +50,7 @@ def test_the_key_travels_in_the_runtime_env_not_in_the_args(tmp_path, monkeypatc
         {"encoder_factory": "instructor_plugins.testing:hash_encoder", "api_key_file": str(key_file)}
     )._bound_deployment
     assert deployment.ray_actor_options["runtime_env"]["env_vars"][API_KEY_ENV] == "s3cret"
-    (args,) = deployment.init_args
+    args, _sizing = deployment.init_args
     assert "api_key" not in args and "api_key_file" not in args and "s3cret" not in repr(args)
     monkeypatch.setenv(API_KEY_ENV, "from-env")
     env = build_app({"encoder_factory": HASH})._bound_deployment.ray_actor_options["runtime_env"]["env_vars"]
