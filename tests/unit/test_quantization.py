@@ -135,5 +135,5 @@ def test_serve_args_and_cli_reject_quantize_on_gpu_or_unknown(capsys: pytest.Cap
         with pytest.raises(SystemExit) as exit_info:
             _parse_cli(argv, "instructor serve")
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
-    args, _, _ = _parse_cli(["--quantize", "int8"], "instructor serve")
+    args = _parse_cli(["--quantize", "int8"], "instructor serve")[0]
     assert args.quantize == "int8"
