@@ -50,7 +50,7 @@ class BatchPolicy:
     max_batch_rows: int = 256
     max_batch_tokens: int = 16384
     batch_wait_timeout_s: float = 0.005
-    encode_batch_size: int = 32
+    encode_batch_size: int = 16
     sub_batch_rows: int = 256
     sub_batch_tokens: int = 4096
 

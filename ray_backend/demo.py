@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"enable_access_log": False})
         app_args: dict[str, Any] = {"num_replicas": cli.replicas}  # the default sizing: replicas share the CPUs
         if model is not None:
             app_args["model"] = model
