@@ -242,7 +242,13 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        from ray_backend.serve import ServeArgs
+
+        # the HTTP proxy logs as under `instructor serve` with its defaults (access log off unless asked)
+        serve.start(
+            http_options={"host": "127.0.0.1", "port": port},
+            logging_config={"enable_access_log": ServeArgs().access_log},
+        )
         if cli.mode == "peers":
             import serve_peers
 
