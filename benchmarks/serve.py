@@ -100,8 +100,12 @@ def start_serve(num_gpus: float, num_cpus: float, port: int, name: str, prefix: 
         "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
     }
     serve.run(build_app(args), name=name, route_prefix=prefix)
-    url = f"http://127.0.0.1:{port}{prefix.rstrip('/')}"
-    deadline = time.monotonic() + 300
+    return wait_healthy(f"http://127.0.0.1:{port}{prefix.rstrip('/')}")
+
+
+def wait_healthy(url: str, timeout_s: float = 300) -> str:
+    """Poll ``url/health`` until it answers 200 (a replica is ready); returns ``url``."""
+    deadline = time.monotonic() + timeout_s
     while httpx.get(f"{url}/health", timeout=10).status_code != 200:
         if time.monotonic() > deadline:
             raise TimeoutError(url)

@@ -18,10 +18,8 @@ import os
 import shutil
 import socket
 import tempfile
-import time
 from typing import Any
 
-import httpx
 import serve as bench  # benchmarks/serve.py: the workloads and the in-process baseline
 
 VARIANTS: dict[str, int | None] = {"mmap 64 KiB": 65536, "glibc default": None}
@@ -36,13 +34,7 @@ def deploy(name: str, threshold: int | None, threads: int, port: int) -> str:
     args: dict[str, Any] = {"num_cpus": 0, "torch_threads": threads, "malloc_mmap_threshold": threshold}
     prefix = "/" + name.replace(" ", "-")
     serve.run(build_app(args), name=prefix.strip("/"), route_prefix=prefix)
-    url = f"http://127.0.0.1:{port}{prefix}"
-    deadline = time.monotonic() + 300
-    while httpx.get(f"{url}/health", timeout=10).status_code != 200:
-        if time.monotonic() > deadline:
-            raise TimeoutError(url)
-        time.sleep(0.3)
-    return url
+    return bench.wait_healthy(f"http://127.0.0.1:{port}{prefix}")
 
 
 def main() -> None:
