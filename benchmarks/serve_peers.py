@@ -26,7 +26,6 @@ import os
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import serve as bench  # benchmarks/serve.py: the shared client burst
 
 PEER_VENV_ENV = "INSTRUCTOR_PEER_VENV"
 SERVED_NAME = "all-MiniLM-L6-v2"
@@ -88,26 +88,7 @@ class Figures:
 
 def _parallel(clients: list[httpx.Client], calls: int, work: Callable[[httpx.Client, int], Any]) -> tuple[float, list]:
     """``calls`` calls of ``work(client, i)`` over one thread per client; (wall seconds, latencies)."""
-    counter, lock, latencies = iter(range(calls)), threading.Lock(), []
-
-    def run(client: httpx.Client) -> None:
-        while True:
-            with lock:
-                i = next(counter, None)
-            if i is None:
-                return
-            start = time.perf_counter()
-            work(client, i)
-            with lock:
-                latencies.append(time.perf_counter() - start)
-
-    start = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(c,)) for c in clients]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - start, latencies
+    return bench.burst(len(clients), calls, lambda c, i: work(clients[c], i))
 
 
 def run_slice(url: str, texts: list[str], k: int, figures: Figures) -> None:
