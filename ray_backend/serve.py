@@ -1,6 +1,6 @@
 """Ray Serve app: INSTRUCTOR encoder replicas behind the FastAPI routes of :mod:`ray_backend.app`.
 
-Run it any of these ways (the HTTP proxy listens on 127.0.0.1 unless told otherwise)::
+Run it any of these ways (it listens on 127.0.0.1 unless told otherwise)::
 
     instructor serve --model hkunlp/instructor-large --num-replicas 2 --num-gpus 1 --port 8000
     python -m ray_backend.serve ...                  # the same command
@@ -26,6 +26,11 @@ decides it, so the CLI, ``serve run ... key=value`` and the YAML config behave t
 Metrics (:mod:`ray_backend.metrics`): each replica records into ``ray.serve.metrics`` (exported by
 Ray's metrics agent; the CLI pins its port, ``--metrics-export-port``) and serves the same series
 as Prometheus text at ``GET /metrics`` on the app's port.
+
+Ingress (:mod:`ray_backend.ingress`): ``instructor serve`` with one replica (the default) lets the
+replica answer HTTP itself on ``--port`` (Ray's direct ingress; no proxy hop); with several
+replicas, or on a cluster it joins, Ray Serve's HTTP proxy answers on ``--port``. ``--ingress``
+chooses explicitly.
 
 Auth: the key (``api_key``, ``api_key_file`` or the deployer's ``INSTRUCTOR_API_KEY``) is resolved
 where :func:`build_app` runs and travels to the replicas in their runtime environment, so a
@@ -56,12 +61,23 @@ from instructor_plugins.flags import add_config_flags, command_parser, config_fr
 from ray_backend.api import ServerLimits, check_input
 from ray_backend.app import create_app
 from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost
+from ray_backend.ingress import IngressChoice, IngressPlan, plan_ingress
 from ray_backend.metrics import ServiceMetrics
-from ray_backend.net import RayOptions, init_local_ray, is_loopback_host, loopback_replica_grpc
+from ray_backend.net import RayOptions, free_port, init_local_ray, is_loopback_host, loopback_replica_grpc
 from ray_backend.service import EmbeddingService
 from ray_backend.sizing import ReplicaSizing, node_cpus, replica_count, size_replica
 
-__all__ = ["APP_NAME", "DEPLOYMENT_NAME", "InstructorDeployment", "MetricsOptions", "ServeArgs", "build_app", "main"]
+__all__ = [
+    "APP_NAME",
+    "DEPLOYMENT_NAME",
+    "HttpOptions",
+    "InstructorDeployment",
+    "MetricsOptions",
+    "ServeArgs",
+    "build_app",
+    "main",
+    "plan_cli_ingress",
+]
 
 APP_NAME = "instructor"
 DEPLOYMENT_NAME = "InstructorDeployment"
@@ -384,12 +400,19 @@ def warn_if_exposed(host: str, has_key: bool) -> bool:
 
 @dataclass
 class HttpOptions:
-    """Where the Serve HTTP proxy listens (flags of ``instructor serve``)."""
+    """Where HTTP requests enter (flags of ``instructor serve``; see :mod:`ray_backend.ingress`)."""
 
     host: str = "127.0.0.1"
     """HTTP host (default: loopback only)."""
     port: int = 8000
-    """HTTP port."""
+    """HTTP port clients use (under direct ingress, replica i answers on port + i)."""
+    ingress: IngressChoice = "auto"
+    """auto: "direct" when this command starts Ray and serves one fixed replica, else "proxy". direct: each
+    replica answers HTTP itself (no proxy hop: about 2x the 1-text request rate on 2 CPU cores); proxy: Ray
+    Serve's HTTP proxy answers on --port and spreads requests over the replicas."""
+    proxy_port: int | None = None
+    """Port of Ray Serve's HTTP proxy under direct ingress (it spreads requests over all replicas); default: a
+    free port, printed at start-up."""
 
 
 @dataclass
@@ -429,44 +452,72 @@ def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def plan_cli_ingress(args: ServeArgs, http: HttpOptions, *, starts_ray: bool) -> IngressPlan:
+    """The ingress ``instructor serve`` sets up for these flags (:func:`ray_backend.ingress.plan_ingress`)."""
+    return plan_ingress(
+        http.ingress,
+        port=http.port,
+        replicas=None if args.autoscaling_config else args.num_replicas,
+        starts_ray=starts_ray,
+        proxy_port=http.proxy_port,
+        free_port=lambda: free_port(http.host),
+    )
+
+
+def _print_endpoints(args: ServeArgs, http: HttpOptions, plan: IngressPlan, metrics_port: int | None) -> None:
+    model = args.model or "the bundled model"
+    base = f"http://{http.host}"
+    if plan.mode == "proxy":
+        print(f"serving {model} at {base}:{plan.port}", flush=True)
+    elif len(plan.replica_ports) == 1:
+        print(f"serving {model} at {base}:{plan.port} (direct ingress: the replica answers itself)", flush=True)
+    else:
+        ports = ", ".join(str(p) for p in plan.replica_ports)
+        print(f"serving {model}: replicas answer directly on {base}:{{{ports}}} (spread clients over them)", flush=True)
+    if plan.mode == "direct":
+        print(f"Ray Serve proxy (spreads requests over every replica): {base}:{plan.proxy_port}", flush=True)
+    print(f"Prometheus: {base}:{plan.port}/metrics (the replica that answers)", flush=True)
+    if metrics_port is not None:
+        print(
+            f"Prometheus: http://127.0.0.1:{metrics_port}/metrics "
+            "(Ray's metrics agent: every replica, names prefixed ray_)",
+            flush=True,
+        )
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backend.serve") -> int:
     """CLI entry point (``instructor serve``): start (or join) Ray, serve until interrupted; exit status 0."""
     import ray
 
     args, http, cluster, metrics = _parse_cli(argv, prog)
+    address = cluster.address or os.environ.get("RAY_ADDRESS")
     try:
         key = args.resolve_api_key()
-    except ValueError as exc:
+        plan = plan_cli_ingress(args, http, starts_ray=not address)
+    except ValueError as exc:  # IngressError is a ValueError
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     warn_if_exposed(http.host, key is not None)
-    address = cluster.address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address)
     else:  # a local Ray on loopback; replicas at normal priority (Ray's default worker nice level is 15)
-        if _port_in_use(metrics.metrics_export_port):
-            print(
-                f"{prog}: error: --metrics-export-port {metrics.metrics_export_port} is in use on 127.0.0.1; "
-                "pass a free port",
-                file=sys.stderr,
-            )
+        checks = [("--metrics-export-port", metrics.metrics_export_port, "127.0.0.1")]
+        checks += [("--port" + (f" + {i}" if i else ""), p, http.host) for i, p in enumerate(plan.replica_ports)]
+        checks.append(("--port" if plan.mode == "proxy" else "--proxy-port", plan.proxy_port, http.host))
+        busy = [f"{flag} {port}" for flag, port, host in checks if _port_in_use(port, host)]
+        if busy:
+            print(f"{prog}: error: in use: {', '.join(busy)}; pass free ports", file=sys.stderr)
             return 2
+        os.environ.update(plan.env())  # Ray's controller and replicas read them when they start
         init_local_ray(_system_config={"worker_niceness": 0}, _metrics_export_port=metrics.metrics_export_port)
     stop = threading.Event()
     try:
         serve.start(
-            http_options={"host": http.host, "port": http.port},
+            http_options={"host": http.host, "port": plan.proxy_port},
             logging_config={"enable_access_log": args.access_log},
         )
         serve.run(build_app(args), name=APP_NAME, route_prefix="/")
-        print(f"serving {args.model or 'the bundled model'} at http://{http.host}:{http.port}", flush=True)
-        print(f"Prometheus: http://{http.host}:{http.port}/metrics (the replica that answers)", flush=True)
-        if not address:
-            print(
-                f"Prometheus: http://127.0.0.1:{metrics.metrics_export_port}/metrics "
-                "(Ray's metrics agent: every replica, names prefixed ray_)",
-                flush=True,
-            )
+        _print_endpoints(args, http, plan, None if address else metrics.metrics_export_port)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         stop.wait()

@@ -4,8 +4,9 @@ interface opens no listening socket beyond 127.0.0.1.
 The test builds such a machine: a fresh network namespace (``unshare -n``, needs root) with ``lo``
 and a veth interface holding 10.123.0.1/24 with a default route through it (without our helper,
 Ray picks that address and binds GCS, raylet, workers and the replica's gRPC server to ``*``).
-It starts the CLI there, waits for ``/health``, lists listening TCP sockets with ``ss -ltn`` and
-stops the CLI with SIGTERM.
+It starts the CLI there with its defaults (one replica: direct ingress, so the replica itself
+listens on ``--port`` and Ray Serve's proxy on a free port), waits for ``/health``, lists listening
+TCP sockets with ``ss -ltnp`` and stops the CLI with SIGTERM.
 """
 
 from __future__ import annotations
@@ -66,8 +67,11 @@ def test_the_serve_cli_listens_on_loopback_only() -> None:
     finally:
         shutil.rmtree(home, ignore_errors=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    listening = [line.split()[3] for line in done.stdout.splitlines() if line.startswith("LISTEN")]
-    assert any(addr.endswith(":8431") for addr in listening), done.stdout  # the proxy was up
+    sockets = [line for line in done.stdout.splitlines() if line.startswith("LISTEN")]
+    listening = [line.split()[3] for line in sockets]
+    on_port = [line for line in sockets if line.split()[3].endswith(":8431")]
+    assert on_port and "ServeRepli" in on_port[0], done.stdout  # the replica itself answers on --port
+    assert any("ProxyActor" in line for line in sockets), done.stdout  # and the proxy runs beside it
     assert len(listening) > 5, done.stdout  # GCS, raylet, workers, proxy, replica were all there
     beyond = [addr for addr in listening if not addr.startswith(LOOPBACK_PREFIXES)]
     assert not beyond, f"listening beyond loopback: {beyond}\n{done.stdout}"

@@ -4,11 +4,17 @@ One Serve instance per module, four apps: the bundled model at ``/`` with the de
 takes the test Ray's CPUs; numerics, bad inputs, cancellation, metrics), a hash-fake app with a
 bearer key at ``/secure`` (auth), and two bundled-model apps for readiness under load with clients
 that never retry: two replicas at ``/fault`` (one is killed) and one at ``/scale`` (scaled to two).
+
+The module's Ray runs with direct ingress on (as ``instructor serve`` starts it for one replica):
+every request below goes through Ray Serve's proxy, and the numerics tests also go straight to the
+``/`` app's replica, which is deployed first and so gets the first port of the range.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -26,6 +32,7 @@ from instructor_plugins.testing import HashEncoder
 pytestmark = pytest.mark.integration
 
 serve = pytest.importorskip("ray.serve")
+from ray_backend.ingress import direct_ingress_env  # noqa: E402
 from ray_backend.net import free_port, wait_healthy  # noqa: E402
 from ray_backend.serve import APP_NAME, DEPLOYMENT_NAME, build_app  # noqa: E402
 
@@ -40,6 +47,43 @@ MAIN_ARGS = {  # no num_cpus: the default sizing, as the CLI deploys it (the oth
 }
 
 HASH_FACTORY = "instructor_plugins.testing:hash_encoder"
+
+
+DIRECT_PORTS = 8  # ingress replicas of the module's apps, at most (the `/` app's is the first)
+
+
+def _free_port_block(n: int) -> int:
+    """The first of ``n`` consecutive ports that are free on 127.0.0.1 right now."""
+    for _ in range(50):
+        first = free_port()
+        if first + n > 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first, first + n):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
+@pytest.fixture(scope="module")
+def direct_port(ray_home: str) -> Iterator[int]:
+    """Direct ingress for this module's Ray: set before Ray starts, as ``instructor serve`` does."""
+    first = _free_port_block(DIRECT_PORTS)
+    saved = dict(os.environ)
+    os.environ.update(direct_ingress_env(first, DIRECT_PORTS))
+    try:
+        yield first
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def ray_local(direct_port: int, ray_local: str) -> str:  # the conftest's, started after direct_port
+    return ray_local
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +112,17 @@ def base(ray_local: str) -> Iterator[str]:
         serve.shutdown()
 
 
+@pytest.fixture(params=["proxy", "direct"])
+def entry(request: pytest.FixtureRequest, base: str, direct_port: int) -> str:
+    """The `/` app's URL through Ray Serve's proxy, and straight at its replica (direct ingress)."""
+    if request.param == "proxy":
+        return base
+    url = f"http://127.0.0.1:{direct_port}"
+    replica = httpx.get(f"{base}/info", timeout=30).json()["replica"]
+    assert httpx.get(f"{url}/info", timeout=30).json()["replica"] == replica  # the same replica, no proxy
+    return url
+
+
 @pytest.fixture(scope="module")
 def corpus() -> list[str]:
     return [p.answer for p in chatterbot_pairs()[:24]]
@@ -77,48 +132,48 @@ def cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def test_embed_route_equals_in_process(base: str, bundled_encoder, corpus: list[str]) -> None:
-    r = httpx.post(f"{base}/embed", json={"texts": corpus, "instruction": DOC}, timeout=60)
+def test_embed_route_equals_in_process(entry: str, bundled_encoder, corpus: list[str]) -> None:
+    r = httpx.post(f"{entry}/embed", json={"texts": corpus, "instruction": DOC}, timeout=60)
     assert r.status_code == 200, r.text
     served = np.array(r.json()["embeddings"], dtype=np.float32)
     assert cos_rows(served, bundled_encoder.encode(corpus, DOC)).min() >= 0.99999
     pairs = [[QUERY if i % 2 else DOC, t] for i, t in enumerate(corpus[:6])]
-    r = httpx.post(f"{base}/embed", json={"pairs": pairs}, timeout=60)
+    r = httpx.post(f"{entry}/embed", json={"pairs": pairs}, timeout=60)
     expected = bundled_encoder.encode([t for _, t in pairs], [i for i, _ in pairs])
     assert cos_rows(np.array(r.json()["embeddings"], dtype=np.float32), expected).min() >= 0.99999
 
 
-def test_openai_route_equals_in_process(base: str, bundled_encoder, corpus: list[str]) -> None:
-    r = httpx.post(f"{base}/v1/embeddings", json={"input": corpus[:5], "instruction": QUERY}, timeout=60)
+def test_openai_route_equals_in_process(entry: str, bundled_encoder, corpus: list[str]) -> None:
+    r = httpx.post(f"{entry}/v1/embeddings", json={"input": corpus[:5], "instruction": QUERY}, timeout=60)
     body = r.json()
     served = np.array([d["embedding"] for d in body["data"]], dtype=np.float32)
     assert cos_rows(served, bundled_encoder.encode(corpus[:5], QUERY)).min() >= 0.99999
     assert body["usage"]["prompt_tokens"] == bundled_encoder.tokenize(corpus[:5], [QUERY] * 5).num_tokens
-    single = httpx.post(f"{base}/v1/embeddings", json={"input": corpus[0]}, timeout=60).json()
+    single = httpx.post(f"{entry}/v1/embeddings", json={"input": corpus[0]}, timeout=60).json()
     assert cos_rows(np.array([single["data"][0]["embedding"]]), bundled_encoder.encode([corpus[0]]))[0] >= 0.99999
 
 
-def test_plugin_classes_over_the_endpoint(base: str, bundled_encoder, corpus: list[str]) -> None:
+def test_plugin_classes_over_the_endpoint(entry: str, bundled_encoder, corpus: list[str]) -> None:
     from instructor_plugins.langchain import InstructorEmbeddings
     from instructor_plugins.llama_index import InstructorEmbedding
 
-    lc = InstructorEmbeddings(endpoint=base, query_instruction=QUERY, document_instruction=DOC, batch_size=5)
+    lc = InstructorEmbeddings(endpoint=entry, query_instruction=QUERY, document_instruction=DOC, batch_size=5)
     docs = np.array(lc.embed_documents(corpus[:12]), dtype=np.float32)
     assert cos_rows(docs, bundled_encoder.encode(corpus[:12], DOC)).min() >= 0.99999
     query = np.array([lc.embed_query("What is your name?")], dtype=np.float32)
     assert cos_rows(query, bundled_encoder.encode(["What is your name?"], QUERY))[0] >= 0.99999
 
-    li = InstructorEmbedding(endpoint=base, query_instruction=QUERY, text_instruction=DOC)
+    li = InstructorEmbedding(endpoint=entry, query_instruction=QUERY, text_instruction=DOC)
     texts = np.array(li.get_text_embedding_batch(corpus[:4]), dtype=np.float32)
     assert cos_rows(texts, bundled_encoder.encode(corpus[:4], DOC)).min() >= 0.99999
     q = np.array([li.get_query_embedding("Who are you?")], dtype=np.float32)
     assert cos_rows(q, bundled_encoder.encode(["Who are you?"], QUERY))[0] >= 0.99999
 
 
-async def test_async_plugin_over_the_endpoint(base: str, bundled_encoder, corpus: list[str]) -> None:
+async def test_async_plugin_over_the_endpoint(entry: str, bundled_encoder, corpus: list[str]) -> None:
     from instructor_plugins.langchain import InstructorEmbeddings
 
-    lc = InstructorEmbeddings(endpoint=base, document_instruction=DOC, batch_size=4)
+    lc = InstructorEmbeddings(endpoint=entry, document_instruction=DOC, batch_size=4)
     docs = np.array(await lc.aembed_documents(corpus[:10]), dtype=np.float32)
     assert cos_rows(docs, bundled_encoder.encode(corpus[:10], DOC)).min() >= 0.99999
 
@@ -179,12 +234,14 @@ def good_request_works(base: str) -> None:
 
 
 @pytest.mark.parametrize(("path", "raw", "status"), BAD_INPUTS, ids=[f"{i}" for i in range(len(BAD_INPUTS))])
-def test_bad_input_gets_json_errors_and_the_server_keeps_serving(base: str, path: str, raw: bytes, status: int) -> None:
-    r = httpx.post(base + path, content=raw, headers={"content-type": "application/json"}, timeout=60)
+def test_bad_input_gets_json_errors_and_the_server_keeps_serving(
+    entry: str, path: str, raw: bytes, status: int
+) -> None:
+    r = httpx.post(entry + path, content=raw, headers={"content-type": "application/json"}, timeout=60)
     assert r.status_code == status, r.text
     assert r.headers["content-type"] == "application/json"
     assert r.json()["error"]["code"] == status
-    good_request_works(base)
+    good_request_works(entry)
 
 
 def raw_exchange(base: str, request: bytes) -> tuple[int, dict, float]:
@@ -207,22 +264,22 @@ def raw_exchange(base: str, request: bytes) -> tuple[int, dict, float]:
     return status, json.loads(answer.partition(b"\r\n\r\n")[2]), time.monotonic() - started
 
 
-def test_bad_requests_beyond_the_body(base: str) -> None:
+def test_bad_requests_beyond_the_body(entry: str) -> None:
     """Short body vs Content-Length, huge declared length, wrong method, unknown route: JSON 4xx each."""
     head = "POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n"
-    status, body, seconds = raw_exchange(base, head.format(100).encode() + b'{"texts": ')
+    status, body, seconds = raw_exchange(entry, head.format(100).encode() + b'{"texts": ')
     assert status == 408 and body["error"]["code"] == 408 and seconds < 20  # body_timeout_s=2, not forever
-    good_request_works(base)
-    status, body, _ = raw_exchange(base, head.format(99_999_999).encode() + b"{}")
+    good_request_works(entry)
+    status, body, _ = raw_exchange(entry, head.format(99_999_999).encode() + b"{}")
     assert status == 413 and body["error"]["code"] == 413
-    good_request_works(base)
+    good_request_works(entry)
     for method, path, status in (("GET", "/embed", 405), ("POST", "/nowhere", 404), ("DELETE", "/health", 405)):
-        r = httpx.request(method, base + path, timeout=60)
+        r = httpx.request(method, entry + path, timeout=60)
         assert r.status_code == status and r.json()["error"]["code"] == status
-        good_request_works(base)
-    r = httpx.post(f"{base}/v1/embeddings", json={"input": "a", "model": "text-embedding-3-small"}, timeout=60)
+        good_request_works(entry)
+    r = httpx.post(f"{entry}/v1/embeddings", json={"input": "a", "model": "text-embedding-3-small"}, timeout=60)
     assert r.status_code == 200 and r.json()["model"] != "text-embedding-3-small"  # answered by the served model
-    good_request_works(base)
+    good_request_works(entry)
 
 
 def test_auth_on_and_off(base: str) -> None:

@@ -1,0 +1,75 @@
+"""Where requests enter: the pure ingress plan, and the CLI's errors before Ray starts."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from ray_backend.ingress import IngressError, IngressPlan, direct_ingress_env, plan_ingress
+
+
+def _free() -> int:
+    return 41234
+
+
+@pytest.mark.parametrize(
+    ("choice", "replicas", "starts_ray", "expected"),
+    [
+        ("auto", 1, True, IngressPlan("direct", 41234, (8000,))),  # the CLI default: the replica answers
+        ("auto", 3, True, IngressPlan("proxy", 8000)),  # several replicas: the proxy spreads the load
+        ("auto", None, True, IngressPlan("proxy", 8000)),  # autoscaling: a varying count
+        ("auto", 1, False, IngressPlan("proxy", 8000)),  # a joined cluster decides for itself
+        ("proxy", 1, True, IngressPlan("proxy", 8000)),
+        ("direct", 3, True, IngressPlan("direct", 41234, (8000, 8001, 8002))),
+    ],
+)
+def test_plan(choice: str, replicas: int | None, starts_ray: bool, expected: IngressPlan) -> None:
+    plan = plan_ingress(choice, port=8000, replicas=replicas, starts_ray=starts_ray, free_port=_free)  # type: ignore[arg-type]
+    assert plan == expected
+    assert plan.port == 8000  # clients always use --port
+
+
+def test_direct_env_gives_the_replicas_exactly_their_ports() -> None:
+    plan = plan_ingress("direct", port=9000, replicas=2, starts_ray=True, proxy_port=9100, free_port=_free)
+    assert plan.proxy_port == 9100
+    env = plan.env()
+    # Ray's allocator hands out range(MIN, MAX): MAX is exclusive
+    first, stop = int(env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"]), int(env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"])
+    assert list(range(first, stop)) == [9000, 9001]
+    assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
+    assert env == direct_ingress_env(9000, 2)
+    assert plan_ingress("proxy", port=9000, replicas=2, starts_ray=True, free_port=_free).env() == {}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"choice": "direct", "replicas": 1, "starts_ray": False}, "cluster's setting"),
+        ({"choice": "direct", "replicas": None, "starts_ray": True}, "fixed replica count"),
+        ({"choice": "sideways", "replicas": 1, "starts_ray": True}, "auto, proxy or direct"),
+        ({"choice": "direct", "replicas": 2, "starts_ray": True, "port": 65535}, "1..65535"),
+        ({"choice": "direct", "replicas": 2, "starts_ray": True, "proxy_port": 8001}, "replicas' ports"),
+    ],
+)
+def test_bad_ingress_is_a_clear_error(kwargs: dict, message: str) -> None:
+    kwargs = {"port": 8000, "free_port": _free, **kwargs}
+    with pytest.raises(IngressError, match=message):
+        plan_ingress(kwargs.pop("choice"), **kwargs)
+
+
+def test_cli_rejects_bad_ingress_before_ray_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray.serve")
+    from ray_backend import serve as serve_module
+
+    code = serve_module.main(["--ingress", "direct", "--address", "ray://nowhere:1"], prog="instructor serve")
+    assert code == 2
+    assert "instructor serve: error: --ingress direct needs a Ray started by this command" in capsys.readouterr().err
+
+    with socket.socket() as taken:  # the replica's port is taken: exit 2 naming it, before Ray starts
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert serve_module.main(["--port", str(port)], prog="instructor serve") == 2
+    err = capsys.readouterr().err
+    assert "error: in use:" in err and f"--port {port}" in err
