@@ -21,6 +21,9 @@ totals and ratios are printed. Goal: >= 0.9x in-process throughput on 100-text r
 (hol, flood and soak are in ``benchmarks/serve_stress.py``; peers in ``benchmarks/serve_peers.py``:
 ``make bench-peers`` installs infinity-emb in ``.venv-peers`` and runs it).
 
+Requests enter as under ``instructor serve`` with its defaults: one replica answers HTTP itself
+(direct ingress); ``--ingress proxy`` sends them through Ray Serve's HTTP proxy instead.
+
 Run it inside a loopback-only network namespace on shared machines (``make bench`` does).
 """
 
@@ -29,7 +32,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -216,6 +218,12 @@ def main() -> None:
         default=Path(os.environ.get("INSTRUCTOR_PEER_VENV", ".venv-peers")),
         help="venv holding infinity-emb for --mode peers (env INSTRUCTOR_PEER_VENV; make bench-peers creates it)",
     )
+    parser.add_argument(
+        "--ingress",
+        choices=["auto", "proxy", "direct"],
+        default="auto",
+        help="where requests enter, as `instructor serve --ingress` (auto = direct for its one replica)",
+    )
     cli = parser.parse_args()
 
     import ray
@@ -227,8 +235,12 @@ def main() -> None:
     cpus = os.cpu_count() or 2
     pool = texts_pool()
     tmp = tempfile.mkdtemp(prefix="ray-bench-")
-    from ray_backend.net import init_local_ray
+    from ray_backend.ingress import plan_ingress
+    from ray_backend.net import free_port, init_local_ray
 
+    # Where requests enter, decided as `instructor serve` decides it (one replica at a time here).
+    plan = plan_ingress(cli.ingress, port=free_port(), replicas=1, starts_ray=True, free_port=free_port)
+    os.environ.update(plan.env())
     init_local_ray(
         num_cpus=cpus,
         num_gpus=1 if cli.num_gpus else 0,
@@ -236,6 +248,7 @@ def main() -> None:
         log_to_driver=False,
         _system_config={"worker_niceness": cli.worker_niceness},
     )
+    print(f"ingress: {plan.mode} (--ingress {cli.ingress}; clients use port {plan.port})", flush=True)
     print(
         f"Ray workers at nice {cli.worker_niceness}; driver (in-process baseline; the peer) at nice {os.nice(0)}; "
         f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} on both sides",
@@ -243,16 +256,14 @@ def main() -> None:
     )
     started = time.perf_counter()
     try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
         from ray_backend.serve import ServeArgs
 
         # the HTTP proxy logs as under `instructor serve` with its defaults (access log off unless asked)
         serve.start(
-            http_options={"host": "127.0.0.1", "port": port},
+            http_options={"host": "127.0.0.1", "port": plan.proxy_port},
             logging_config={"enable_access_log": ServeArgs().access_log},
         )
+        port = plan.port  # the replica's own port under direct ingress (the CLI's default), else the proxy's
         if cli.mode == "peers":
             import serve_peers
 
@@ -271,7 +282,7 @@ def main() -> None:
             return
         torch.set_num_threads(cpus)
         if cli.num_gpus:
-            gpu_url = start_serve(cli.num_gpus, 1, port, "gpu", "/gpu")
+            gpu_url = start_serve(cli.num_gpus, 1, port, "gpu", "/")  # deleted before the CPU app starts
             gpu_encoder = InstructorEncoder.load(device="cuda")  # bf16 by default on CUDA
             gpu = measure(gpu_url, gpu_encoder, pool, cli.seconds)
             report(f"GPU replica (num_gpus={cli.num_gpus}, {gpu_encoder.dtype}) vs in-process GPU", gpu)
