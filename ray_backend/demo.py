@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ray_backend.ingress import plan_ingress
 from ray_backend.net import free_port, init_local_ray, wait_healthy
 
 __all__ = ["FINETUNED_MODEL", "choose_model", "main"]
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cpus = max(2, os.cpu_count() or 2)
+    # Requests enter as under `instructor serve` (one replica: the replica answers HTTP itself).
+    plan = plan_ingress("auto", port=free_port(), replicas=cli.replicas, starts_ray=True, free_port=free_port)
+    os.environ.update(plan.env())
     # Ray starts workers at nice 15; on a shared machine that starves the replica, so serve at normal priority.
     init_local_ray(
         num_cpus=cpus,
@@ -121,15 +125,16 @@ def main(argv: list[str] | None = None) -> None:
         _system_config={"worker_niceness": 0},
     )
     try:
-        port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"enable_access_log": False})
+        serve.start(
+            http_options={"host": "127.0.0.1", "port": plan.proxy_port}, logging_config={"enable_access_log": False}
+        )
         app_args: dict[str, Any] = {"num_replicas": cli.replicas}  # the default sizing: replicas share the CPUs
         if model is not None:
             app_args["model"] = model
         serve.run(build_app(app_args), name=APP_NAME, route_prefix="/")
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{plan.port}"
         wait_healthy(url)
-        print(f"Serve app up at {url} after {time.perf_counter() - started:.1f}s")
+        print(f"Serve app up at {url} ({plan.mode} ingress) after {time.perf_counter() - started:.1f}s")
         recall = run_demo(url, questions=cli.questions)
     finally:
         serve.shutdown()
