@@ -472,11 +472,13 @@ def _print_endpoints(args: ServeArgs, http: HttpOptions, plan: IngressPlan, metr
     elif len(plan.replica_ports) == 1:
         print(f"serving {model} at {base}:{plan.port} (direct ingress: the replica answers itself)", flush=True)
     else:
-        ports = ", ".join(str(p) for p in plan.replica_ports)
-        print(f"serving {model}: replicas answer directly on {base}:{{{ports}}} (spread clients over them)", flush=True)
+        urls = ", ".join(f"{base}:{p}" for p in plan.replica_ports)
+        print(f"serving {model}: each replica answers on its own port (spread clients over them): {urls}", flush=True)
     if plan.mode == "direct":
         print(f"Ray Serve proxy (spreads requests over every replica): {base}:{plan.proxy_port}", flush=True)
-    print(f"Prometheus: {base}:{plan.port}/metrics (the replica that answers)", flush=True)
+    targets = ", ".join(f"{base}:{p}/metrics" for p in plan.replica_ports) or f"{base}:{plan.port}/metrics"
+    which = "each replica's own series" if plan.mode == "direct" else "the replica the proxy picks"
+    print(f"Prometheus: {targets} ({which})", flush=True)
     if metrics_port is not None:
         print(
             f"Prometheus: http://127.0.0.1:{metrics_port}/metrics "
@@ -511,6 +513,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
         os.environ.update(plan.env())  # Ray's controller and replicas read them when they start
         init_local_ray(_system_config={"worker_niceness": 0}, _metrics_export_port=metrics.metrics_export_port)
     stop = threading.Event()
+    # Handlers first: a replica answers on its own port (direct ingress) before serve.run returns, and a
+    # SIGTERM that came before them would hit Ray's handler, which aborts the process (exit 134).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         serve.start(
             http_options={"host": http.host, "port": plan.proxy_port},
@@ -518,8 +524,6 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
         )
         serve.run(build_app(args), name=APP_NAME, route_prefix="/")
         _print_endpoints(args, http, plan, None if address else metrics.metrics_export_port)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         stop.wait()
     finally:
         serve.shutdown()

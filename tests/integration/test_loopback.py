@@ -37,7 +37,7 @@ pid=$!
   || { cat "$HOME/serve.log"; kill -TERM $pid; exit 3; }
 ss -ltnpH
 kill -TERM $pid
-wait $pid || true
+wait $pid && echo "cli exit 0" || echo "cli exit $?"
 """
 
 LOOPBACK_PREFIXES = ("127.", "[::ffff:127.", "[::1]")
@@ -73,5 +73,6 @@ def test_the_serve_cli_listens_on_loopback_only() -> None:
     assert on_port and "ServeRepli" in on_port[0], done.stdout  # the replica itself answers on --port
     assert any("ProxyActor" in line for line in sockets), done.stdout  # and the proxy runs beside it
     assert len(listening) > 5, done.stdout  # GCS, raylet, workers, proxy, replica were all there
+    assert "cli exit 0" in done.stdout, done.stdout  # SIGTERM: a clean stop
     beyond = [addr for addr in listening if not addr.startswith(LOOPBACK_PREFIXES)]
     assert not beyond, f"listening beyond loopback: {beyond}\n{done.stdout}"
