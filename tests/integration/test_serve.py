@@ -435,14 +435,14 @@ def test_scaling_one_to_two_replicas_under_load_fails_nothing(base: str) -> None
     assert load.outcomes and not load.failures(), load.failures()
 
 
-def test_a_client_that_gives_up_cancels_its_remaining_work(base: str) -> None:
-    before = httpx.get(f"{base}/info", timeout=30).json()["stats"]
+def test_a_client_that_gives_up_cancels_its_remaining_work(entry: str) -> None:
+    before = httpx.get(f"{entry}/info", timeout=30).json()["stats"]
     texts = [f"long text {i} " + "word " * 180 for i in range(64)]  # 58 KB, ~12k tokens: seconds of CPU
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{base}/embed", json={"texts": texts}, timeout=httpx.Timeout(60, read=1.0))
+        httpx.post(f"{entry}/embed", json={"texts": texts}, timeout=httpx.Timeout(60, read=1.0))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        info = httpx.get(f"{base}/info", timeout=30).json()
+        info = httpx.get(f"{entry}/info", timeout=30).json()
         if info["queue"]["pending_rows"] == 0 and info["stats"]["cancelled"] > before["cancelled"]:
             break
         time.sleep(0.2)
@@ -450,7 +450,7 @@ def test_a_client_that_gives_up_cancels_its_remaining_work(base: str) -> None:
         pytest.fail(f"the abandoned request was not cancelled: {info}")
     embedded = info["stats"]["rows"] - before["rows"]
     assert embedded < len(texts), f"all {embedded} rows of the abandoned request were embedded"
-    good_request_works(base)
+    good_request_works(entry)
 
 
 def test_the_api_key_travels_with_the_deployment(base: str, tmp_path, monkeypatch) -> None:
