@@ -235,11 +235,18 @@ def main() -> None:
     cpus = os.cpu_count() or 2
     pool = texts_pool()
     tmp = tempfile.mkdtemp(prefix="ray-bench-")
-    from ray_backend.ingress import plan_ingress
+    from ray_backend.ingress import plan_ingress, ray_has_direct_ingress
     from ray_backend.net import free_port, init_local_ray
 
     # Where requests enter, decided as `instructor serve` decides it (one replica at a time here).
-    plan = plan_ingress(cli.ingress, port=free_port(), replicas=1, starts_ray=True, free_port=free_port)
+    plan = plan_ingress(
+        cli.ingress,
+        port=free_port(),
+        replicas=1,
+        starts_ray=True,
+        free_port=free_port,
+        direct_supported=ray_has_direct_ingress(ray.__version__),
+    )
     os.environ.update(plan.env())
     init_local_ray(
         num_cpus=cpus,

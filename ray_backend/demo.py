@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ray_backend.ingress import plan_ingress
+from ray_backend.ingress import plan_ingress, ray_has_direct_ingress
 from ray_backend.net import free_port, init_local_ray, wait_healthy
 
 __all__ = ["FINETUNED_MODEL", "choose_model", "main"]
@@ -115,7 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cpus = max(2, os.cpu_count() or 2)
     # Requests enter as under `instructor serve` (one replica: the replica answers HTTP itself).
-    plan = plan_ingress("auto", port=free_port(), replicas=cli.replicas, starts_ray=True, free_port=free_port)
+    plan = plan_ingress(
+        "auto",
+        port=free_port(),
+        replicas=cli.replicas,
+        starts_ray=True,
+        free_port=free_port,
+        direct_supported=ray_has_direct_ingress(ray.__version__),
+    )
     os.environ.update(plan.env())
     # Ray starts workers at nice 15; on a shared machine that starves the replica, so serve at normal priority.
     init_local_ray(

@@ -28,7 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["IngressChoice", "IngressError", "IngressPlan", "direct_ingress_env", "plan_ingress"]
+__all__ = [
+    "IngressChoice",
+    "IngressError",
+    "IngressPlan",
+    "direct_ingress_env",
+    "plan_ingress",
+    "ray_has_direct_ingress",
+]
 
 IngressChoice = Literal["auto", "proxy", "direct"]
 
@@ -36,6 +43,15 @@ IngressChoice = Literal["auto", "proxy", "direct"]
 # (Ray's default is 30, meant for HAProxy in front of many nodes). Nothing sits in front of our
 # replica ports, so a short drain keeps `serve delete` / shutdown / redeploys fast.
 DRAIN_S = 1.0
+
+
+DIRECT_MIN_RAY = (2, 60)  # the release whose direct ingress (and its port-range variables) this module drives
+
+
+def ray_has_direct_ingress(version: str) -> bool:
+    """Whether Ray ``version`` (e.g. ``"2.60.0"``, ``"3.0.0.dev0"``) has the direct ingress configured here."""
+    major, minor = (version.split(".") + ["0"])[:2]
+    return (int(major), int("".join(c for c in minor if c.isdigit()) or 0)) >= DIRECT_MIN_RAY
 
 
 class IngressError(ValueError):
@@ -85,6 +101,7 @@ def plan_ingress(
     starts_ray: bool,
     proxy_port: int | None = None,
     free_port: Callable[[], int],
+    direct_supported: bool = True,
 ) -> IngressPlan:
     """Decide the ingress of ``instructor serve``.
 
@@ -95,6 +112,8 @@ def plan_ingress(
         starts_ray: whether this command starts its own Ray (False with ``--address``).
         proxy_port: the proxy's port under direct ingress; None = ``free_port()``.
         free_port: gives a free loopback port (injected so the planning stays pure).
+        direct_supported: whether the installed Ray has direct ingress (:func:`ray_has_direct_ingress`);
+            without it ``auto`` means ``proxy``.
 
     Raises:
         IngressError: ``direct`` on a joined cluster or under autoscaling, ports outside 1..65535,
@@ -107,9 +126,12 @@ def plan_ingress(
             "--ingress direct needs a Ray started by this command: on a cluster you join, direct ingress is the "
             "cluster's setting (start it with RAY_SERVE_ENABLE_DIRECT_INGRESS=1); use --ingress proxy or auto"
         )
+    if choice == "direct" and not direct_supported:
+        wanted = ".".join(map(str, DIRECT_MIN_RAY))
+        raise IngressError(f"--ingress direct needs Ray >= {wanted}; use --ingress proxy or auto")
     if choice == "direct" and replicas is None:
         raise IngressError("--ingress direct needs a fixed replica count (each replica gets a port); not autoscaling")
-    direct = choice == "direct" or (choice == "auto" and starts_ray and replicas == 1)
+    direct = choice == "direct" or (choice == "auto" and starts_ray and replicas == 1 and direct_supported)
     if not direct:
         return IngressPlan("proxy", _checked(port, "--port"))
     assert replicas is not None

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import ray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
@@ -61,7 +62,7 @@ from instructor_plugins.flags import add_config_flags, command_parser, config_fr
 from ray_backend.api import ServerLimits, check_input
 from ray_backend.app import create_app
 from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost
-from ray_backend.ingress import IngressChoice, IngressPlan, plan_ingress
+from ray_backend.ingress import IngressChoice, IngressPlan, plan_ingress, ray_has_direct_ingress
 from ray_backend.metrics import ServiceMetrics
 from ray_backend.net import RayOptions, free_port, init_local_ray, is_loopback_host, loopback_replica_grpc
 from ray_backend.service import EmbeddingService
@@ -461,6 +462,7 @@ def plan_cli_ingress(args: ServeArgs, http: HttpOptions, *, starts_ray: bool) ->
         starts_ray=starts_ray,
         proxy_port=http.proxy_port,
         free_port=lambda: free_port(http.host),
+        direct_supported=ray_has_direct_ingress(ray.__version__),
     )
 
 
@@ -489,8 +491,6 @@ def _print_endpoints(args: ServeArgs, http: HttpOptions, plan: IngressPlan, metr
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backend.serve") -> int:
     """CLI entry point (``instructor serve``): start (or join) Ray, serve until interrupted; exit status 0."""
-    import ray
-
     args, http, cluster, metrics = _parse_cli(argv, prog)
     address = cluster.address or os.environ.get("RAY_ADDRESS")
     try:

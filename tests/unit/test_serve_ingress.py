@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from ray_backend.ingress import IngressError, IngressPlan, direct_ingress_env, plan_ingress
+from ray_backend.ingress import IngressError, IngressPlan, direct_ingress_env, plan_ingress, ray_has_direct_ingress
 
 
 def _free() -> int:
@@ -40,6 +40,20 @@ def test_direct_env_gives_the_replicas_exactly_their_ports() -> None:
     assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
     assert env == direct_ingress_env(9000, 2)
     assert plan_ingress("proxy", port=9000, replicas=2, starts_ray=True, free_port=_free).env() == {}
+
+
+def test_an_older_ray_keeps_the_proxy() -> None:
+    assert [ray_has_direct_ingress(v) for v in ("2.50.1", "2.59.0", "2.60.0", "2.61.0rc1", "3.0.0.dev0")] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    old = {"port": 8000, "replicas": 1, "starts_ray": True, "free_port": _free, "direct_supported": False}
+    assert plan_ingress("auto", **old) == IngressPlan("proxy", 8000)
+    with pytest.raises(IngressError, match="needs Ray >= 2.60"):
+        plan_ingress("direct", **old)
 
 
 @pytest.mark.parametrize(
