@@ -65,7 +65,7 @@ class RecipeConfig:
     """Optimizer steps of each training run (the finetune and the ablation)."""
     batch_size: int = 32
     """Global batch (triples per step, one task per batch)."""
-    lr: float = 2e-5
+    lr: float = 5e-5
     """Peak learning rate (linear warmup over 10 % of the steps, then linear decay)."""
     temperature: float = 0.05
     """Contrastive loss temperature."""
