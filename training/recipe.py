@@ -65,11 +65,11 @@ class RecipeConfig:
     """Optimizer steps of each training run (the finetune and the ablation)."""
     batch_size: int = 32
     """Global batch (triples per step, one task per batch)."""
-    lr: float = 5e-5
+    lr: float = 1e-4
     """Peak learning rate (linear warmup over 10 % of the steps, then linear decay)."""
     temperature: float = 0.05
     """Contrastive loss temperature."""
-    max_seq_length: int = 64
+    max_seq_length: int = 128
     """Tokens per instruction + text while training."""
     num_workers: int = 1
     """Ray Train workers."""
