@@ -49,7 +49,7 @@ MAIN_ARGS = {  # no num_cpus: the default sizing, as the CLI deploys it (the oth
 HASH_FACTORY = "instructor_plugins.testing:hash_encoder"
 
 
-DIRECT_PORTS = 8  # ingress replicas of the module's apps, at most (the `/` app's is the first)
+DIRECT_PORTS = 32  # ports for the ingress replicas of every app this module deploys, replacements included
 
 
 def _free_port_block(n: int) -> int:
