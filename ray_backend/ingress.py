@@ -4,7 +4,7 @@ Through the proxy, every request crosses two processes: the HTTP proxy parses it
 to a replica as a Ray actor call. With Ray's direct ingress (Ray >= 2.60,
 ``RAY_SERVE_ENABLE_DIRECT_INGRESS=1``) each ingress replica answers HTTP on a port of its own,
 with no hop. On 2 CPU cores, 8 clients of 1-text requests, the same run: 136-143 req/s on the
-replica's port against 69-71 through the proxy (README, "Serving performance").
+replica's port against 69-71 through the proxy (README, "Where requests enter").
 
 ``instructor serve --ingress`` chooses (:func:`plan_ingress`, pure, so the CLI, the benchmarks and
 the tests share it):
