@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from instructor_plugins.buckets import length_buckets
 from instructor_plugins.checkpoint import (
     CheckpointSpec,
     ModelLoadError,
@@ -98,7 +99,13 @@ class InstructorModule(nn.Module):
     """The differentiable pipeline: encoder -> instruction-masked pooling -> Dense -> normalize.
 
     Training wraps this module in DDP; inference calls it under ``torch.inference_mode``.
+    With :attr:`max_buckets` > 1 one call runs a right-padded batch as up to that many
+    sub-batches of similar length (:func:`instructor_plugins.buckets.length_buckets`), each
+    trimmed to its own longest row: the same vectors and gradients for less padding (training
+    sets it; inference batches are already sorted by length).
     """
+
+    max_buckets: int = 1
 
     def __init__(self, encoder: nn.Module, spec: CheckpointSpec) -> None:
         super().__init__()
@@ -112,6 +119,25 @@ class InstructorModule(nn.Module):
 
     def forward(self, features: Features, *, normalize: bool | None = None) -> torch.Tensor:
         """Return float32 ``(batch, dim)`` embeddings; ``normalize`` overrides the checkpoint's."""
+        if self.max_buckets > 1 and features.input_ids.shape[0] > 1:
+            lengths = features.attention_mask.sum(dim=1).tolist()
+            buckets = length_buckets(lengths, self.max_buckets)
+            if len(buckets) > 1:
+                parts = []
+                for rows in buckets:
+                    index = torch.tensor(rows, device=features.input_ids.device)
+                    width = max(lengths[r] for r in rows)
+                    sub = Features(
+                        features.input_ids[index, :width],
+                        features.attention_mask[index, :width],
+                        features.instruction_lengths[index],
+                    )
+                    parts.append(self._embed(sub, normalize))
+                order = torch.tensor([r for rows in buckets for r in rows], device=features.input_ids.device)
+                return torch.cat(parts)[torch.argsort(order)]
+        return self._embed(features, normalize)
+
+    def _embed(self, features: Features, normalize: bool | None) -> torch.Tensor:
         out = self.encoder(input_ids=features.input_ids, attention_mask=features.attention_mask)
         mask = pooling_mask(features.attention_mask, features.instruction_lengths)
         emb = pool(out.last_hidden_state, mask, self.pooling)

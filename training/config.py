@@ -58,6 +58,9 @@ class TrainConfig:
     """Negatives from all workers (all-gather with gradients)."""
     grad_cache_chunk: int | None = None
     """GradCache: rows per forward chunk (None = plain step)."""
+    length_buckets: int = 3
+    """Forward each batch (or GradCache chunk) as up to N sub-batches of similar length, each padded to its own
+    longest row: same gradients, less padding (1 = one block padded to the longest row)."""
     no_instructions: bool = False
     """Ablation: blank every instruction."""
     seed: int = 0
@@ -101,6 +104,8 @@ class TrainConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.max_seq_length < 2:
             raise ValueError(f"max_seq_length must be >= 2, got {self.max_seq_length}")
+        if self.length_buckets < 1:
+            raise ValueError(f"length_buckets must be >= 1, got {self.length_buckets}")
         if self.grad_cache_chunk is not None and self.grad_cache_chunk < 1:
             raise ValueError(f"grad_cache_chunk must be >= 1 rows, got {self.grad_cache_chunk}")
         from training.tracking import TRACKERS

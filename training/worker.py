@@ -151,6 +151,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     total = cfg.total_steps(sampler.steps_per_epoch)
     encoder.module.train()
+    encoder.module.max_buckets = cfg.length_buckets
     model = ray.train.torch.prepare_model(encoder.module)
     optimizer = build_optimizer(encoder.module, cfg)
     if saved_optimizer is not None:
