@@ -1,4 +1,4 @@
-"""Length buckets: the cut points are optimal, and a bucketed forward gives the plain forward's vectors and gradients."""
+"""Length buckets: the cuts are optimal; a bucketed forward gives the plain forward's vectors and gradients."""
 
 from __future__ import annotations
 
