@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from instructor_plugins.buckets import length_buckets, padded_tokens
+from tests.unit.test_training_loss import _examples, _grads
 from training.loss import contrastive_loss
-from training.medi import MediExample
 from training.step import grad_cache_step, plain_step, triple_features
 
 
@@ -55,25 +55,6 @@ def test_buckets_reject_bad_arguments(max_buckets, overhead, match):
 
 
 # ---------------------------------------------------------------------------------------------- real model
-def _short_long_examples(n: int) -> list[MediExample]:
-    """Word -> long definition triples: the queries are a few tokens, positives and negatives dozens."""
-    words = ["river", "bank", "guitar", "violin", "cloud", "storm", "bread", "cheese"]
-    long = " ".join(["a long and detailed description of something with many words in it"] * 4)
-    return [
-        MediExample(
-            query=("Represent the word for retrieving its definition: ", words[i % len(words)]),
-            pos=("Represent the definition for retrieval: ", f"{words[i % len(words)]}: {long} {i}"),
-            neg=("Represent the definition for retrieval: ", f"unrelated {i}: {long[: 40 + 8 * i]}"),
-            task="t",
-        )
-        for i in range(n)
-    ]
-
-
-def _grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.grad.detach().clone() for k, v in module.named_parameters() if v.grad is not None}
-
-
 def _assert_same_grads(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
     """All gradients within 1e-4 of their joint norm, each within 1e-3 of its own (+1e-6 for the ones that are
     zero in exact arithmetic, like attention key biases). Shorter padding only reorders float sums: the
@@ -87,7 +68,7 @@ def _assert_same_grads(got: dict[str, torch.Tensor], want: dict[str, torch.Tenso
 
 
 def test_bucketed_forward_equals_plain_forward(bundled_encoder):
-    features = triple_features(bundled_encoder, _short_long_examples(24))
+    features = triple_features(bundled_encoder, _examples(24, long_texts=True))
     lengths = features.attention_mask.sum(dim=1).tolist()
     assert len(length_buckets(lengths, 3)) > 1  # the batch really is split
     plain, bucketed = copy.deepcopy(bundled_encoder.module), copy.deepcopy(bundled_encoder.module)
@@ -101,7 +82,7 @@ def test_bucketed_forward_equals_plain_forward(bundled_encoder):
 
 
 def test_bucketed_grad_cache_equals_plain_step(bundled_encoder):
-    features = triple_features(bundled_encoder, _short_long_examples(24))
+    features = triple_features(bundled_encoder, _examples(24, long_texts=True))
     assert len(length_buckets(features.attention_mask[:30].sum(dim=1).tolist(), 2)) > 1  # chunk 1 is split
     plain, bucketed = copy.deepcopy(bundled_encoder.module), copy.deepcopy(bundled_encoder.module)
     bucketed.max_buckets = 2

@@ -62,13 +62,21 @@ def test_loss_rewards_the_right_pairing():
 
 
 # ---------------------------------------------------------------------------------------------- real model
-def _examples(n: int) -> list[MediExample]:
+def _examples(n: int, *, long_texts: bool = False) -> list[MediExample]:
+    """Word -> definition triples; ``long_texts``: positives and negatives of dozens of tokens, of varied length."""
     words = ["river", "bank", "guitar", "violin", "cloud", "storm", "bread", "cheese", "train", "plane"]
+    filler = " ".join(["a long and detailed description of something with many words in it"] * 4)
+
+    def pos_neg(i: int) -> tuple[str, str]:
+        if long_texts:
+            return f"{words[i % len(words)]}: {filler} {i}", f"unrelated {i}: {filler[: 40 + 8 * i]}"
+        return f"a thing called {words[i % len(words)]} number {i}", f"something unrelated to item {i}"
+
     return [
         MediExample(
             query=("Represent the word for retrieving its definition: ", words[i % len(words)]),
-            pos=("Represent the definition for retrieval: ", f"a thing called {words[i % len(words)]} number {i}"),
-            neg=("Represent the definition for retrieval: ", f"something unrelated to item {i}"),
+            pos=("Represent the definition for retrieval: ", pos_neg(i)[0]),
+            neg=("Represent the definition for retrieval: ", pos_neg(i)[1]),
             task="t",
         )
         for i in range(n)
