@@ -61,7 +61,7 @@ class RecipeConfig:
     """Base model (default: the bundled all-MiniLM-L6-v2); it also mines the hard negatives."""
     sources: tuple[str, ...] = SOURCES
     """Text sources of the corpus (missing ones are skipped and listed in the manifest)."""
-    steps: int = 120
+    steps: int = 240
     """Optimizer steps of each training run (the finetune and the ablation)."""
     batch_size: int = 32
     """Global batch (triples per step, one task per batch)."""
