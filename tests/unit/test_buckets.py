@@ -90,3 +90,11 @@ def test_bucketed_grad_cache_equals_plain_step(bundled_encoder):
     loss_cached = grad_cache_step(bucketed, features, contrastive_loss, chunk_size=30)
     assert loss_cached.item() == pytest.approx(loss_plain.item(), rel=1e-5)
     _assert_same_grads(_grads(bucketed), _grads(plain))
+
+
+def test_train_config_rejects_zero_length_buckets():
+    from training.config import TrainConfig
+
+    assert TrainConfig(data="d.json", output="o").length_buckets == 3
+    with pytest.raises(ValueError, match="length_buckets must be >= 1"):
+        TrainConfig(data="d.json", output="o", length_buckets=0)
