@@ -72,7 +72,7 @@ def main() -> None:
                 start = time.perf_counter()
                 plain_step(model, features, contrastive_loss)
                 best[buckets] = min(best[buckets], time.perf_counter() - start)
-        plain_tokens = len(lengths) * max(lengths)
+        plain_tokens = padded_tokens(lengths, [list(range(len(lengths)))])
         bucket_tokens = padded_tokens(lengths, length_buckets(lengths, args.buckets))
         for buckets, value in best.items():
             total[buckets] += value
