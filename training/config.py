@@ -63,6 +63,9 @@ class TrainConfig:
     longest row: same gradients, less padding (1 = one block padded to the longest row)."""
     no_instructions: bool = False
     """Ablation: blank every instruction."""
+    distill_weight: float = 0.0
+    """Weight of the similarity-distillation term (training.distill) that keeps each batch's document
+    neighbourhoods as the frozen base model sees them, at the contrastive temperature; 0 = off."""
     seed: int = 0
     """Seed of the batch plan, dropout and init."""
     checkpoint_every: int = 50
@@ -104,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.max_seq_length < 2:
             raise ValueError(f"max_seq_length must be >= 2, got {self.max_seq_length}")
+        if not self.distill_weight >= 0:
+            raise ValueError(f"distill_weight must be >= 0 (0 = off), got {self.distill_weight}")
         if self.length_buckets < 1:
             raise ValueError(f"length_buckets must be >= 1, got {self.length_buckets}")
         if self.grad_cache_chunk is not None and self.grad_cache_chunk < 1:

@@ -71,6 +71,8 @@ class RecipeConfig:
     """Contrastive loss temperature."""
     max_seq_length: int = 128
     """Tokens per instruction + text while training."""
+    distill_weight: float = 0.0
+    """Weight of the similarity distillation toward the base model (training.distill); 0 = off."""
     num_workers: int = 1
     """Ray Train workers."""
     cpus_per_worker: int = 2
@@ -143,6 +145,7 @@ class RecipeConfig:
             lr=self.lr,
             temperature=self.temperature,
             max_seq_length=self.max_seq_length,
+            distill_weight=self.distill_weight,
             no_instructions=no_instructions,
             seed=self.seed,
             checkpoint_every=max(self.steps, 1),

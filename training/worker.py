@@ -28,6 +28,7 @@ import torch
 from instructor_plugins.model import InstructorEncoder
 from training.batching import TaskBatchSampler
 from training.config import TrainConfig
+from training.distill import DistilledLoss, document_texts, teacher_embeddings
 from training.errors import record_data_error
 from training.loss import contrastive_loss
 from training.medi import MediError, MediExample, load_medi
@@ -148,6 +149,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         encoder = InstructorEncoder.load(cfg.model, device=device, dtype=torch.float32)
     model_max_length = encoder.max_seq_length  # saved checkpoints keep the model's own limit
     encoder.max_seq_length = min(cfg.max_seq_length, model_max_length)
+    teacher = _teacher(cfg, device, encoder.max_seq_length) if cfg.distill_weight > 0 else None
 
     total = cfg.total_steps(sampler.steps_per_epoch)
     encoder.module.train()
@@ -188,10 +190,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
+        step_loss: Callable[..., torch.Tensor] = loss_fn
+        if teacher is not None:
+            targets = teacher_embeddings(teacher, document_texts(batch))
+            step_loss = DistilledLoss(loss_fn, targets, weight=cfg.distill_weight, temperature=cfg.temperature)
         if cfg.grad_cache_chunk:
-            loss = grad_cache_step(model, features, loss_fn, cfg.grad_cache_chunk, autocast)
+            loss = grad_cache_step(model, features, step_loss, cfg.grad_cache_chunk, autocast)
         else:
-            loss = plain_step(model, features, loss_fn, autocast)
+            loss = plain_step(model, features, step_loss, autocast)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
         mean_loss = _mean_over_workers(loss, world)
@@ -204,6 +210,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "lr": lr,
             "texts_per_s_worker": 3 * len(indices) / seconds,
         }
+        if isinstance(step_loss, DistilledLoss):  # this worker's parts (the loss is the workers' mean)
+            record.update({f"{k}_loss": v for k, v in step_loss.last_parts.items()})
         state.history.append(record)
         state.next_step = step + 1
         step_log.append({**record, "rank": rank, "pid": os.getpid(), "resumed_from": start})
@@ -221,6 +229,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if rank == 0:
         _log_final_model(tracker, encoder, model_max_length, cfg.output)
         tracker.close()
+
+
+def _teacher(cfg: TrainConfig, device: torch.device, max_seq_length: int) -> InstructorEncoder:
+    """The frozen base model (``cfg.model``, also on a resumed run) for the distillation targets."""
+    teacher = InstructorEncoder.load(cfg.model, device=device, dtype=torch.float32)
+    teacher.max_seq_length = max_seq_length
+    teacher.module.max_buckets = cfg.length_buckets
+    teacher.module.eval().requires_grad_(False)
+    return teacher
 
 
 def _log_final_model(tracker: Tracker, encoder: InstructorEncoder, model_max_length: int, output: str) -> None:

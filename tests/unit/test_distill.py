@@ -1,0 +1,133 @@
+"""Similarity distillation: the loss against a loop reference, its invariances, the teacher, and the step."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+
+import pytest
+import torch
+
+from training.config import TrainConfig
+from training.distill import DistilledLoss, document_texts, similarity_distillation, teacher_embeddings
+from training.loss import contrastive_loss
+from training.recipe import RecipeConfig
+from training.step import grad_cache_step, plain_step, triple_features
+
+from .test_training_loss import _examples, _grads
+
+
+def _reference(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> float:
+    """Row by row: KL between the softmax neighbour distributions over the other rows."""
+
+    def dist(x: torch.Tensor, i: int) -> list[float]:
+        cos = [float(torch.dot(x[i], x[j]) / (x[i].norm() * x[j].norm())) / temperature for j in range(len(x))]
+        others = [c for j, c in enumerate(cos) if j != i]
+        top = max(others)
+        z = sum(math.exp(c - top) for c in others)
+        return [math.exp(c - top) / z for c in others]
+
+    total = 0.0
+    for i in range(len(student)):
+        p_t, p_s = dist(teacher, i), dist(student, i)
+        total += sum(a * math.log(a / b) for a, b in zip(p_t, p_s, strict=True))
+    return total / len(student)
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.5])
+def test_matches_loop_reference(temperature):
+    gen = torch.Generator().manual_seed(0)
+    student, teacher = (torch.randn(6, 8, generator=gen, dtype=torch.float64) for _ in range(2))
+    got = similarity_distillation(student, teacher, temperature=temperature)
+    assert got.item() == pytest.approx(_reference(student, teacher, temperature), rel=1e-5)
+    assert got.item() > 0.01
+
+
+def test_only_relative_geometry_counts():
+    gen = torch.Generator().manual_seed(1)
+    teacher = torch.randn(8, 16, generator=gen)
+    rotation = torch.linalg.qr(torch.randn(16, 16, generator=gen))[0]
+    assert similarity_distillation(teacher @ rotation * 3.0, teacher, temperature=0.05).item() < 1e-5
+    swapped = teacher.clone()
+    swapped[[0, 1]] = swapped[[1, 0]]  # two texts trade places: every row's neighbours change
+    assert similarity_distillation(swapped, teacher, temperature=0.05).item() > 0.1
+
+
+def test_gradient_flows_to_the_student_only():
+    gen = torch.Generator().manual_seed(2)
+    student = torch.randn(5, 8, generator=gen, requires_grad=True)
+    teacher = torch.randn(5, 8, generator=gen, requires_grad=True)
+    similarity_distillation(student, teacher, temperature=0.1).backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0
+    assert teacher.grad is None
+
+
+def test_rejects_bad_arguments():
+    x = torch.randn(4, 8)
+    with pytest.raises(ValueError, match="temperature"):
+        similarity_distillation(x, x, temperature=0.0)
+    with pytest.raises(ValueError, match="one shape"):
+        similarity_distillation(x, x[:3], temperature=0.1)
+    with pytest.raises(ValueError, match="at least 3 rows"):
+        similarity_distillation(x[:2], x[:2], temperature=0.1)
+    with pytest.raises(ValueError, match="weight"):
+        DistilledLoss(contrastive_loss, x, weight=-1.0, temperature=0.1)
+    with pytest.raises(ValueError, match="distill_weight"):
+        TrainConfig(data="d", output="o", distill_weight=-0.5)
+
+
+def test_teacher_embeds_plain_texts_in_eval_mode(bundled_encoder):
+    examples = _examples(3)
+    texts = document_texts(examples)
+    assert texts == [e.pos[1] for e in examples] + [e.neg[1] for e in examples]
+    teacher = copy.deepcopy(bundled_encoder)
+    teacher.module.train()
+    got = teacher_embeddings(teacher, texts)
+    assert teacher.module.training  # mode restored
+    want = bundled_encoder.encode(texts, instruction="")
+    torch.testing.assert_close(got, torch.as_tensor(want), rtol=1e-5, atol=1e-6)
+
+
+def _distilled(encoder, examples, weight):
+    targets = teacher_embeddings(encoder, document_texts(examples))
+    loss_fn = functools.partial(contrastive_loss, temperature=0.05)
+    return DistilledLoss(loss_fn, targets, weight=weight, temperature=0.05)
+
+
+def test_distilled_step_grad_cache_equals_plain(bundled_encoder):
+    examples = _examples(4)
+    features = triple_features(bundled_encoder, examples)
+    plain, cached = copy.deepcopy(bundled_encoder.module), copy.deepcopy(bundled_encoder.module)
+    loss_fn = _distilled(bundled_encoder, examples, 1.0)
+    loss_plain = plain_step(plain, features, loss_fn)
+    parts = dict(loss_fn.last_parts)
+    assert loss_plain.item() == pytest.approx(parts["contrastive"] + parts["distill"], rel=1e-5)
+    assert parts["distill"] > 0  # the instructions move the documents' neighbourhoods away from the plain texts'
+    loss_cached = grad_cache_step(cached, features, loss_fn, chunk_size=5)
+    assert loss_cached.item() == pytest.approx(loss_plain.item(), rel=1e-5)
+    grads_plain, grads_cached = _grads(plain), _grads(cached)
+    for name, g in grads_plain.items():
+        torch.testing.assert_close(grads_cached[name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_distillation_term_changes_the_gradient_and_weight_zero_is_plain(bundled_encoder):
+    examples = _examples(4)
+    features = triple_features(bundled_encoder, examples)
+    runs = {}
+    for name, loss_fn in (
+        ("contrastive", functools.partial(contrastive_loss, temperature=0.05)),
+        ("weight 0", _distilled(bundled_encoder, examples, 0.0)),
+        ("weight 1", _distilled(bundled_encoder, examples, 1.0)),
+    ):
+        module = copy.deepcopy(bundled_encoder.module)
+        plain_step(module, features, loss_fn)
+        runs[name] = torch.cat([g.flatten() for g in _grads(module).values()])
+    torch.testing.assert_close(runs["weight 0"], runs["contrastive"])
+    assert (runs["weight 1"] - runs["contrastive"]).norm() > 1e-3 * runs["contrastive"].norm()
+
+
+def test_recipe_passes_the_weight_to_both_runs(tmp_path):
+    cfg = RecipeConfig(output=str(tmp_path), distill_weight=0.5)
+    for no_instructions in (False, True):
+        assert cfg.train_config(no_instructions=no_instructions).distill_weight == 0.5

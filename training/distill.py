@@ -1,0 +1,112 @@
+"""Similarity distillation: keep the base model's geometry while finetuning (a guard against forgetting).
+
+A narrow finetune of an encoder trained on ~1B diverse pairs erodes what it knew elsewhere. This
+term keeps, for each training batch, the *neighbourhoods* of its documents (the positives and hard
+negatives) as the frozen base model sees them: for every document ``i`` the distribution over the
+other documents ``j`` given by a softmax of cosine similarities at temperature ``t``::
+
+    P_base(j | i)    = softmax_j( cos(base(x_i),    base(x_j))    / t ),  j != i
+    P_student(j | i) = softmax_j( cos(student(x_i), student(x_j)) / t ),  j != i
+    L_distill        = mean_i KL( P_base(. | i) || P_student(. | i) )
+
+The teacher embeds the plain texts (no instruction): the base model's general geometry. The
+student embeds them as trained (with the task's instruction, or blank in the no-instruction
+ablation). Only relative similarities are matched, so the student may rotate or move its space as
+the task needs, but not reorder a document's nearest neighbours without paying for it. With the
+contrastive loss's temperature both terms speak in the same units (logits of cosine / ``t``).
+
+With several workers each computes the term over its own rows (no all-gather); DDP averages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from instructor_plugins.model import InstructorEncoder
+from training.medi import MediExample
+
+__all__ = ["DistilledLoss", "document_texts", "similarity_distillation", "teacher_embeddings"]
+
+
+def document_texts(examples: Sequence[MediExample]) -> list[str]:
+    """The batch's document texts in the order the step's embeddings hold them: positives, then negatives."""
+    return [e.pos[1] for e in examples] + [e.neg[1] for e in examples]
+
+
+@torch.no_grad()
+def teacher_embeddings(teacher: InstructorEncoder, texts: Sequence[str]) -> torch.Tensor:
+    """The frozen base model's float32 ``(N, d)`` embeddings of ``texts`` without instructions (eval mode)."""
+    module = teacher.module
+    was_training = module.training
+    module.eval()
+    try:
+        features = teacher.tokenize(list(texts), [""] * len(texts)).to(teacher.device)
+        return module(features).float()
+    finally:
+        module.train(was_training)
+
+
+def similarity_distillation(student: torch.Tensor, teacher: torch.Tensor, *, temperature: float) -> torch.Tensor:
+    """Mean over rows of ``KL(P_teacher || P_student)`` of the in-batch neighbour distributions (module doc).
+
+    Args:
+        student: ``(N, d)`` embeddings being trained (gradients flow into them).
+        teacher: ``(N, d)`` the base model's embeddings of the same texts (treated as constants).
+        temperature: softmax temperature over cosine similarities, > 0.
+
+    Returns:
+        A float32 scalar, 0 when the two geometries agree on every row's neighbour distribution.
+
+    Raises:
+        ValueError: mismatched shapes, fewer than 3 rows (a row needs two neighbours to rank) or a
+            non-positive temperature.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if student.shape != teacher.shape or student.ndim != 2:
+        raise ValueError(
+            f"student and teacher must be (N, d) of one shape, got {tuple(student.shape)}, {tuple(teacher.shape)}"
+        )
+    if student.shape[0] < 3:
+        raise ValueError(f"similarity distillation needs at least 3 rows, got {student.shape[0]}")
+    s = F.normalize(student.float(), dim=-1)
+    t = F.normalize(teacher.detach().float(), dim=-1)
+    eye = torch.eye(s.shape[0], dtype=torch.bool, device=s.device)
+    # The diagonal (a text with itself) is no neighbour: dropped from both distributions.
+    s_logits = (s @ s.T / temperature).masked_fill(eye, float("-inf"))
+    t_logits = (t @ t.T / temperature).masked_fill(eye, float("-inf"))
+    log_p_student = F.log_softmax(s_logits, dim=-1).masked_fill(eye, 0.0)
+    log_p_teacher = F.log_softmax(t_logits, dim=-1).masked_fill(eye, 0.0)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=-1)
+    return kl.mean()
+
+
+class DistilledLoss:
+    """``loss_fn(q, p, n) + weight * similarity_distillation([p; n], targets)``: one step's loss.
+
+    A step function (:mod:`training.step`) calls it once on the step's embeddings; the two parts of
+    the last call are kept in :attr:`last_parts` for the step log.
+    """
+
+    def __init__(
+        self,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+        targets: torch.Tensor,
+        *,
+        weight: float,
+        temperature: float,
+    ) -> None:
+        if not weight >= 0:
+            raise ValueError(f"distillation weight must be >= 0, got {weight}")
+        self.loss_fn, self.targets, self.weight, self.temperature = loss_fn, targets, weight, temperature
+        self.last_parts: dict[str, float] = {}
+
+    def __call__(self, query: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        """The step's loss from its ``(B, d)`` query, positive and negative embeddings."""
+        contrastive = self.loss_fn(query, pos, neg)
+        distill = similarity_distillation(torch.cat([pos, neg]), self.targets, temperature=self.temperature)
+        self.last_parts = {"contrastive": float(contrastive.detach()), "distill": float(distill.detach())}
+        return contrastive + self.weight * distill
