@@ -109,6 +109,11 @@ class TrainConfig:
             raise ValueError(f"max_seq_length must be >= 2, got {self.max_seq_length}")
         if not self.distill_weight >= 0:
             raise ValueError(f"distill_weight must be >= 0 (0 = off), got {self.distill_weight}")
+        if self.distill_weight > 0 and self.batch_size // self.num_workers < 2:
+            raise ValueError(
+                f"distill_weight > 0 needs at least 2 triples per worker (batch_size {self.batch_size} over "
+                f"{self.num_workers} workers): a document needs neighbours to distil"
+            )
         if self.length_buckets < 1:
             raise ValueError(f"length_buckets must be >= 1, got {self.length_buckets}")
         if self.grad_cache_chunk is not None and self.grad_cache_chunk < 1:

@@ -8,7 +8,8 @@
 2. **checks** before Ray starts: at least 2 trained tasks, each with at least ``batch_size``
    training pairs;
 3. **finetune** with Ray Train (:mod:`training.train`), then the **ablation**: the same data,
-   steps and seed with every instruction blanked;
+   steps and seed with every instruction blanked; both add the similarity distillation toward the
+   frozen base model (:mod:`training.distill`), a guard against forgetting;
 4. **WiSE-FT**: each model's weights are interpolated with the base model's; ``alpha`` is picked
    on the *dev* splits (never on test), for each model separately;
 5. **evaluate** base, base + instructions, finetuned, finetuned + instructions and the ablation
@@ -71,8 +72,8 @@ class RecipeConfig:
     """Contrastive loss temperature."""
     max_seq_length: int = 128
     """Tokens per instruction + text while training."""
-    distill_weight: float = 0.0
-    """Weight of the similarity distillation toward the base model (training.distill); 0 = off."""
+    distill_weight: float = 1.0
+    """Weight of the similarity distillation toward the base model (training.distill) in both runs; 0 = off."""
     num_workers: int = 1
     """Ray Train workers."""
     cpus_per_worker: int = 2
@@ -113,6 +114,7 @@ class RecipeConfig:
             raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {self.steps}, {self.batch_size}")
         self.sources, self.holdout = tuple(self.sources), tuple(self.holdout)
         self.wise_alphas = tuple(sorted(set(self.wise_alphas)))
+        self.train_config(no_instructions=False)  # a bad training setting fails now, not after the corpus is built
 
     def corpus_config(self) -> CorpusConfig:
         """The corpus this recipe trains on."""

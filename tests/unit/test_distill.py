@@ -75,6 +75,9 @@ def test_rejects_bad_arguments():
         DistilledLoss(contrastive_loss, x, weight=-1.0, temperature=0.1)
     with pytest.raises(ValueError, match="distill_weight"):
         TrainConfig(data="d", output="o", distill_weight=-0.5)
+    with pytest.raises(ValueError, match="2 triples per worker"):
+        TrainConfig(data="d", output="o", batch_size=2, num_workers=2, distill_weight=1.0)
+    assert TrainConfig(data="d", output="o", batch_size=2, num_workers=2).distill_weight == 0.0  # off: fine
 
 
 def test_teacher_embeds_plain_texts_in_eval_mode(bundled_encoder):
@@ -128,6 +131,9 @@ def test_distillation_term_changes_the_gradient_and_weight_zero_is_plain(bundled
 
 
 def test_recipe_passes_the_weight_to_both_runs(tmp_path):
+    assert RecipeConfig(output=str(tmp_path)).distill_weight == 1.0  # on by default in the recipe
     cfg = RecipeConfig(output=str(tmp_path), distill_weight=0.5)
     for no_instructions in (False, True):
         assert cfg.train_config(no_instructions=no_instructions).distill_weight == 0.5
+    with pytest.raises(ValueError, match="2 triples per worker"):  # checked before the corpus is built
+        RecipeConfig(output=str(tmp_path), batch_size=2, num_workers=2)
