@@ -55,8 +55,8 @@ def test_outputs(recipe_out: tuple[Path, dict]) -> None:
     for setting in SETTINGS:
         assert f"| {setting} |" in report
     assert "distillation weight 1.0" in report  # the recipe's default
-    for run in ("instructed", "ablation"):  # both runs trained with the distillation term, on Ray
-        history = json.loads((out / "runs" / run / "train_history.json").read_text())["history"]
+    for name in ("instructed", "ablation"):  # both runs trained with the distillation term, on Ray
+        history = json.loads((out / "runs" / name / "train_history.json").read_text())["history"]
         assert len(history) == 2 and all(r["distill_loss"] >= 0 for r in history)
         assert all(r["loss"] == pytest.approx(r["contrastive_loss"] + r["distill_loss"], rel=1e-4) for r in history)
     assert (out / "results.png").stat().st_size > 0 and (out / "loss_curves.png").stat().st_size > 0
