@@ -20,13 +20,14 @@ With several workers each computes the term over its own rows (no all-gather); D
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from instructor_plugins.model import InstructorEncoder
 from training.medi import MediExample
+from training.step import LossFn
 
 __all__ = ["DistilledLoss", "document_texts", "similarity_distillation", "teacher_embeddings"]
 
@@ -93,7 +94,7 @@ class DistilledLoss:
 
     def __init__(
         self,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+        loss_fn: LossFn,
         targets: torch.Tensor,
         *,
         weight: float,

@@ -33,7 +33,7 @@ from training.errors import record_data_error
 from training.loss import contrastive_loss
 from training.medi import MediError, MediExample, load_medi
 from training.state import TrainState, read_optimizer_state, save_checkpoint
-from training.step import grad_cache_step, plain_step, triple_features
+from training.step import LossFn, grad_cache_step, plain_step, triple_features
 from training.storage import StepLog
 from training.tracking import NullTracker, Tracker, make_tracker
 
@@ -190,7 +190,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
-        step_loss: Callable[..., torch.Tensor] = loss_fn
+        step_loss: LossFn = loss_fn
         if teacher is not None:
             targets = teacher_embeddings(teacher, document_texts(batch))
             step_loss = DistilledLoss(loss_fn, targets, weight=cfg.distill_weight, temperature=cfg.temperature)
