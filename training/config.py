@@ -66,6 +66,11 @@ class TrainConfig:
     distill_weight: float = 0.0
     """Weight of the similarity-distillation term (training.distill) that keeps each batch's document
     neighbourhoods as the frozen base model sees them, at the contrastive temperature; 0 = off."""
+    distill_texts: str | None = None
+    """General texts (JSONL of {"text": ...} or one per line; a path or URI) on which the distillation also
+    keeps the base model's neighbourhoods, a few each step (training.general_text); None = the batch only."""
+    distill_texts_per_step: int = 32
+    """General texts per step over all workers (split evenly), when distill_texts is given."""
     seed: int = 0
     """Seed of the batch plan, dropout and init."""
     checkpoint_every: int = 50
@@ -114,6 +119,14 @@ class TrainConfig:
                 f"distill_weight > 0 needs at least 2 triples per worker (batch_size {self.batch_size} over "
                 f"{self.num_workers} workers): a document needs neighbours to distil"
             )
+        if self.distill_texts is not None:
+            if self.distill_weight <= 0:
+                raise ValueError("distill_texts needs distill_weight > 0 (the term's weight)")
+            if self.distill_texts_per_step % self.num_workers or self.distill_texts_per_step // self.num_workers < 3:
+                raise ValueError(
+                    f"distill_texts_per_step must be a multiple of num_workers {self.num_workers} with at least 3 "
+                    f"per worker (a text needs two neighbours to rank), got {self.distill_texts_per_step}"
+                )
         if self.length_buckets < 1:
             raise ValueError(f"length_buckets must be >= 1, got {self.length_buckets}")
         if self.grad_cache_chunk is not None and self.grad_cache_chunk < 1:
@@ -127,7 +140,7 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> TrainConfig:
-        """A copy whose local paths are absolute (``data``, ``output``, a local ``model``, ``storage_path``).
+        """A copy whose local paths are absolute: ``data``, ``output``, ``model``, ``distill_texts``, ``storage_path``.
 
         Ray Train workers run in another working directory (and a Ray job in its own copy of the
         working dir), so the driver resolves every path the user gave relative to where they typed it.
@@ -148,6 +161,7 @@ class TrainConfig:
             data=local(self.data) or self.data,
             output=output,
             model=local(self.model),
+            distill_texts=local(self.distill_texts),
             storage_path=self.storage,
             run_name=self.name,
             tracker_uri=self.tracking,

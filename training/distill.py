@@ -16,20 +16,29 @@ the task needs, but not reorder a document's nearest neighbours without paying f
 contrastive loss's temperature both terms speak in the same units (logits of cosine / ``t``).
 
 With several workers each computes the term over its own rows (no all-gather); DDP averages.
+
+**General text.** The batch's documents come from the training domains. A run can also keep the
+base geometry on general prose (:mod:`training.general_text`): each step, :func:`general_step`
+embeds a few such paragraphs with the step's document instruction (blank in the ablation) and adds
+the same term on them, at the same weight. It runs its own forward and backward before the main
+step, inside DDP's ``no_sync``, so gradients are still all-reduced once per step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from instructor_plugins.model import InstructorEncoder
+from instructor_plugins.model import Features, InstructorEncoder
 from training.medi import MediExample
 from training.step import LossFn
 
-__all__ = ["DistilledLoss", "document_texts", "similarity_distillation", "teacher_embeddings"]
+__all__ = ["DistilledLoss", "document_texts", "general_step", "similarity_distillation", "teacher_embeddings"]
 
 
 def document_texts(examples: Sequence[MediExample]) -> list[str]:
@@ -111,3 +120,26 @@ class DistilledLoss:
         distill = similarity_distillation(torch.cat([pos, neg]), self.targets, temperature=self.temperature)
         self.last_parts = {"contrastive": float(contrastive.detach()), "distill": float(distill.detach())}
         return contrastive + self.weight * distill
+
+
+def general_step(
+    model: nn.Module,
+    features: Features,
+    targets: torch.Tensor,
+    *,
+    weight: float,
+    temperature: float,
+    autocast: Callable[[], Any] = contextlib.nullcontext,
+) -> torch.Tensor:
+    """Distil on general text: forward ``features``, ``weight * similarity_distillation``, backward.
+
+    Gradients add to those already in the parameters; under DDP the backward runs in ``no_sync``,
+    so the step's main backward all-reduces both at once. Returns the detached, unweighted term.
+    """
+    no_sync: Callable[[], Any] = getattr(model, "no_sync", contextlib.nullcontext)
+    with no_sync():
+        with autocast():
+            embeddings = model(features)
+        distill = similarity_distillation(embeddings.float(), targets, temperature=temperature)
+        (weight * distill).backward()
+    return distill.detach()

@@ -9,7 +9,9 @@
    training pairs;
 3. **finetune** with Ray Train (:mod:`training.train`), then the **ablation**: the same data,
    steps and seed with every instruction blanked; both add the similarity distillation toward the
-   frozen base model (:mod:`training.distill`), a guard against forgetting;
+   frozen base model (:mod:`training.distill`), a guard against forgetting, on each batch's
+   documents and on general Wikipedia paragraphs (:mod:`training.general_text`, written to
+   ``DIR/general_text.jsonl``; skipped with one line when gensim's sample is not installed);
 4. **WiSE-FT**: each model's weights are interpolated with the base model's; ``alpha`` is picked
    on the *dev* splits (never on test), for each model separately;
 5. **evaluate** base, base + instructions, finetuned, finetuned + instructions and the ablation
@@ -74,6 +76,9 @@ class RecipeConfig:
     """Tokens per instruction + text while training."""
     distill_weight: float = 1.0
     """Weight of the similarity distillation toward the base model (training.distill) in both runs; 0 = off."""
+    distill_general: int = 16
+    """General Wikipedia paragraphs per step that the distillation also covers (training.general_text); 0 = the
+    batch's documents only."""
     num_workers: int = 1
     """Ray Train workers."""
     cpus_per_worker: int = 2
@@ -114,7 +119,10 @@ class RecipeConfig:
             raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {self.steps}, {self.batch_size}")
         self.sources, self.holdout = tuple(self.sources), tuple(self.holdout)
         self.wise_alphas = tuple(sorted(set(self.wise_alphas)))
-        self.train_config(no_instructions=False)  # a bad training setting fails now, not after the corpus is built
+        if self.distill_general < 0:
+            raise ValueError(f"distill_general must be >= 0 (0 = off), got {self.distill_general}")
+        # a bad training setting fails now, not after the corpus is built
+        self.train_config(no_instructions=False, distill_texts=self.general_text_path())
 
     def corpus_config(self) -> CorpusConfig:
         """The corpus this recipe trains on."""
@@ -129,8 +137,14 @@ class RecipeConfig:
             seed=self.seed,
         )
 
-    def train_config(self, *, no_instructions: bool) -> Any:
-        """The Ray Train run of the instructed model or of the ablation."""
+    def general_text_path(self) -> str | None:
+        """Where the recipe writes the general texts, or None when ``distill_general`` or ``distill_weight`` is 0."""
+        if self.distill_general == 0 or self.distill_weight == 0:
+            return None
+        return str(Path(self.output).resolve() / "general_text.jsonl")
+
+    def train_config(self, *, no_instructions: bool, distill_texts: str | None = None) -> Any:
+        """The Ray Train run of the instructed model or of the ablation (``distill_texts``: general texts)."""
         from training.config import TrainConfig
 
         name = "ablation" if no_instructions else "instructed"
@@ -148,6 +162,8 @@ class RecipeConfig:
             temperature=self.temperature,
             max_seq_length=self.max_seq_length,
             distill_weight=self.distill_weight,
+            distill_texts=distill_texts,
+            distill_texts_per_step=self.distill_general or TrainConfig.distill_texts_per_step,
             no_instructions=no_instructions,
             seed=self.seed,
             checkpoint_every=max(self.steps, 1),
@@ -189,10 +205,27 @@ def _corpus(cfg: RecipeConfig) -> dict[str, Any]:
     return build_corpus(corpus_cfg)
 
 
-def _train(cfg: RecipeConfig, *, no_instructions: bool) -> Path:
+def _general_text(cfg: RecipeConfig) -> str | None:
+    """Write the general texts for the distillation (reused when present); None when off or unavailable."""
+    from training.general_text import GeneralTextUnavailable, wikipedia_paragraphs, write_texts
+
+    path = cfg.general_text_path()
+    if path is None or Path(path).is_file():
+        return path
+    try:
+        texts = wikipedia_paragraphs()
+    except GeneralTextUnavailable as exc:
+        logger.warning("general text: skipped (%s); the distillation covers the batches' documents only", exc)
+        return None
+    write_texts(texts, path)
+    logger.info("general text: %d Wikipedia paragraphs -> %s", len(texts), path)
+    return path
+
+
+def _train(cfg: RecipeConfig, *, no_instructions: bool, distill_texts: str | None) -> Path:
     from training.train import run as train_run
 
-    train_cfg = cfg.train_config(no_instructions=no_instructions)
+    train_cfg = cfg.train_config(no_instructions=no_instructions, distill_texts=distill_texts)
     out = Path(train_cfg.output)
     if (out / "train_history.json").is_file():
         logger.info("train: reusing %s", out)
@@ -231,9 +264,10 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
     manifest = _corpus(cfg)
     timings["corpus"] = time.perf_counter() - start
     trained = check_corpus(manifest, cfg.batch_size)
+    general = _general_text(cfg)
     t0 = time.perf_counter()
-    raw_model = _train(cfg, no_instructions=False)
-    raw_ablation = _train(cfg, no_instructions=True) if cfg.ablation else None
+    raw_model = _train(cfg, no_instructions=False, distill_texts=general)
+    raw_ablation = _train(cfg, no_instructions=True, distill_texts=general) if cfg.ablation else None
     timings["train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     results = recipe_eval.evaluate_recipe(cfg, manifest, trained, raw_model, raw_ablation)

@@ -230,8 +230,10 @@ def write_report(out: Path, results: dict[str, Any], manifest: dict[str, Any]) -
     lines += ["", "## Settings and time", ""]
     lines.append(
         "steps {steps}, global batch {batch_size}, lr {lr}, temperature {temperature}, max_seq_length "
-        "{max_seq_length}, distillation weight {distill_weight}, workers {num_workers} x {cpus_per_worker} CPU, "
-        "seed {seed}".format(**{"distill_weight": 0.0, **cfg})
+        "{max_seq_length}, distillation weight {distill_weight} (plus {distill_general} general texts per step), "
+        "workers {num_workers} x {cpus_per_worker} CPU, seed {seed}".format(
+            **{"distill_weight": 0.0, "distill_general": 0, **cfg}
+        )
         if cfg
         else ""
     )

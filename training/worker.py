@@ -28,8 +28,9 @@ import torch
 from instructor_plugins.model import InstructorEncoder
 from training.batching import TaskBatchSampler
 from training.config import TrainConfig
-from training.distill import DistilledLoss, document_texts, teacher_embeddings
+from training.distill import DistilledLoss, document_texts, general_step, teacher_embeddings
 from training.errors import record_data_error
+from training.general_text import read_texts, step_texts
 from training.loss import contrastive_loss
 from training.medi import MediError, MediExample, load_medi
 from training.state import TrainState, read_optimizer_state, save_checkpoint
@@ -135,6 +136,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 cfg.check_resumable_from(TrainState.read(ckpt_dir).config)
         examples = load_medi(cfg.data, blank_instructions=cfg.no_instructions)
         sampler = TaskBatchSampler([e.task for e in examples], cfg.batch_size, world, cfg.seed)
+        general = read_texts(cfg.distill_texts) if cfg.distill_texts is not None else []
     except (MediError, FileNotFoundError, ValueError) as exc:
         if rank == 0:
             record_data_error(cfg.run_uri, exc)
@@ -191,6 +193,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
         step_loss: LossFn = loss_fn
+        general_loss = 0.0
+        if teacher is not None and general:
+            general_loss = _general_step(model, encoder, teacher, general, batch, step, rank, world, cfg, autocast)
         if teacher is not None:
             targets = teacher_embeddings(teacher, document_texts(batch))
             step_loss = DistilledLoss(loss_fn, targets, weight=cfg.distill_weight, temperature=cfg.temperature)
@@ -198,6 +203,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             loss = grad_cache_step(model, features, step_loss, cfg.grad_cache_chunk, autocast)
         else:
             loss = plain_step(model, features, step_loss, autocast)
+        loss = loss + cfg.distill_weight * general_loss
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
         mean_loss = _mean_over_workers(loss, world)
@@ -212,6 +218,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         }
         if isinstance(step_loss, DistilledLoss):  # this worker's parts (the loss is the workers' mean)
             record.update({f"{k}_loss": v for k, v in step_loss.last_parts.items()})
+        if general:
+            record["general_distill_loss"] = general_loss
         state.history.append(record)
         state.next_step = step + 1
         step_log.append({**record, "rank": rank, "pid": os.getpid(), "resumed_from": start})
@@ -229,6 +237,30 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if rank == 0:
         _log_final_model(tracker, encoder, model_max_length, cfg.output)
         tracker.close()
+
+
+def _general_step(
+    model: torch.nn.Module,
+    encoder: InstructorEncoder,
+    teacher: InstructorEncoder,
+    general: list[str],
+    batch: list[MediExample],
+    step: int,
+    rank: int,
+    world: int,
+    cfg: TrainConfig,
+    autocast: Callable[[], Any],
+) -> float:
+    """Distil on this step's general texts, embedded with the batch's document instruction; the unweighted term."""
+    per_worker = cfg.distill_texts_per_step // world
+    texts = step_texts(general, step=step, rank=rank, per_worker=per_worker, world=world, seed=cfg.seed)
+    instruction = batch[0].pos[0]  # one task per batch: its document side ("" in the ablation)
+    features = encoder.tokenize(texts, [instruction] * len(texts)).to(encoder.device)
+    targets = teacher_embeddings(teacher, texts)
+    term = general_step(
+        model, features, targets, weight=cfg.distill_weight, temperature=cfg.temperature, autocast=autocast
+    )
+    return float(term)
 
 
 def _teacher(cfg: TrainConfig, device: torch.device, max_seq_length: int) -> InstructorEncoder:

@@ -54,11 +54,14 @@ def test_outputs(recipe_out: tuple[Path, dict]) -> None:
     report = (out / "report.md").read_text()
     for setting in SETTINGS:
         assert f"| {setting} |" in report
-    assert "distillation weight 1.0" in report  # the recipe's default
+    assert "distillation weight 1.0 (plus 16 general texts per step)" in report  # the recipe's defaults
     for name in ("instructed", "ablation"):  # both runs trained with the distillation term, on Ray
         history = json.loads((out / "runs" / name / "train_history.json").read_text())["history"]
-        assert len(history) == 2 and all(r["distill_loss"] >= 0 for r in history)
-        assert all(r["loss"] == pytest.approx(r["contrastive_loss"] + r["distill_loss"], rel=1e-4) for r in history)
+        assert len(history) == 2 and all(r["distill_loss"] >= 0 and r["general_distill_loss"] > 0 for r in history)
+        parts = ("contrastive_loss", "distill_loss", "general_distill_loss")
+        assert all(r["loss"] == pytest.approx(sum(r[k] for k in parts), rel=1e-4) for r in history)
+    general = (out / "general_text.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(general) > 4000  # the Wikipedia paragraphs the distillation also covered
     assert (out / "results.png").stat().st_size > 0 and (out / "loss_curves.png").stat().st_size > 0
     assert json.loads((out / "results.json").read_text())["summary"] == json.loads(json.dumps(results["summary"]))
 
