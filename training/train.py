@@ -152,6 +152,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.t
     except (MediError, FileNotFoundError, ValueError) as exc:
         print(f"{prog}: error: {cfg.data}: {exc}", file=sys.stderr)
         return 2
+    if cfg.distill_texts is not None:
+        from training.general_text import read_texts
+
+        try:
+            read_texts(cfg.distill_texts)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"{prog}: error: --distill-texts: {exc}", file=sys.stderr)
+            return 2
     if not os.environ.get("RAY_ADDRESS"):  # no cluster named: a local Ray on loopback only
         from ray_backend.net import init_local_ray
 

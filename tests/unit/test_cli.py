@@ -143,6 +143,27 @@ def test_train_validates_relative_data_before_ray_and_exits_2(tmp_path: Path) ->
     assert time.monotonic() - started < 60  # no cluster was started (generous bound for a loaded machine)
 
 
+def test_train_checks_distill_texts_before_ray_and_exits_2(tmp_path: Path) -> None:
+    rows = [
+        {"query": ["q: ", f"a{i}"], "pos": ["p: ", f"b{i}"], "neg": ["n: ", f"c{i}"], "task_id": 1} for i in range(4)
+    ]
+    (tmp_path / "medi.json").write_text(json.dumps(rows))
+    (tmp_path / "general.jsonl").write_text('{"text": "fine"}\n{"title": "no text"}\n')
+    base = [sys.executable, "-m", "training.train", "--data", "medi.json", "--output", "out", "--batch-size", "4"]
+    for texts, want in (("general.jsonl", "general.jsonl:2: a JSONL row needs"), ("nope.jsonl", "not found")):
+        done = subprocess.run(
+            [*base, "--distill-weight", "1", "--distill-texts", texts, "--distill-texts-per-step", "6"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("python -m training.train: error: --distill-texts: ")
+        assert want in lines[0] and "ray" not in done.stderr.lower()
+
+
 def test_train_config_resolves_relative_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from training.config import TrainConfig
 
