@@ -82,9 +82,14 @@ def killed_run(ray_local, sample, tmp_path_factory: pytest.TempPathFactory) -> K
 
     Shared by the tests below: one Ray Train run (~20 s startup here) serves three checks.
     """
+    from training.general_text import wikipedia_paragraphs, write_texts
     from training.train import run
 
-    cfg = _config(sample, tmp_path_factory.mktemp("killed"), steps=6, max_failures=1)
+    root = tmp_path_factory.mktemp("killed")
+    general = write_texts(wikipedia_paragraphs()[:40], root / "general.jsonl")
+    cfg = _config(  # with both distillation terms: under DDP, general text in no_sync, resumed on the same texts
+        sample, root, steps=6, max_failures=1, distill_weight=1.0, distill_texts=str(general), distill_texts_per_step=6
+    )
     killed: list[dict] = []
 
     def killer() -> None:
@@ -111,6 +116,7 @@ def test_two_workers_learn_and_save_a_loadable_model(killed_run, bundled_encoder
     assert probe[6] < probe[0], probe  # loss on fixed training batches goes down
     assert result.loss_curve.stat().st_size > 5_000
     assert {r["rank"] for r in _log(cfg, 0) + _log(cfg, 1)} == {0, 1}
+    assert all(r["general_distill_loss"] > 0 and r["distill_loss"] > 0 for r in _log(cfg, 0) + _log(cfg, 1))
 
     tuned = InstructorEncoder.load(result.output, device="cpu")
     assert tuned.max_seq_length == bundled_encoder.max_seq_length  # training's 32 is not baked into the model
