@@ -55,6 +55,7 @@ def test_outputs(recipe_out: tuple[Path, dict]) -> None:
     for setting in SETTINGS:
         assert f"| {setting} |" in report
     assert "distillation weight 1.0 (plus 16 general texts per step)" in report  # the recipe's defaults
+    assert "held-out tasks (" in report and "target >= 3 of 3)" in report  # 80 % of this toy's 3 held-out tasks
     for name in ("instructed", "ablation"):  # both runs trained with the distillation term, on Ray
         history = json.loads((out / "runs" / name / "train_history.json").read_text())["history"]
         assert len(history) == 2 and all(r["distill_loss"] >= 0 and r["general_distill_loss"] > 0 for r in history)
