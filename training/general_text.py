@@ -8,8 +8,9 @@ posts), so a run can also distil on a stream of general paragraphs, a few per st
 own geometry on them.
 
 The offline source is the English Wikipedia sample that the gensim wheel ships for its tests
-(``enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2``: 106 articles, about
-4,500 paragraphs after markup is stripped; Wikipedia text is CC BY-SA). No evaluation task uses it.
+(``enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2``: 106 articles, 4,337
+paragraphs of 30 or more words after markup is stripped; Wikipedia text is CC BY-SA). No training or
+evaluation task uses it.
 On a cluster, any JSONL of ``{"text": ...}`` rows (or one text per line) works, from a path or an
 object-storage URI.
 """

@@ -275,6 +275,7 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
     timings["total"] = time.perf_counter() - start
     results["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     results["config"] = dataclasses.asdict(cfg)
+    results["general_texts_per_step"] = cfg.distill_general if general else 0  # 0 when off or unavailable
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     recipe_eval.write_report(out, results, manifest)
     return results

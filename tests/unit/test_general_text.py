@@ -134,3 +134,23 @@ def test_settings(tmp_path):
         RecipeConfig(output=str(tmp_path), distill_general=-1)
     with pytest.raises(ValueError, match="at least 3 per worker"):  # checked before the corpus is built
         RecipeConfig(output=str(tmp_path), distill_general=2)
+
+
+def test_recipe_writes_the_general_texts_or_skips_them_in_one_line(tmp_path, monkeypatch, caplog):
+    from training import general_text, recipe
+
+    cfg = RecipeConfig(output=str(tmp_path / "run"))
+    path = recipe._general_text(cfg)
+    assert path == cfg.general_text_path() and len(read_texts(path)) == len(wikipedia_paragraphs())
+    assert recipe._general_text(RecipeConfig(output=str(tmp_path / "off"), distill_general=0)) is None
+
+    def unavailable() -> list[str]:
+        raise general_text.GeneralTextUnavailable("gensim is not installed")
+
+    monkeypatch.setattr(general_text, "wikipedia_paragraphs", unavailable)
+    with caplog.at_level("WARNING", logger="training.recipe"):
+        assert recipe._general_text(RecipeConfig(output=str(tmp_path / "missing"))) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "general text: skipped (gensim is not installed); the distillation covers the batches' documents only"
+    ]
+    assert not (tmp_path / "missing" / "general_text.jsonl").exists()
