@@ -124,22 +124,24 @@ def test_console_script_and_python_m_share_the_parser(tmp_path: Path) -> None:
         assert "no summary.json" in done.stderr
 
 
+def _train_usage_error(cwd: Path, *args: str) -> str:
+    """Run ``python -m training.train ARGS`` in ``cwd``; it must exit 2 with one stderr line and no Ray."""
+    done = subprocess.run(
+        [sys.executable, "-m", "training.train", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ray" not in done.stderr.lower(), done.stderr
+    return lines[0]
+
+
 def test_train_validates_relative_data_before_ray_and_exits_2(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     rows = [{"query": ["q: ", "a"], "pos": ["p: ", "b"], "neg": ["n: ", "c"], "task_id": 1}] * 3 + [{"query": 1}]
     (tmp_path / "data" / "medi.json").write_text(json.dumps(rows))
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "training.train", "--data", "data/medi.json", "--output", "out"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"{tmp_path}/data/medi.json: row 3: field 'query'" in lines[0], done.stderr
-    assert "ray" not in done.stderr.lower()
+    line = _train_usage_error(tmp_path, "--data", "data/medi.json", "--output", "out")
+    assert f"{tmp_path}/data/medi.json: row 3: field 'query'" in line
     assert time.monotonic() - started < 60  # no cluster was started (generous bound for a loaded machine)
 
 
@@ -149,19 +151,13 @@ def test_train_checks_distill_texts_before_ray_and_exits_2(tmp_path: Path) -> No
     ]
     (tmp_path / "medi.json").write_text(json.dumps(rows))
     (tmp_path / "general.jsonl").write_text('{"text": "fine"}\n{"title": "no text"}\n')
-    base = [sys.executable, "-m", "training.train", "--data", "medi.json", "--output", "out", "--batch-size", "4"]
     for texts, want in (("general.jsonl", "general.jsonl:2: a JSONL row needs"), ("nope.jsonl", "not found")):
-        done = subprocess.run(
-            [*base, "--distill-weight", "1", "--distill-texts", texts, "--distill-texts-per-step", "6"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
+        line = _train_usage_error(
+            tmp_path,
+            *("--data", "medi.json", "--output", "out", "--batch-size", "4", "--distill-weight", "1"),
+            *("--distill-texts", texts, "--distill-texts-per-step", "6"),
         )
-        assert done.returncode == 2
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("python -m training.train: error: --distill-texts: ")
-        assert want in lines[0] and "ray" not in done.stderr.lower()
+        assert line.startswith("python -m training.train: error: --distill-texts: ") and want in line
 
 
 def test_train_config_resolves_relative_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
