@@ -121,13 +121,13 @@ class Source:
 
 
 def _registry() -> dict[str, Source]:
-    from training.sources import chatterbot, debian, dictd, gensim_data, manpages, wordnet
+    from training.sources import chatterbot, debian, dictd, gensim_data, manpages, paraphrase, sentiment, wordnet
 
-    modules: Sequence[Any] = (debian, wordnet, dictd, manpages, chatterbot, gensim_data)
+    modules: Sequence[Any] = (debian, wordnet, dictd, manpages, chatterbot, gensim_data, sentiment, paraphrase)
     return {m.SOURCE.name: m.SOURCE for m in modules}
 
 
-SOURCES: tuple[str, ...] = ("debian", "wordnet", "dictd", "manpages", "chatterbot", "gensim")
+SOURCES: tuple[str, ...] = ("debian", "wordnet", "dictd", "manpages", "chatterbot", "gensim", "sentiment", "paraphrase")
 
 
 def get_source(name: str) -> Source:

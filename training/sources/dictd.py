@@ -19,7 +19,7 @@ from pathlib import Path
 
 from training.sources import Pair, Source, SourceUnavailable, TaskPairs, task
 
-__all__ = ["DICTIONARIES", "SOURCE", "build", "decode_number", "entries", "locate"]
+__all__ = ["DICTIONARIES", "SOURCE", "build", "decode_number", "entries", "locate", "read"]
 
 ROOT = Path("/usr/share/dictd")
 DICTIONARIES = ("gcide", "vera", "foldoc", "jargon")
@@ -176,13 +176,21 @@ def build(raw: dict[str, list[tuple[str, str]]]) -> list[TaskPairs]:
     return out
 
 
+def read(name: str, root: Path = ROOT) -> list[tuple[str, str]] | None:
+    """The ``(headword, entry)`` list of one installed dictionary, or ``None`` when it is not installed."""
+    index, data = root / f"{name}.index", root / f"{name}.dict.dz"
+    if not (index.is_file() and data.is_file()):
+        return None
+    return entries(index.read_text(encoding="utf-8", errors="replace"), gzip.decompress(data.read_bytes()))
+
+
 def locate(root: Path = ROOT) -> dict[str, list[tuple[str, str]]]:
     """Entries of every installed dictionary; :class:`SourceUnavailable` when none is installed."""
     raw = {}
     for name in DICTIONARIES:
-        index, data = root / f"{name}.index", root / f"{name}.dict.dz"
-        if index.is_file() and data.is_file():
-            raw[name] = entries(index.read_text(encoding="utf-8", errors="replace"), gzip.decompress(data.read_bytes()))
+        found = read(name, root)
+        if found is not None:
+            raw[name] = found
     if not raw:
         raise SourceUnavailable(
             f"dictd: no dictionaries in {root} (apt-get install dict-gcide dict-vera dict-foldoc dict-jargon)"
