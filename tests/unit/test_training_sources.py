@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 
 import pytest
 
 from instructor_plugins.corpora import QAPair
-from training.sources import SOURCES, SourceUnavailable, chatterbot, debian, dictd, get_source, manpages, task, wordnet
+from training.sources import (
+    SOURCES,
+    SourceUnavailable,
+    chatterbot,
+    debian,
+    dictd,
+    get_source,
+    manpages,
+    paraphrase,
+    sentiment,
+    task,
+    wordnet,
+)
 from training.sources.splits import SPLITS, same_split_partner, split_of
 
 TRANSLATION = """Package: foo
@@ -145,3 +158,80 @@ def test_unknown_source_lists_valid_ones() -> None:
     with pytest.raises(ValueError, match="valid"):
         get_source("nope")
     assert {get_source(name).name for name in SOURCES} == set(SOURCES)
+
+
+def _synset_line(offset: int, word: str, gloss: str) -> str:
+    return f"{offset:08d} 03 n 01 {word} 0 000 | {gloss}\n"
+
+
+def test_sentiment_pairs_sentences_of_one_vader_label_within_a_split() -> None:
+    pytest.importorskip("vaderSentiment")
+    lines = "".join(
+        _synset_line(i, f"w{i}", f'a gloss; "{text} number {i}"')
+        for i, text in enumerate(
+            ["what a wonderful and happy day"] * 40
+            + ["a terrible and horrible accident"] * 40
+            + ["the box is on the table"] * 40
+        )
+    )
+    (same,) = sentiment.build({"noun": lines})
+    assert same.spec.shape == "symmetric" and same.spec.task_type == "sentiment"
+    assert same.spec.query_instruction == "Represent the sentence for classifying its sentiment: "
+    assert {p.label for p in same.pairs} == {"positive", "negative"}
+    assert len(same.pairs) >= 60  # nearly every non-neutral sentence finds a partner in its split
+    for p in same.pairs:
+        assert "box" not in p.query + p.pos  # neutral sentences are not used
+        assert p.label == ("positive" if "wonderful" in p.query else "negative")
+        assert ("wonderful" in p.pos) == (p.label == "positive")
+        partner = int(p.pos.rsplit(" ", 1)[1])
+        assert split_of(p.key) == split_of(f"{partner:08d}-n") and p.key != f"{partner:08d}-n"
+    assert sentiment.label_of(0.5) == "positive" and sentiment.label_of(-0.49) is None
+
+
+def test_sentiment_without_vader_is_a_clear_skip(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "vaderSentiment", None)
+    with pytest.raises(SourceUnavailable, match="pip install vaderSentiment"):
+        sentiment.locate()
+
+
+def test_paraphrase_pairs_two_dictionaries_on_one_sense_words_only() -> None:
+    wn = (
+        _synset_line(1, "janitor", "someone employed to clean and maintain a building")
+        + _synset_line(2, "bank", "sloping land beside a body of water")
+        + _synset_line(3, "bank", "a financial institution that accepts deposits")
+        + _synset_line(4, "thousandth", "the ordinal number of one thousand in counting order")
+        + _synset_line(5, "walkway", "a walkway made of wooden boards")
+    )
+    gcide = [
+        ("Janitor", 'Janitor \\Jan"i*tor\\, n.\n   1. A door-keeper of a large house or hall; a porter. -- Milton\n'),
+        ("Bank", "Bank \\Bank\\, n.\n   1. A mound, pile, or ridge of earth, raised above the surrounding level.\n"),
+        (
+            "thousandth",
+            "thousandth \\thousandth\\ adj.\n   1. coming next after the nine hundred ninety-ninth Syn: 1000th\n",
+        ),
+        ("Walkway", 'Walkway \\Walk"way\\, n.\n   1. A walkway made of wooden boards, at the seaside.\n'),
+    ]
+    (same,) = paraphrase.build({"gcide": gcide, "wordnet": {"noun": wn}})
+    assert same.spec.shape == "symmetric" and "semantically similar" in same.spec.query_instruction
+    # bank: two WordNet senses; thousandth: GCIDE copied WordNet (Syn:); walkway: a copy, not a paraphrase
+    assert [(p.key, sorted([p.query, p.pos])) for p in same.pairs] == [
+        (
+            "00000001-n",
+            ["A door-keeper of a large house or hall; a porter.", "someone employed to clean and maintain a building"],
+        )
+    ]
+
+
+@pytest.mark.parametrize("name", ["sentiment", "paraphrase"])
+def test_new_sources_on_the_installed_text(name: str) -> None:
+    try:
+        (tp,) = get_source(name).tasks()
+    except SourceUnavailable as exc:
+        pytest.skip(str(exc))
+    if name == "sentiment":
+        labels = [p.label for p in tp.pairs]
+        assert labels.count("positive") > 2000 and labels.count("negative") > 2000
+    else:
+        assert len(tp.pairs) > 10000
+        assert all("Syn:" not in p.query + p.pos and paraphrase.overlap(p.query, p.pos) < 0.5 for p in tp.pairs)
+        assert len({p.key for p in tp.pairs}) == len(tp.pairs)  # one pair per word sense
