@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import random
 import sys
 from pathlib import Path
@@ -235,3 +236,9 @@ def test_new_sources_on_the_installed_text(name: str) -> None:
         assert len(tp.pairs) > 10000
         assert all("Syn:" not in p.query + p.pos and paraphrase.overlap(p.query, p.pos) < 0.5 for p in tp.pairs)
         assert len({p.key for p in tp.pairs}) == len(tp.pairs)  # one pair per word sense
+
+
+@pytest.mark.parametrize("module", [sentiment, paraphrase, dictd])
+def test_doctests(module: object) -> None:
+    result = doctest.testmod(module)  # type: ignore[arg-type]
+    assert result.attempted > 0 and result.failed == 0
