@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
-from training.sources import SOURCES, Pair, SourceUnavailable, TaskPairs, get_source
+from training.sources import DEFAULT_SOURCES, SOURCES, Pair, SourceUnavailable, TaskPairs, get_source
 from training.sources.splits import SPLITS, split_of
 
 __all__ = ["CorpusConfig", "DEFAULT_HOLDOUT", "build_corpus", "load_rows", "main", "mine_negatives"]
@@ -62,8 +62,9 @@ class CorpusConfig:
 
     output: str
     """Corpus folder (JSONL splits, the DatasetDict in dataset/, manifest.json)."""
-    sources: tuple[str, ...] = SOURCES
-    """Text sources to read; a missing one is skipped with one log line and listed under 'skipped'."""
+    sources: tuple[str, ...] = DEFAULT_SOURCES
+    """Text sources to read: debian, wordnet, dictd, manpages, chatterbot, gensim, and the opt-in sentiment and
+    paraphrase; a missing one is skipped with one log line and listed under 'skipped'."""
     holdout: tuple[str, ...] = DEFAULT_HOLDOUT
     """Tasks never trained on: all their pairs become held-out evaluation rows."""
     max_train_per_task: int = 3600

@@ -42,7 +42,7 @@ from typing import Any
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from training.corpus import DEFAULT_HOLDOUT, CorpusConfig, build_corpus
-from training.sources import SOURCES
+from training.sources import DEFAULT_SOURCES
 
 __all__ = ["HELDOUT_EVAL_TASKS", "RecipeConfig", "check_corpus", "main", "run"]
 
@@ -62,8 +62,9 @@ class RecipeConfig:
     """Folder for the corpus, the models, the report."""
     model: str | None = None
     """Base model (default: the bundled all-MiniLM-L6-v2); it also mines the hard negatives."""
-    sources: tuple[str, ...] = SOURCES
-    """Text sources of the corpus (missing ones are skipped and listed in the manifest)."""
+    sources: tuple[str, ...] = DEFAULT_SOURCES
+    """Text sources of the corpus: debian, wordnet, dictd, manpages, chatterbot, gensim, and the opt-in sentiment and
+    paraphrase (missing ones are skipped and listed in the manifest)."""
     steps: int = 240
     """Optimizer steps of each training run (the finetune and the ablation)."""
     batch_size: int = 32

@@ -11,6 +11,7 @@ import pytest
 
 from instructor_plugins.corpora import QAPair
 from training.sources import (
+    DEFAULT_SOURCES,
     SOURCES,
     SourceUnavailable,
     chatterbot,
@@ -242,3 +243,12 @@ def test_new_sources_on_the_installed_text(name: str) -> None:
 def test_doctests(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_sentiment_and_paraphrase_are_opt_in() -> None:
+    from training.corpus import CorpusConfig
+    from training.recipe import RecipeConfig
+
+    assert set(SOURCES) - set(DEFAULT_SOURCES) == {"sentiment", "paraphrase"}
+    assert CorpusConfig("x").sources == RecipeConfig("x").sources == DEFAULT_SOURCES
+    assert CorpusConfig("x", sources=(*DEFAULT_SOURCES, "sentiment")).sources[-1] == "sentiment"
