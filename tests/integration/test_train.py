@@ -28,6 +28,7 @@ from training.train import TrainResult
 from training.worker import batch_checksum
 
 pytestmark = pytest.mark.integration
+STEPS, EVERY = 8, 4  # the killed run: its steps, and a checkpoint every EVERY steps
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,15 @@ def _assert_history_matches_plan(state: TrainState, cfg: TrainConfig, total: int
     assert [r["task"] for r in state.history] == [sampler.task_of_step(s) for s in range(total)]
 
 
+def _latest_checkpoint_step(cfg: TrainConfig) -> int | None:
+    """The step a restart would resume from: the latest checkpoint Ray Train has registered (None: none yet)."""
+    try:
+        snapshot = json.loads((cfg.run_dir / "checkpoint_manager_snapshot.json").read_text())
+        return int(snapshot["latest_checkpoint_result"]["metrics"]["next_step"])
+    except (OSError, ValueError, KeyError, TypeError):  # not written yet, or caught mid-write
+        return None
+
+
 @dataclass
 class KilledRun:
     cfg: TrainConfig
@@ -78,7 +88,7 @@ class KilledRun:
 
 @pytest.fixture(scope="module")
 def killed_run(ray_local, sample, tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
-    """One 6-step run on 2 workers; rank 1 is SIGKILLed after the step-2 checkpoint is registered.
+    """One 8-step run on 2 workers; rank 1 is SIGKILLed after the step-4 checkpoint is registered.
 
     Shared by the tests below: one Ray Train run (~20 s startup here) serves three checks.
     """
@@ -88,18 +98,30 @@ def killed_run(ray_local, sample, tmp_path_factory: pytest.TempPathFactory) -> K
     root = tmp_path_factory.mktemp("killed")
     general = write_texts(wikipedia_paragraphs()[:40], root / "general.jsonl")
     cfg = _config(  # with both distillation terms: under DDP, general text in no_sync, resumed on the same texts
-        sample, root, steps=6, max_failures=1, distill_weight=1.0, distill_texts=str(general), distill_texts_per_step=6
+        sample,
+        root,
+        steps=STEPS,
+        checkpoint_every=EVERY,
+        max_failures=1,
+        distill_weight=1.0,
+        distill_texts=str(general),
+        distill_texts_per_step=6,
     )
     killed: list[dict] = []
 
     def killer() -> None:
+        # Rank 1 dies once the step-4 checkpoint is registered and *both* ranks have logged a step after it. The
+        # next checkpoint is the last one, so the restart resumes from step 4 and runs a logged step again.
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not killed:
-            snapshot = cfg.run_dir / "checkpoint_manager_snapshot.json"
-            lines = [r for r in _log(cfg, 1) if r["resumed_from"] == 0 and r["step"] >= 2]
-            if lines and snapshot.exists() and "checkpoint_dir_name" in snapshot.read_text():
-                os.kill(lines[0]["pid"], signal.SIGKILL)  # rank 1 dies mid-run, after the step-2 checkpoint
-                killed.append(lines[0])
+            try:
+                resume = _latest_checkpoint_step(cfg)
+                done = [[r for r in _log(cfg, rank) if r["resumed_from"] == 0] for rank in (0, 1)]
+            except ValueError:  # a log line caught mid-write
+                resume = None
+            if resume == EVERY and all(d and d[-1]["step"] >= resume for d in done):
+                os.kill(done[1][-1]["pid"], signal.SIGKILL)
+                killed.append(done[1][-1])
             time.sleep(0.05)
 
     thread = threading.Thread(target=killer, daemon=True)
@@ -112,8 +134,8 @@ def killed_run(ray_local, sample, tmp_path_factory: pytest.TempPathFactory) -> K
 def test_two_workers_learn_and_save_a_loadable_model(killed_run, bundled_encoder):
     result, cfg = killed_run.result, killed_run.cfg
     probe = {int(k): v for k, v in result.state.probe_loss.items()}
-    assert {0, 6} <= set(probe)
-    assert probe[6] < probe[0], probe  # loss on fixed training batches goes down
+    assert {0, STEPS} <= set(probe)
+    assert probe[STEPS] < probe[0], probe  # loss on fixed training batches goes down
     assert result.loss_curve.stat().st_size > 5_000
     assert {r["rank"] for r in _log(cfg, 0) + _log(cfg, 1)} == {0, 1}
     assert all(r["general_distill_loss"] > 0 and r["distill_loss"] > 0 for r in _log(cfg, 0) + _log(cfg, 1))
@@ -139,9 +161,9 @@ def test_killed_worker_restarts_from_last_checkpoint_without_repeat_or_skip(kill
     second = [r for r in log if r["resumed_from"] > 0]
     assert second, "no restarted attempt in the log"
     restart = second[0]["resumed_from"]
-    assert restart in (2, 4)  # the last checkpoint, not step 0
+    assert restart == EVERY  # the last checkpoint, not step 0
     assert restart <= first[-1]["step"] + 1  # it did not skip ahead of the work that was done
-    assert [r["step"] for r in second] == list(range(restart, 6))
+    assert [r["step"] for r in second] == list(range(restart, STEPS))
     assert {r["pid"] for r in second}.isdisjoint({r["pid"] for r in first})  # new worker processes
     # Weights, optimizer state and dropout seeds all come back: a step run twice gives the same loss.
     redone = {r["step"]: r["loss"] for r in first if r["step"] >= restart}
@@ -149,13 +171,13 @@ def test_killed_worker_restarts_from_last_checkpoint_without_repeat_or_skip(kill
     for r in second:
         if r["step"] in redone:
             assert r["loss"] == pytest.approx(redone[r["step"]], rel=1e-4, abs=1e-5), r
-    _assert_history_matches_plan(result.state, cfg, 6)
+    _assert_history_matches_plan(result.state, cfg, STEPS)
 
 
 def test_rerun_with_the_same_run_name_resumes(killed_run):
     from training.train import run
 
-    more = dataclasses.replace(killed_run.cfg, steps=7)
+    more = dataclasses.replace(killed_run.cfg, steps=STEPS + 1)
     resumed = run(more)
-    assert [r["step"] for r in _log(more, 0) if r["resumed_from"] == 6] == [6]
-    _assert_history_matches_plan(resumed.state, more, 7)
+    assert [r["step"] for r in _log(more, 0) if r["resumed_from"] == STEPS] == [STEPS]
+    _assert_history_matches_plan(resumed.state, more, STEPS + 1)
