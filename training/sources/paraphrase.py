@@ -1,8 +1,9 @@
 """Definition paraphrases: GCIDE's and WordNet's definitions of the same word (symmetric similarity).
 
 Raw input: GCIDE's dictd entries (Debian ``dict-gcide``, 1913 Webster and additions) and WordNet's
-``data.*`` texts. Only words with exactly one WordNet sense are used, so both dictionaries describe
-one meaning; the two definitions are written independently, a century apart, in different words.
+``data.*`` texts. Only words with exactly one WordNet sense are used; GCIDE's first sense of the word
+is usually the same meaning, in words written independently (mostly 1913 Webster), but not always:
+the pairs are distant supervision, with some noise.
 A GCIDE sense loses its trailing citation (`` -- Author``). Dropped: senses that still carry
 markup (brackets, backslashes), either definition under four words, GCIDE senses copied from WordNet (they
 end in ``Syn:``), and pairs sharing half their words or more (Jaccard >= 0.5: a copy, not a
