@@ -56,10 +56,9 @@ def build(raw: dict[str, Any]) -> list[TaskPairs]:
         )
     )
     senses: dict[str, list[wordnet.WordNetSynset]] = defaultdict(list)
-    for pos in wordnet.POS_FILES:
-        for synset in wordnet.parse_data(raw["wordnet"].get(pos, ""), pos):
-            for lemma in dict.fromkeys(lemma.lower() for lemma in synset.lemmas):
-                senses[lemma].append(synset)
+    for synset in wordnet.synsets_of(raw["wordnet"]):
+        for lemma in dict.fromkeys(lemma.lower() for lemma in synset.lemmas):
+            senses[lemma].append(synset)
     rng = random.Random(0)
     seen: set[str] = set()
     for _, entry in raw["gcide"]:

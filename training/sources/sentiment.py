@@ -55,15 +55,14 @@ def build(raw: dict[str, str]) -> list[TaskPairs]:
     score = _vader()
     key_of: dict[str, str] = {}
     by_label: dict[str, list[str]] = {"negative": [], "positive": []}
-    for pos in wordnet.POS_FILES:
-        for synset in wordnet.parse_data(raw.get(pos, ""), pos):
-            for sentence in synset.examples:
-                if sentence in key_of:
-                    continue
-                label = label_of(score(sentence))
-                if label is not None:
-                    key_of[sentence] = synset.id
-                    by_label[label].append(sentence)
+    for synset in wordnet.synsets_of(raw):
+        for sentence in synset.examples:
+            if sentence in key_of:
+                continue
+            label = label_of(score(sentence))
+            if label is not None:
+                key_of[sentence] = synset.id
+                by_label[label].append(sentence)
     rng = random.Random(0)
     for label, members in sorted(by_label.items()):
         for a, b in same_split_partner(members, key_of.__getitem__, rng):

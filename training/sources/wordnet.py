@@ -19,7 +19,7 @@ from pathlib import Path
 from training.sources import Pair, Source, SourceUnavailable, TaskPairs, task
 from training.sources.splits import same_split_partner
 
-__all__ = ["SOURCE", "WordNetSynset", "build", "locate", "parse_data"]
+__all__ = ["SOURCE", "WordNetSynset", "build", "locate", "parse_data", "synsets_of"]
 
 ROOT = Path("/usr/share/wordnet")
 POS_FILES = ("noun", "verb", "adj", "adv")
@@ -84,9 +84,14 @@ def parse_data(text: str, pos: str) -> list[WordNetSynset]:
     return out
 
 
+def synsets_of(raw: dict[str, str]) -> list[WordNetSynset]:
+    """Every synset of ``{pos: data file text}``, in ``POS_FILES`` order; absent parts of speech are skipped."""
+    return [s for pos in POS_FILES if pos in raw for s in parse_data(raw[pos], pos)]
+
+
 def build(raw: dict[str, str]) -> list[TaskPairs]:
     """The WordNet tasks from ``{pos: data file text}`` (pure)."""
-    synsets = [s for pos in POS_FILES if pos in raw for s in parse_data(raw[pos], pos)]
+    synsets = synsets_of(raw)
     by_id = {s.id: s for s in synsets}
     rng = random.Random(0)
     specs = {
