@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
+from training import instruction_variants
 from training.sources import DEFAULT_SOURCES, SOURCES, Pair, SourceUnavailable, TaskPairs, get_source
 from training.sources.splits import SPLITS, split_of
 
@@ -81,8 +82,11 @@ class CorpusConfig:
     """A candidate negative this close (cosine) to the positive is a near-duplicate and skipped."""
     mine: bool = True
     """Mine hard negatives with the encoder (--no-mine: random in-task negatives)."""
+    instruction_variants: bool = False
+    """Give each training pair one of three wordings of its task's instructions (training.instruction_variants);
+    dev, test and held-out rows keep the canonical wording."""
     seed: int = 0
-    """Seed of the caps' order and the fallback negatives."""
+    """Seed of the caps' order, the fallback negatives and the instruction wordings."""
 
     def __post_init__(self) -> None:
         for name in ("max_train_per_task", "max_eval_per_task", "max_holdout_per_task"):
@@ -213,11 +217,17 @@ def _embedder(cfg: CorpusConfig) -> Any:
     return embed
 
 
-def _row(spec: Any, pair: Pair, neg: str) -> dict[str, Any]:
+def _row(spec: Any, pair: Pair, neg: str, *, variant_seed: int | None = None) -> dict[str, Any]:
+    query_instruction, document_instruction = spec.query_instruction, spec.document_instruction
+    if variant_seed is not None:
+        key = f"{pair.key}\0{pair.query}\0{pair.pos}"
+        query_instruction, document_instruction = instruction_variants.pick(
+            spec.name, (query_instruction, document_instruction), key, variant_seed
+        )
     row: dict[str, Any] = {
-        "query": [spec.query_instruction, pair.query],
-        "pos": [spec.document_instruction, pair.pos],
-        "neg": [spec.document_instruction, neg],
+        "query": [query_instruction, pair.query],
+        "pos": [document_instruction, pair.pos],
+        "neg": [document_instruction, neg],
         "task_name": spec.name,
     }
     if pair.label is not None:
@@ -261,7 +271,8 @@ def build_corpus(cfg: CorpusConfig) -> dict[str, Any]:
             else:
                 pool = list(dict.fromkeys(p.pos for p in pairs))
                 negs = [p.neg or rng.choice([c for c in pool if c != p.pos] or [p.query]) for p in pairs]
-            rows[split] += [_row(r.spec, p, n) for p, n in zip(pairs, negs, strict=True)]
+            variant_seed = cfg.seed if cfg.instruction_variants and split == "train" else None
+            rows[split] += [_row(r.spec, p, n, variant_seed=variant_seed) for p, n in zip(pairs, negs, strict=True)]
             counts[split] = len(pairs)
         manifest_tasks.append(
             {

@@ -110,6 +110,9 @@ class RecipeConfig:
     """Seed of the splits' caps, the negatives' fallback and the batch plan."""
     holdout: tuple[str, ...] = DEFAULT_HOLDOUT
     """Tasks never trained on, evaluated as held-out."""
+    instruction_variants: bool = False
+    """Train on three wordings of each task's instructions (training.instruction_variants); evaluation keeps the
+    canonical ones."""
     use_gpu: bool = False
     """One GPU per worker, bf16 autocast."""
 
@@ -135,6 +138,7 @@ class RecipeConfig:
             max_eval_per_task=self.max_eval_per_task,
             max_holdout_per_task=self.max_holdout_per_task,
             mining_model=self.model,
+            instruction_variants=self.instruction_variants,
             seed=self.seed,
         )
 
@@ -200,7 +204,9 @@ def _corpus(cfg: RecipeConfig) -> dict[str, Any]:
     if path.is_file():
         manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         wanted = json.loads(json.dumps(dataclasses.asdict(corpus_cfg)))
-        if {**manifest.get("config", {}), "output": wanted["output"]} == wanted:
+        # a setting the manifest lacks was added later: that corpus was built with its default
+        defaults = json.loads(json.dumps(dataclasses.asdict(CorpusConfig(output=corpus_cfg.output))))
+        if {**defaults, **manifest.get("config", {}), "output": wanted["output"]} == wanted:
             logger.info("corpus: reusing %s", path.parent)
             return manifest
     return build_corpus(corpus_cfg)
