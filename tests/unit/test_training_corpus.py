@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from training import corpus as corpus_mod
+from training import instruction_variants
 from training.corpus import CorpusConfig, build_corpus, load_rows, mine_negatives
 from training.medi import load_medi
 from training.recipe import CorpusError, RecipeConfig, check_corpus
@@ -151,3 +152,68 @@ def test_recipe_config_rejects_bad_values() -> None:
         RecipeConfig("x", wise_alphas=(1.5,))
     with pytest.raises(ValueError, match="unknown sources"):
         CorpusConfig("x", sources=("nope",))
+
+
+def test_instruction_variants_vary_training_rows_only(small_corpus: tuple[Path, dict], tmp_path: Path) -> None:
+    out, manifest = small_corpus
+    build_corpus(_small(tmp_path, instruction_variants=True))
+    canonical = {t["name"]: (t["query_instruction"], t["document_instruction"]) for t in manifest["tasks"]}
+    for split in ("dev", "test"):  # evaluation rows keep the canonical wording: byte-identical files
+        assert (tmp_path / f"{split}.jsonl").read_bytes() == (out / f"{split}.jsonl").read_bytes()
+    plain, varied = load_rows(out, "train"), load_rows(tmp_path, "train")
+    assert [(r["query"][1], r["pos"][1], r["neg"][1]) for r in plain] == [
+        (r["query"][1], r["pos"][1], r["neg"][1]) for r in varied
+    ]  # same texts, same negatives: only the instructions differ
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for r in varied:
+        pair = (r["query"][0], r["pos"][0])
+        assert r["neg"][0] == r["pos"][0]
+        assert pair == canonical[r["task_name"]] or pair in instruction_variants.VARIANTS[r["task_name"]]
+        seen.setdefault(r["task_name"], set()).add(pair)
+    assert sum(len(s) for s in seen.values()) > len(seen)  # 12 pairs a task: some task shows several wordings
+
+
+def test_every_trained_task_has_two_variants_in_the_unified_format() -> None:
+    from training.corpus import DEFAULT_HOLDOUT
+
+    for name, variants in instruction_variants.VARIANTS.items():
+        assert name not in DEFAULT_HOLDOUT
+        assert len(variants) == 2 and len(set(variants)) == 2
+        for query, document in variants:
+            assert query.startswith("Represent the ") and query.endswith(": ")
+            assert document.startswith("Represent the ") and document.endswith(": ")
+
+
+def test_variant_pick_is_deterministic_and_uses_every_wording() -> None:
+    canonical = ("Represent the word for retrieving its synonyms: ",) * 2
+    picks = [instruction_variants.pick("wordnet_synonyms", canonical, f"k{i}") for i in range(60)]
+    assert picks == [instruction_variants.pick("wordnet_synonyms", canonical, f"k{i}") for i in range(60)]
+    assert set(picks) == {canonical, *instruction_variants.VARIANTS["wordnet_synonyms"]}
+    assert picks != [instruction_variants.pick("wordnet_synonyms", canonical, f"k{i}", seed=1) for i in range(60)]
+
+
+def test_recipe_reuses_a_corpus_built_before_a_setting_existed(
+    small_corpus: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from training import recipe
+
+    out, manifest = small_corpus
+    cfg = RecipeConfig(
+        str(tmp_path),
+        sources=("wordnet", "chatterbot"),
+        holdout=("chatterbot_same_category",),
+        max_train_per_task=12,
+        max_eval_per_task=6,
+        max_holdout_per_task=10,
+        batch_size=4,
+    )
+    shutil.copytree(out, tmp_path / "corpus")
+    old = json.loads(json.dumps(manifest))
+    del old["config"]["instruction_variants"]  # written before the setting existed: built with its default
+    (tmp_path / "corpus" / "manifest.json").write_text(json.dumps(old))
+    monkeypatch.setattr(recipe, "build_corpus", lambda c: pytest.fail("rebuilt a corpus it could reuse"))
+    assert recipe._corpus(cfg)["counts"] == manifest["counts"]
+    with pytest.raises(pytest.fail.Exception, match="rebuilt"):
+        recipe._corpus(dataclasses.replace(cfg, instruction_variants=True))  # another setting: rebuilt
