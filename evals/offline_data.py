@@ -33,6 +33,7 @@ __all__ = [
     "STSPairs",
     "balanced_order",
     "chatterbot_qa",
+    "lee_ratings",
     "lee_sts",
     "newsgroups",
     "polarity",
@@ -93,6 +94,16 @@ def balanced_order(labels: Sequence[Hashable]) -> list[int]:
     return [i for _, _, i in sorted(ranked)]
 
 
+def lee_ratings() -> tuple[list[str], list[list[float]]]:
+    """The 50 Lee documents and their 50 x 50 mean human similarity ratings (0-1; upper triangle used)."""
+    docs = [d.strip() for d in gensim_test_file("lee.cor").read_text(encoding="latin-1").splitlines() if d.strip()]
+    rows = gensim_test_file("similarities0-1.txt").read_text(encoding="ascii").splitlines()
+    matrix = [[float(x) for x in row.split()] for row in rows if row.strip()]
+    if len(docs) != len(matrix) or any(len(r) != len(docs) for r in matrix):
+        raise ValueError(f"lee.cor has {len(docs)} documents but the rating matrix is not {len(docs)}x{len(docs)}")
+    return docs, matrix
+
+
 def lee_sts(max_docs: int | None = None) -> STSPairs:
     """Every pair of the first ``max_docs`` Lee documents with its mean human rating (0-1).
 
@@ -100,11 +111,7 @@ def lee_sts(max_docs: int | None = None) -> STSPairs:
     (a document with itself) is left out.
     """
     _check_max(max_docs)
-    docs = [d.strip() for d in gensim_test_file("lee.cor").read_text(encoding="latin-1").splitlines() if d.strip()]
-    rows = gensim_test_file("similarities0-1.txt").read_text(encoding="ascii").splitlines()
-    matrix = [[float(x) for x in row.split()] for row in rows if row.strip()]
-    if len(docs) != len(matrix) or any(len(r) != len(docs) for r in matrix):
-        raise ValueError(f"lee.cor has {len(docs)} documents but the rating matrix is not {len(docs)}x{len(docs)}")
+    docs, matrix = lee_ratings()
     n = len(docs) if max_docs is None else min(max_docs, len(docs))
     s1, s2, score = [], [], []
     for i in range(n):

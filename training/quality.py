@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RetrievalTask", "evaluate_rows", "ndcg_at_k", "retrieval_tasks"]
+__all__ = ["RetrievalTask", "evaluate_per_query", "evaluate_rows", "ndcg_at_k", "ndcg_per_query", "retrieval_tasks"]
 
 
 class RetrievalTask:
@@ -56,31 +56,48 @@ def retrieval_tasks(rows: Sequence[Mapping[str, Any]], names: Sequence[str] | No
     return [RetrievalTask(n, grouped[n]) for n in wanted]
 
 
+def ndcg_per_query(scores: np.ndarray, relevant: Sequence[set[int]], k: int = 10) -> np.ndarray:
+    """Binary nDCG@k of each score row ``(queries, documents)`` against its relevant document set.
+
+    >>> ndcg_per_query(np.array([[0.1, 0.9], [0.9, 0.1]]), [{1}, {1}], k=2).round(4).tolist()
+    [1.0, 0.6309]
+    """
+    k = min(k, scores.shape[1])
+    top = np.argsort(-scores, axis=1)[:, :k]
+    out = np.zeros(len(relevant))
+    for i, (row, rel) in enumerate(zip(top, relevant, strict=True)):
+        dcg = sum(1.0 / math.log2(rank + 2) for rank, doc in enumerate(row) if doc in rel)
+        ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(len(rel), k)))
+        out[i] = dcg / ideal if ideal else 0.0
+    return out
+
+
 def ndcg_at_k(scores: np.ndarray, relevant: Sequence[set[int]], k: int = 10) -> float:
     """Mean binary nDCG@k of score rows ``(queries, documents)`` against relevant document sets.
 
     >>> round(ndcg_at_k(np.array([[0.1, 0.9], [0.9, 0.1]]), [{1}, {1}], k=2), 4)
     0.8155
     """
-    k = min(k, scores.shape[1])
-    top = np.argsort(-scores, axis=1)[:, :k]
-    total = 0.0
-    for row, rel in zip(top, relevant, strict=True):
-        dcg = sum(1.0 / math.log2(rank + 2) for rank, doc in enumerate(row) if doc in rel)
-        ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(len(rel), k)))
-        total += dcg / ideal if ideal else 0.0
-    return total / len(relevant)
+    return float(ndcg_per_query(scores, relevant, k).sum() / len(relevant))
 
 
-def evaluate_rows(
+def evaluate_per_query(
     encoder: Any, tasks: Sequence[RetrievalTask], *, instructions: bool, batch_size: int = 64
-) -> dict[str, float]:
-    """nDCG@10 (in points, 0-100) of every task; ``instructions=False`` embeds the bare texts."""
+) -> dict[str, np.ndarray]:
+    """nDCG@10 (points, 0-100) of every query of every task; ``instructions=False`` embeds the bare texts."""
     out = {}
     for t in tasks:
         q_instr = t.query_instruction if instructions else ""
         d_instr = t.document_instruction if instructions else ""
         q = encoder.encode(t.queries, q_instr, batch_size=batch_size)
         d = encoder.encode(t.documents, d_instr, batch_size=batch_size)
-        out[t.name] = 100.0 * ndcg_at_k(q @ d.T, t.relevant)
+        out[t.name] = 100.0 * ndcg_per_query(q @ d.T, t.relevant)
     return out
+
+
+def evaluate_rows(
+    encoder: Any, tasks: Sequence[RetrievalTask], *, instructions: bool, batch_size: int = 64
+) -> dict[str, float]:
+    """nDCG@10 (in points, 0-100) of every task: the mean of :func:`evaluate_per_query`."""
+    per_query = evaluate_per_query(encoder, tasks, instructions=instructions, batch_size=batch_size)
+    return {name: float(v.sum() / len(v)) for name, v in per_query.items()}

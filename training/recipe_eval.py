@@ -22,11 +22,21 @@ from typing import Any
 from instructor_plugins.defaults import InstructionDefaults
 from instructor_plugins.instructions import preset
 from instructor_plugins.model import InstructorEncoder
+from training.bootstrap import Interval, paired_mean_difference, paired_sts_difference
 from training.corpus import load_rows
-from training.quality import RetrievalTask, evaluate_rows
+from training.quality import RetrievalTask, evaluate_per_query, evaluate_rows
 from training.wise import interpolate
 
-__all__ = ["SETTINGS", "evaluate_recipe", "pick_alpha", "recorded_defaults", "subsample_tasks", "write_report"]
+__all__ = [
+    "SETTINGS",
+    "evaluate_recipe",
+    "instruction_effect",
+    "lee_similarity",
+    "pick_alpha",
+    "recorded_defaults",
+    "subsample_tasks",
+    "write_report",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -145,15 +155,20 @@ def evaluate_recipe(
     held_retrieval_names = [n for n in HELDOUT_RETRIEVAL if n in manifest["held_out_tasks"]]
     held_retrieval = subsample_tasks(test_rows, held_retrieval_names, cfg.heldout_queries_per_task)
     scores: dict[str, dict[str, float]] = {}
+    per_query: dict[str, dict[str, Any]] = {}
     for setting, (key, instructions) in SETTINGS.items():
         if key not in models:
             continue
         t0 = time.perf_counter()
         model = models[key]
         row = evaluate_rows(model, in_domain, instructions=instructions)
-        row.update(evaluate_rows(model, held_retrieval, instructions=instructions))
+        per_query[setting] = evaluate_per_query(model, held_retrieval, instructions=instructions)
+        row.update({name: float(v.sum() / len(v)) for name, v in per_query[setting].items()})
         if cfg.evals_suite:
             row.update(_evals_suite(cfg, model, setting, instructions))
+            per_query[setting]["LeeNewsSTS"] = lee_similarity(
+                model, instructions=instructions, max_docs=cfg.evals_max_items
+            )
         scores[setting] = row
         logger.info("evaluated %s in %.0f s", setting, time.perf_counter() - t0)
     held_names = [t.name for t in held_retrieval] + (list(HELDOUT_EVAL_TASKS) if cfg.evals_suite else [])
@@ -164,13 +179,47 @@ def evaluate_recipe(
         }
         for s, row in scores.items()
     }
+    effect = instruction_effect(per_query) if "finetuned" in per_query else {}
     return {
         "scores": scores,
         "summary": summary,
         "in_domain_tasks": [t.name for t in in_domain],
         "held_out_tasks": held_names,
         "wise": wise,
+        "instruction_effect": {name: {**i.__dict__, "verdict": i.verdict} for name, i in effect.items()},
     }
+
+
+def lee_similarity(model: InstructorEncoder, *, instructions: bool, max_docs: int | None = None) -> Any:
+    """The cosine matrix of the (first ``max_docs``) Lee documents, with the evals suite's instruction or none."""
+    from evals.instructions import choose_instruction
+    from evals.offline_data import lee_ratings
+
+    docs = lee_ratings()[0][:max_docs]
+    instruction = choose_instruction("LeeNewsSTS", "STS", None, mode="paper").instruction if instructions else ""
+    vectors = model.encode(docs, instruction, batch_size=64)
+    return vectors @ vectors.T
+
+
+def instruction_effect(per_query: dict[str, dict[str, Any]], *, seed: int = 0) -> dict[str, Interval]:
+    """Finetuned + instructions minus finetuned, per held-out task, with paired bootstrap intervals.
+
+    ``per_query[setting][task]`` is a task's per-query nDCG@10 or, for ``LeeNewsSTS``, its cosine matrix.
+    """
+    import numpy as np
+
+    from evals.offline_data import lee_ratings
+
+    with_i, without = per_query["finetuned + instructions"], per_query["finetuned"]
+    out: dict[str, Interval] = {}
+    for name in with_i:
+        if name == "LeeNewsSTS":
+            n = len(with_i[name])
+            human = np.array(lee_ratings()[1])[:n, :n]
+            out[name] = paired_sts_difference(with_i[name], without[name], human, seed=seed)
+        else:
+            out[name] = paired_mean_difference(with_i[name], without[name], seed=seed)
+    return out
 
 
 def _targets(results: dict[str, Any]) -> list[str]:
@@ -202,6 +251,24 @@ def _targets(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _effect_lines(effect: dict[str, dict[str, Any]]) -> list[str]:
+    if not effect:
+        return []
+    lines = [
+        "## Instructions on the finetuned model, held-out: paired bootstrap",
+        "",
+        "Finetuned + instructions minus finetuned, in points, with the 95 % percentile interval of 2,000 paired "
+        "resamples (queries; Lee STS: documents). Polarity and newsgroups are scored by mteb's classifier and "
+        "k-means and are not resampled.",
+        "",
+        "| task | difference [95 % interval] | verdict |",
+        "|---|---|---|",
+    ]
+    for name, e in effect.items():
+        lines.append(f"| {name} | {e['estimate']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}] | {e['verdict']} |")
+    return [*lines, ""]
+
+
 def write_report(out: Path, results: dict[str, Any], manifest: dict[str, Any]) -> Path:
     """``report.md`` with the tables, targets, settings and timings, plus ``results.png`` and ``loss_curves.png``."""
     scores, summary = results["scores"], results["summary"]
@@ -215,6 +282,7 @@ def write_report(out: Path, results: dict[str, Any], manifest: dict[str, Any]) -
         cells += [f"{row[t]:.2f}" for t in held]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Targets", "", *_targets(results), ""]
+    lines += _effect_lines(results.get("instruction_effect", {}))
     lines += ["## In-domain tasks (test split, nDCG@10)", ""]
     settings = list(scores)
     lines += ["| task | " + " | ".join(settings) + " |", "|" + "---|" * (len(settings) + 1)]

@@ -1,0 +1,128 @@
+"""Paired bootstrap intervals for the recipe's held-out comparisons, and their equivalence with mteb's score."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("MTEB_CACHE", os.path.join(tempfile.gettempdir(), "mteb-cache-tests"))  # before mteb import
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from evals.offline_data import lee_ratings
+from instructor_plugins.model import InstructorEncoder
+from training.bootstrap import Interval, paired_mean_difference, paired_sts_difference, sts_spearman
+from training.quality import RetrievalTask, evaluate_per_query, evaluate_rows, ndcg_at_k, ndcg_per_query
+from training.recipe_eval import instruction_effect, lee_similarity
+
+
+def test_a_clear_difference_is_a_win_and_a_swapped_one_a_loss() -> None:
+    rng = np.random.default_rng(1)
+    b = rng.uniform(0, 100, 200)
+    a = b + 5 + rng.normal(0, 3, 200)
+    win = paired_mean_difference(a, b)
+    assert win.verdict == "win" and win.low < win.estimate < win.high
+    assert win.estimate == pytest.approx(float((a - b).mean()))
+    assert paired_mean_difference(b, a).verdict == "loss"
+    same = paired_mean_difference(b, b)
+    assert (same.estimate, same.low, same.high, same.verdict) == (0.0, 0.0, 0.0, "within noise")
+
+
+def test_interval_is_deterministic_and_narrows_with_more_items() -> None:
+    rng = np.random.default_rng(2)
+    diff = rng.normal(0.5, 10, 2000)
+    small = paired_mean_difference(diff[:100], np.zeros(100))
+    assert small == paired_mean_difference(diff[:100], np.zeros(100))  # seeded
+    assert small != paired_mean_difference(diff[:100], np.zeros(100), seed=1)
+    large = paired_mean_difference(diff, np.zeros(2000))
+    assert (large.high - large.low) < (small.high - small.low) / 3  # ~ 1 / sqrt(20)
+
+
+def test_95_percent_intervals_cover_a_true_zero_about_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(3)
+    covered = [
+        paired_mean_difference(rng.normal(0, 1, 60), rng.normal(0, 1, 60), resamples=400, seed=s).verdict
+        == "within noise"
+        for s in range(80)
+    ]
+    assert 0.85 <= sum(covered) / len(covered) <= 1.0
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="paired"):
+        paired_mean_difference([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="at least 2"):
+        paired_mean_difference([1.0], [0.0])
+    with pytest.raises(ValueError, match=r"\(3, 3\)"):
+        paired_sts_difference(np.zeros((3, 3)), np.zeros((2, 2)), np.zeros((3, 3)))
+    assert str(Interval(1.0, -0.5, 2.5, 0.95)) == "+1.00 [-0.50, +2.50]"
+
+
+def test_sts_spearman_over_all_pairs_and_over_resampled_documents() -> None:
+    rng = np.random.default_rng(4)
+    sim, human = rng.uniform(size=(6, 6)), rng.uniform(size=(6, 6))
+    i, j = np.triu_indices(6, k=1)
+    assert sts_spearman(sim, human) == pytest.approx(100 * spearmanr(sim[i, j], human[i, j]).statistic)
+    # a document drawn twice pairs with the others twice and never with itself
+    docs = np.array([0, 0, 1, 2])
+    pairs = [(0, 1), (0, 2), (0, 1), (0, 2), (1, 2)]
+    a, b = zip(*pairs, strict=True)
+    expected = 100 * spearmanr(sim[a, b], human[a, b]).statistic
+    assert sts_spearman(sim, human, docs) == pytest.approx(expected)
+    assert paired_sts_difference(sim, sim, human).estimate == 0.0
+
+
+def test_per_query_ndcg_averages_to_the_task_score(bundled_encoder: InstructorEncoder) -> None:
+    scores = np.random.default_rng(5).uniform(size=(7, 9))
+    relevant = [{0}, {1, 2}, {8}, set(), {3}, {4, 5, 6}, {7}]
+    assert ndcg_per_query(scores, relevant).mean() == pytest.approx(ndcg_at_k(scores, relevant))
+    rows = [
+        {
+            "query": ["Represent the word: ", w],
+            "pos": ["Represent the gloss: ", d],
+            "neg": ["Represent the gloss: ", n],
+            "task_name": "t",
+        }
+        for w, d, n in [
+            ("dog", "a domestic animal that barks", "a large body of water"),
+            ("sea", "a large body of water", "a domestic animal that barks"),
+            ("red", "the colour of blood", "a large body of water"),
+        ]
+    ]
+    task = RetrievalTask("t", rows)
+    for instructions in (True, False):
+        per_query = evaluate_per_query(bundled_encoder, [task], instructions=instructions)["t"]
+        assert per_query.shape == (3,)
+        assert evaluate_rows(bundled_encoder, [task], instructions=instructions)["t"] == pytest.approx(per_query.mean())
+
+
+def test_lee_spearman_matches_mteb_score(tmp_path: Path, bundled_encoder: InstructorEncoder) -> None:
+    """The bootstrap's Lee STS statistic on all documents is the score mteb reports for the same model."""
+    from evals.run import RunConfig, run
+
+    n = 12
+    human = np.array(lee_ratings()[1])[:n, :n]
+    for mode, instructions in (("paper", True), ("none", False)):
+        summary = run(
+            RunConfig(output=tmp_path / mode, tasks=["LeeNewsSTS"], instructions=mode, max_items=n, progress=False),
+            encoder=bundled_encoder,
+        )
+        sim = lee_similarity(bundled_encoder, instructions=instructions, max_docs=n)
+        assert sim.shape == (n, n)
+        assert sts_spearman(sim, human) == pytest.approx(100 * summary.rows[0].score, abs=0.05)
+
+
+def test_instruction_effect_per_held_out_task() -> None:
+    rng = np.random.default_rng(6)
+    human = np.array(lee_ratings()[1])
+    noisy = human + rng.normal(0, 0.3, human.shape)
+    per_query = {
+        "finetuned + instructions": {"retrieval": np.full(50, 80.0), "LeeNewsSTS": human},
+        "finetuned": {"retrieval": np.full(50, 70.0), "LeeNewsSTS": noisy},
+    }
+    effect = instruction_effect(per_query)
+    assert effect["retrieval"] == Interval(10.0, 10.0, 10.0, 0.95)
+    assert effect["LeeNewsSTS"].verdict == "win" and effect["LeeNewsSTS"].estimate > 0
