@@ -179,14 +179,16 @@ def evaluate_recipe(
         }
         for s, row in scores.items()
     }
-    effect = instruction_effect(per_query) if "finetuned" in per_query else {}
+    effect = {m: instruction_effect(per_query, model=m) for m in ("base", "finetuned") if m in per_query}
     return {
         "scores": scores,
         "summary": summary,
         "in_domain_tasks": [t.name for t in in_domain],
         "held_out_tasks": held_names,
         "wise": wise,
-        "instruction_effect": {name: {**i.__dict__, "verdict": i.verdict} for name, i in effect.items()},
+        "instruction_effect": {
+            m: {name: {**i.__dict__, "verdict": i.verdict} for name, i in e.items()} for m, e in effect.items()
+        },
     }
 
 
@@ -201,8 +203,10 @@ def lee_similarity(model: InstructorEncoder, *, instructions: bool, max_docs: in
     return vectors @ vectors.T
 
 
-def instruction_effect(per_query: dict[str, dict[str, Any]], *, seed: int = 0) -> dict[str, Interval]:
-    """Finetuned + instructions minus finetuned, per held-out task, with paired bootstrap intervals.
+def instruction_effect(
+    per_query: dict[str, dict[str, Any]], *, model: str = "finetuned", seed: int = 0
+) -> dict[str, Interval]:
+    """``model`` + instructions minus ``model``, per held-out task, with paired bootstrap intervals.
 
     ``per_query[setting][task]`` is a task's per-query nDCG@10 or, for ``LeeNewsSTS``, its cosine matrix.
     """
@@ -210,7 +214,7 @@ def instruction_effect(per_query: dict[str, dict[str, Any]], *, seed: int = 0) -
 
     from evals.offline_data import lee_ratings
 
-    with_i, without = per_query["finetuned + instructions"], per_query["finetuned"]
+    with_i, without = per_query[f"{model} + instructions"], per_query[model]
     out: dict[str, Interval] = {}
     for name in with_i:
         if name == "LeeNewsSTS":
@@ -251,21 +255,26 @@ def _targets(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _effect_lines(effect: dict[str, dict[str, Any]]) -> list[str]:
+def _effect_lines(effect: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     if not effect:
         return []
+    models = list(effect)
     lines = [
-        "## Instructions on the finetuned model, held-out: paired bootstrap",
+        "## Instructions against none, held-out: paired bootstrap",
         "",
-        "Finetuned + instructions minus finetuned, in points, with the 95 % percentile interval of 2,000 paired "
-        "resamples (queries; Lee STS: documents). Polarity and newsgroups are scored by mteb's classifier and "
-        "k-means and are not resampled.",
+        "With instructions minus without, on the same model, in points, with the 95 % percentile interval of "
+        "2,000 paired resamples (queries; Lee STS: documents); 'win' or 'loss' when the interval excludes 0. "
+        "Polarity and newsgroups are scored by mteb's classifier and k-means and are not resampled.",
         "",
-        "| task | difference [95 % interval] | verdict |",
-        "|---|---|---|",
+        "| task | " + " | ".join(models) + " |",
+        "|" + "---|" * (len(models) + 1),
     ]
-    for name, e in effect.items():
-        lines.append(f"| {name} | {e['estimate']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}] | {e['verdict']} |")
+    for name in effect[models[-1]]:
+        cells = []
+        for m in models:
+            e = effect[m].get(name)
+            cells.append(f"{e['estimate']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}] {e['verdict']}" if e else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 

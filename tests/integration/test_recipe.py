@@ -56,13 +56,14 @@ def test_outputs(recipe_out: tuple[Path, dict]) -> None:
         assert f"| {setting} |" in report
     assert "distillation weight 1.0 (plus 16 general texts per step)" in report  # the recipe's defaults
     assert "held-out tasks (" in report and "target >= 3 of 3)" in report  # 80 % of this toy's 3 held-out tasks
-    lee = results["instruction_effect"]["LeeNewsSTS"]  # the 8 toy documents, resampled
+    assert set(results["instruction_effect"]) == {"base", "finetuned"}
+    lee = results["instruction_effect"]["finetuned"]["LeeNewsSTS"]  # the 8 toy documents, resampled
     assert lee["low"] <= lee["estimate"] <= lee["high"] and lee["verdict"] in ("win", "loss", "within noise")
     lee_diff = (
         results["scores"]["finetuned + instructions"]["LeeNewsSTS"] - results["scores"]["finetuned"]["LeeNewsSTS"]
     )
     assert lee["estimate"] == pytest.approx(lee_diff, abs=0.05)  # the same statistic as mteb's score
-    assert f"| LeeNewsSTS | {lee['estimate']:+.2f} [" in report
+    assert "| task | base | finetuned |" in report and f" | {lee['estimate']:+.2f} [" in report
     for name in ("instructed", "ablation"):  # both runs trained with the distillation term, on Ray
         history = json.loads((out / "runs" / name / "train_history.json").read_text())["history"]
         assert len(history) == 2 and all(r["distill_loss"] >= 0 and r["general_distill_loss"] > 0 for r in history)

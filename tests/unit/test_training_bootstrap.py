@@ -123,6 +123,8 @@ def test_instruction_effect_per_held_out_task() -> None:
         "finetuned + instructions": {"retrieval": np.full(50, 80.0), "LeeNewsSTS": human},
         "finetuned": {"retrieval": np.full(50, 70.0), "LeeNewsSTS": noisy},
     }
+    per_query |= {"base + instructions": per_query["finetuned"], "base": per_query["finetuned + instructions"]}
+    assert instruction_effect(per_query, model="base")["retrieval"] == Interval(-10.0, -10.0, -10.0, 0.95)
     effect = instruction_effect(per_query)
     assert effect["retrieval"] == Interval(10.0, 10.0, 10.0, 0.95)
     assert effect["LeeNewsSTS"].verdict == "win" and effect["LeeNewsSTS"].estimate > 0
