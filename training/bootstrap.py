@@ -54,7 +54,8 @@ def paired_bootstrap(
     """Percentile interval of ``statistic(indices)`` over resamples of ``range(n_units)`` with replacement.
 
     ``statistic`` gets an index array (the full ``arange(n_units)`` for the estimate) and returns the
-    difference between the two settings on those units.
+    difference between the two settings on those units. Resamples where it is not finite are left out;
+    more than half of them is an error.
     """
     if n_units < 2:
         raise ValueError(f"need at least 2 units to bootstrap, got {n_units}")
@@ -62,6 +63,9 @@ def paired_bootstrap(
         raise ValueError(f"level must be in (0, 1) and resamples >= 10, got {level}, {resamples}")
     rng = np.random.default_rng(seed)
     draws = np.array([statistic(rng.integers(0, n_units, n_units)) for _ in range(resamples)])
+    draws = draws[np.isfinite(draws)]  # e.g. an STS resample of very few documents has no defined rank correlation
+    if len(draws) < resamples / 2:
+        raise ValueError(f"the statistic is undefined on {resamples - len(draws)} of {resamples} resamples")
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(draws, [tail, 100 - tail])
     return Interval(float(statistic(np.arange(n_units))), float(low), float(high), level)

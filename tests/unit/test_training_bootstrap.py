@@ -128,3 +128,12 @@ def test_instruction_effect_per_held_out_task() -> None:
     effect = instruction_effect(per_query)
     assert effect["retrieval"] == Interval(10.0, 10.0, 10.0, 0.95)
     assert effect["LeeNewsSTS"].verdict == "win" and effect["LeeNewsSTS"].estimate > 0
+
+
+def test_resamples_without_a_defined_statistic_are_left_out() -> None:
+    from training.bootstrap import paired_bootstrap
+
+    ok = paired_bootstrap(lambda idx: 1.0 if len(set(idx.tolist())) > 1 else float("nan"), 3, resamples=200)
+    assert (ok.estimate, ok.low, ok.high) == (1.0, 1.0, 1.0)  # the 3 of 27 one-unit resamples are skipped
+    with pytest.raises(ValueError, match="undefined on"):
+        paired_bootstrap(lambda idx: float("nan"), 3, resamples=200)
