@@ -252,6 +252,13 @@ def _targets(results: dict[str, Any]) -> list[str]:
         f"- instructions beat no instructions on the finetuned model on **{len(wins)} of {n}** held-out tasks "
         f"({', '.join(wins) or 'none'}; target >= {need} of {n})"
     )
+    effect = results.get("instruction_effect", {}).get("finetuned", {})
+    if effect:
+        verdicts = [e["verdict"] for e in effect.values()]
+        lines.append(
+            f"  - of the {len(verdicts)} tasks resampled below, significant wins: {verdicts.count('win')}, "
+            f"significant losses: {verdicts.count('loss')}, within noise: {verdicts.count('within noise')}"
+        )
     return lines
 
 

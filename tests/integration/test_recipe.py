@@ -63,6 +63,7 @@ def test_outputs(recipe_out: tuple[Path, dict]) -> None:
         results["scores"]["finetuned + instructions"]["LeeNewsSTS"] - results["scores"]["finetuned"]["LeeNewsSTS"]
     )
     assert lee["estimate"] == pytest.approx(lee_diff, abs=0.05)  # the same statistic as mteb's score
+    assert "  - of the 1 tasks resampled below, significant wins: " in report
     assert "| task | base | finetuned |" in report and f" | {lee['estimate']:+.2f} [" in report
     for name in ("instructed", "ablation"):  # both runs trained with the distillation term, on Ray
         history = json.loads((out / "runs" / name / "train_history.json").read_text())["history"]
