@@ -8,11 +8,14 @@ Settings compared (rows of the report):
 
 Columns: the average nDCG@10 of the trained tasks' test splits (in-domain), each held-out task
 (two held-out retrieval families, scored by nDCG@10, and the offline evals suite's untouched
-tasks, scored by mteb's main score) and their average, all in points (x 100).
+tasks, scored by mteb's main score) and their average, all in points (x 100). For the base and the
+finetuned model, the report also gives the instruction effect on each held-out retrieval task and Lee
+STS (with minus without) with a paired bootstrap interval (:mod:`training.bootstrap`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import defaultdict
@@ -187,7 +190,8 @@ def evaluate_recipe(
         "held_out_tasks": held_names,
         "wise": wise,
         "instruction_effect": {
-            m: {name: {**i.__dict__, "verdict": i.verdict} for name, i in e.items()} for m, e in effect.items()
+            m: {name: {**dataclasses.asdict(i), "verdict": i.verdict} for name, i in e.items()}
+            for m, e in effect.items()
         },
     }
 
