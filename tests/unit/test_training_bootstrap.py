@@ -137,3 +137,12 @@ def test_resamples_without_a_defined_statistic_are_left_out() -> None:
     assert (ok.estimate, ok.low, ok.high) == (1.0, 1.0, 1.0)  # the 3 of 27 one-unit resamples are skipped
     with pytest.raises(ValueError, match="undefined on"):
         paired_bootstrap(lambda idx: float("nan"), 3, resamples=200)
+
+
+@pytest.mark.parametrize("module", ["training.bootstrap", "training.quality", "training.instruction_variants"])
+def test_doctests(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
