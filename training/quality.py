@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RetrievalTask", "evaluate_per_query", "evaluate_rows", "ndcg_at_k", "ndcg_per_query", "retrieval_tasks"]
+__all__ = [
+    "RetrievalTask",
+    "evaluate_per_query",
+    "evaluate_rows",
+    "ndcg_at_k",
+    "ndcg_per_query",
+    "retrieval_tasks",
+    "task_means",
+]
 
 
 class RetrievalTask:
@@ -99,5 +107,9 @@ def evaluate_rows(
     encoder: Any, tasks: Sequence[RetrievalTask], *, instructions: bool, batch_size: int = 64
 ) -> dict[str, float]:
     """nDCG@10 (in points, 0-100) of every task: the mean of :func:`evaluate_per_query`."""
-    per_query = evaluate_per_query(encoder, tasks, instructions=instructions, batch_size=batch_size)
+    return task_means(evaluate_per_query(encoder, tasks, instructions=instructions, batch_size=batch_size))
+
+
+def task_means(per_query: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Each task's score: the mean of its per-query scores."""
     return {name: float(v.sum() / len(v)) for name, v in per_query.items()}

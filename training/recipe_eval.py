@@ -27,7 +27,7 @@ from instructor_plugins.instructions import preset
 from instructor_plugins.model import InstructorEncoder
 from training.bootstrap import Interval, paired_mean_difference, paired_sts_difference
 from training.corpus import load_rows
-from training.quality import RetrievalTask, evaluate_per_query, evaluate_rows
+from training.quality import RetrievalTask, evaluate_per_query, evaluate_rows, task_means
 from training.wise import interpolate
 
 __all__ = [
@@ -166,7 +166,7 @@ def evaluate_recipe(
         model = models[key]
         row = evaluate_rows(model, in_domain, instructions=instructions)
         per_query[setting] = evaluate_per_query(model, held_retrieval, instructions=instructions)
-        row.update({name: float(v.sum() / len(v)) for name, v in per_query[setting].items()})
+        row.update(task_means(per_query[setting]))
         if cfg.evals_suite:
             row.update(_evals_suite(cfg, model, setting, instructions))
             per_query[setting]["LeeNewsSTS"] = lee_similarity(
