@@ -6,6 +6,9 @@ units (queries; for Lee STS, documents) with replacement, recomputes the *differ
 settings on each resample, and reports the percentile interval of those differences.
 
 A difference whose interval excludes 0 is called a win or a loss; otherwise it is within noise.
+An average over tasks (the recipe's in-domain and held-out averages) is resampled per task: each
+task's units are drawn on their own, since queries of different tasks are independent, and a task
+that cannot be resampled enters at its fixed difference (so that interval is narrower than the truth).
 """
 
 from __future__ import annotations
@@ -16,7 +19,17 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Interval", "paired_bootstrap", "paired_mean_difference", "paired_sts_difference", "sts_spearman"]
+__all__ = [
+    "Interval",
+    "Resampled",
+    "average_difference",
+    "mean_part",
+    "paired_bootstrap",
+    "paired_mean_difference",
+    "paired_sts_difference",
+    "sts_part",
+    "sts_spearman",
+]
 
 RESAMPLES = 2000
 
@@ -39,8 +52,32 @@ class Interval:
             return "loss"
         return "within noise"
 
+    def relative_to(self, target: float) -> Literal["above", "below", "within noise"]:
+        """``above`` when the whole interval lies above ``target``, ``below`` when below, else ``within noise``.
+
+        >>> Interval(5.2, 4.6, 5.8, 0.95).relative_to(5.0)
+        'within noise'
+        """
+        if self.low > target:
+            return "above"
+        if self.high < target:
+            return "below"
+        return "within noise"
+
     def __str__(self) -> str:
         return f"{self.estimate:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
+
+
+@dataclass(frozen=True)
+class Resampled:
+    """One task's difference between two settings: ``statistic(indices)`` of resampled units ``range(n_units)``."""
+
+    statistic: Callable[[np.ndarray], float]
+    n_units: int
+
+    def __post_init__(self) -> None:
+        if self.n_units < 2:
+            raise ValueError(f"need at least 2 units to bootstrap, got {self.n_units}")
 
 
 def paired_bootstrap(
@@ -57,18 +94,55 @@ def paired_bootstrap(
     difference between the two settings on those units. Resamples where it is not finite are left out;
     more than half of them is an error.
     """
-    if n_units < 2:
-        raise ValueError(f"need at least 2 units to bootstrap, got {n_units}")
+    return average_difference([Resampled(statistic, n_units)], resamples=resamples, seed=seed, level=level)
+
+
+def average_difference(
+    parts: Sequence[Resampled | float],
+    *,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    level: float = 0.95,
+) -> Interval:
+    """The mean over tasks of each task's difference, with a percentile interval; tasks resampled independently.
+
+    A :class:`Resampled` part is redrawn on every resample; a number is a task's fixed difference (a
+    task that is not resampled adds no noise, so the interval is then a lower bound on the true one).
+    Resamples where the mean is not finite are left out; more than half of them is an error.
+
+    >>> str(average_difference([mean_part([2.0, 2.0], [1.0, 1.0]), 3.0]))
+    '+2.00 [+2.00, +2.00]'
+    """
+    if not any(isinstance(p, Resampled) for p in parts):
+        raise ValueError("need at least one resampled part")
     if not 0 < level < 1 or resamples < 10:
         raise ValueError(f"level must be in (0, 1) and resamples >= 10, got {level}, {resamples}")
     rng = np.random.default_rng(seed)
-    draws = np.array([statistic(rng.integers(0, n_units, n_units)) for _ in range(resamples)])
-    draws = draws[np.isfinite(draws)]  # e.g. an STS resample of very few documents has no defined rank correlation
+    total = np.zeros(resamples)
+    estimate = 0.0
+    for part in parts:
+        if isinstance(part, Resampled):
+            n = part.n_units
+            total += np.array([part.statistic(rng.integers(0, n, n)) for _ in range(resamples)])
+            estimate += part.statistic(np.arange(n))
+        else:
+            total += float(part)
+            estimate += float(part)
+    draws = total[np.isfinite(total)] / len(parts)  # e.g. an STS resample of very few documents has no rank correlation
     if len(draws) < resamples / 2:
         raise ValueError(f"the statistic is undefined on {resamples - len(draws)} of {resamples} resamples")
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(draws, [tail, 100 - tail])
-    return Interval(float(statistic(np.arange(n_units))), float(low), float(high), level)
+    return Interval(estimate / len(parts), float(low), float(high), level)
+
+
+def mean_part(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> Resampled:
+    """``mean(a) - mean(b)`` over paired per-item scores, as a part of :func:`average_difference`."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"a and b must be 1-d and paired, got shapes {x.shape} and {y.shape}")
+    diff = x - y
+    return Resampled(lambda idx: float(diff[idx].mean()), len(diff))
 
 
 def paired_mean_difference(
@@ -79,11 +153,7 @@ def paired_mean_difference(
     >>> str(paired_mean_difference([1.0, 1.0, 1.0], [0.0, 0.0, 0.0]))
     '+1.00 [+1.00, +1.00]'
     """
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"a and b must be 1-d and paired, got shapes {x.shape} and {y.shape}")
-    diff = x - y
-    return paired_bootstrap(lambda idx: float(diff[idx].mean()), len(diff), resamples=resamples, seed=seed)
+    return average_difference([mean_part(a, b)], resamples=resamples, seed=seed)
 
 
 def _pairs(docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,11 +168,15 @@ def sts_spearman(similarity: np.ndarray, human: np.ndarray, docs: np.ndarray | N
 
     ``similarity`` and ``human`` are ``(n, n)`` matrices; only their upper triangle is read.
     """
-    from scipy.stats import spearmanr
+    import warnings
+
+    from scipy.stats import ConstantInputWarning, spearmanr
 
     docs = np.arange(len(human)) if docs is None else docs
     i, j = _pairs(docs)
-    return 100.0 * float(spearmanr(similarity[i, j], human[i, j]).statistic)
+    with warnings.catch_warnings():  # a resample of very few documents: NaN, left out by the bootstrap
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        return 100.0 * float(spearmanr(similarity[i, j], human[i, j]).statistic)
 
 
 def paired_sts_difference(
@@ -112,12 +186,12 @@ def paired_sts_difference(
 
     Pairs that share a document are not independent, so the unit of the resample is the document.
     """
+    return average_difference([sts_part(similarity_a, similarity_b, human)], resamples=resamples, seed=seed)
+
+
+def sts_part(similarity_a: np.ndarray, similarity_b: np.ndarray, human: np.ndarray) -> Resampled:
+    """Spearman of setting a minus setting b on an all-pairs STS task, a part of :func:`average_difference`."""
     n = len(human)
     if not similarity_a.shape == similarity_b.shape == human.shape == (n, n):
         raise ValueError(f"need three ({n}, {n}) matrices, got {similarity_a.shape}, {similarity_b.shape}")
-    return paired_bootstrap(
-        lambda docs: sts_spearman(similarity_a, human, docs) - sts_spearman(similarity_b, human, docs),
-        n,
-        resamples=resamples,
-        seed=seed,
-    )
+    return Resampled(lambda docs: sts_spearman(similarity_a, human, docs) - sts_spearman(similarity_b, human, docs), n)

@@ -10,7 +10,8 @@ Columns: the average nDCG@10 of the trained tasks' test splits (in-domain), each
 (two held-out retrieval families, scored by nDCG@10, and the offline evals suite's untouched
 tasks, scored by mteb's main score) and their average, all in points (x 100). For the base and the
 finetuned model, the report also gives the instruction effect on each held-out retrieval task and Lee
-STS (with minus without) with a paired bootstrap interval (:mod:`training.bootstrap`).
+STS (with minus without) with a paired bootstrap interval (:mod:`training.bootstrap`), and every target
+as a difference with its interval (:mod:`training.targets`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from instructor_plugins.defaults import InstructionDefaults
 from instructor_plugins.instructions import preset
 from instructor_plugins.model import InstructorEncoder
 from training.bootstrap import Interval, paired_mean_difference, paired_sts_difference
 from training.corpus import load_rows
 from training.quality import RetrievalTask, evaluate_per_query, evaluate_rows, task_means
+from training.targets import interval_lines, target_intervals
 from training.wise import interpolate
 
 __all__ = [
@@ -136,6 +140,7 @@ def evaluate_recipe(
     cfg: Any, manifest: dict[str, Any], trained: list[str], raw_model: Path, raw_ablation: Path | None
 ) -> dict[str, Any]:
     """Pick WiSE-FT alphas on dev, save ``DIR/model`` and ``DIR/ablation``, evaluate every setting on test."""
+    from evals.offline_data import lee_ratings
     from training.recipe import HELDOUT_EVAL_TASKS, HELDOUT_RETRIEVAL
 
     out = Path(cfg.output)
@@ -158,15 +163,16 @@ def evaluate_recipe(
     held_retrieval_names = [n for n in HELDOUT_RETRIEVAL if n in manifest["held_out_tasks"]]
     held_retrieval = subsample_tasks(test_rows, held_retrieval_names, cfg.heldout_queries_per_task)
     scores: dict[str, dict[str, float]] = {}
-    per_query: dict[str, dict[str, Any]] = {}
+    per_query: dict[str, dict[str, Any]] = {}  # held-out: per-query nDCG@10, Lee STS's cosine matrix
+    per_query_in: dict[str, dict[str, Any]] = {}  # in-domain: per-query nDCG@10
     for setting, (key, instructions) in SETTINGS.items():
         if key not in models:
             continue
         t0 = time.perf_counter()
         model = models[key]
-        row = evaluate_rows(model, in_domain, instructions=instructions)
+        per_query_in[setting] = evaluate_per_query(model, in_domain, instructions=instructions)
         per_query[setting] = evaluate_per_query(model, held_retrieval, instructions=instructions)
-        row.update(task_means(per_query[setting]))
+        row = task_means(per_query_in[setting]) | task_means(per_query[setting])
         if cfg.evals_suite:
             row.update(_evals_suite(cfg, model, setting, instructions))
             per_query[setting]["LeeNewsSTS"] = lee_similarity(
@@ -183,6 +189,13 @@ def evaluate_recipe(
         for s, row in scores.items()
     }
     effect = {m: instruction_effect(per_query, model=m) for m in ("base", "finetuned") if m in per_query}
+    intervals = target_intervals(
+        {s: per_query_in[s] | per_query[s] for s in per_query},
+        scores,
+        summary,
+        {"in_domain": [t.name for t in in_domain], "held_out": held_names},
+        human=np.array(lee_ratings()[1]) if cfg.evals_suite else None,
+    )
     return {
         "scores": scores,
         "summary": summary,
@@ -193,6 +206,7 @@ def evaluate_recipe(
             m: {name: {**dataclasses.asdict(i), "verdict": i.verdict} for name, i in e.items()}
             for m, e in effect.items()
         },
+        "target_intervals": intervals,
     }
 
 
@@ -214,8 +228,6 @@ def instruction_effect(
 
     ``per_query[setting][task]`` is a task's per-query nDCG@10 or, for ``LeeNewsSTS``, its cosine matrix.
     """
-    import numpy as np
-
     from evals.offline_data import lee_ratings
 
     with_i, without = per_query[f"{model} + instructions"], per_query[model]
@@ -302,6 +314,7 @@ def write_report(out: Path, results: dict[str, Any], manifest: dict[str, Any]) -
         cells += [f"{row[t]:.2f}" for t in held]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Targets", "", *_targets(results), ""]
+    lines += interval_lines(results.get("target_intervals", {}))
     lines += _effect_lines(results.get("instruction_effect", {}))
     lines += ["## In-domain tasks (test split, nDCG@10)", ""]
     settings = list(scores)

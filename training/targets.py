@@ -1,0 +1,152 @@
+"""The recipe's targets as differences with 95 % intervals: is a gain (or a shortfall) more than evaluation noise?
+
+Each target compares two settings on the same evaluation items (see :mod:`training.recipe_eval` for the
+settings). The difference of two averages over tasks is resampled per task (:func:`training.bootstrap.
+average_difference`): a retrieval task by its queries, Lee STS by its documents; the tasks scored by
+mteb's classifier and k-means (polarity, newsgroups) enter at their fixed differences, so a held-out
+interval is a lower bound on the true one. A target is ``above`` or ``below`` its threshold when the
+whole interval is, else ``within noise``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from training.bootstrap import Interval, Resampled, average_difference, mean_part, sts_part
+
+__all__ = ["TARGETS", "interval_lines", "target_intervals"]
+
+STS_TASK = "LeeNewsSTS"
+
+# key -> (scope, setting a, setting b or "base's best", threshold, label)
+TARGETS: dict[str, tuple[str, str, str, float, str]] = {
+    "in_domain_vs_base": (
+        "in_domain",
+        "finetuned + instructions",
+        "base's best",
+        5.0,
+        "in-domain: finetuned + instructions - base's best",
+    ),
+    "held_out_vs_base": (
+        "held_out",
+        "finetuned + instructions",
+        "base's best",
+        0.0,
+        "held-out: finetuned + instructions - base's best",
+    ),
+    "held_out_vs_ablation": (
+        "held_out",
+        "finetuned + instructions",
+        "ablation",
+        0.0,
+        "held-out: finetuned + instructions - ablation",
+    ),
+    "in_domain_instructions": (
+        "in_domain",
+        "finetuned + instructions",
+        "finetuned",
+        0.0,
+        "in-domain: finetuned + instructions - finetuned",
+    ),
+    "held_out_instructions": (
+        "held_out",
+        "finetuned + instructions",
+        "finetuned",
+        0.0,
+        "held-out: finetuned + instructions - finetuned",
+    ),
+}
+
+
+def _parts(
+    names: Sequence[str],
+    a: str,
+    b: str,
+    per_item: Mapping[str, Mapping[str, Any]],
+    scores: Mapping[str, Mapping[str, float]],
+    human: np.ndarray | None,
+) -> list[Resampled | float]:
+    parts: list[Resampled | float] = []
+    for name in names:
+        x, y = per_item[a].get(name), per_item[b].get(name)
+        if x is None or y is None or len(x) < 2:
+            parts.append(scores[a][name] - scores[b][name])
+        elif name == STS_TASK:
+            if human is None:
+                raise ValueError(f"{STS_TASK} needs the human similarity matrix")
+            parts.append(sts_part(x, y, human[: len(x), : len(x)]))
+        else:
+            parts.append(mean_part(x, y))
+    return parts
+
+
+def target_intervals(
+    per_item: Mapping[str, Mapping[str, Any]],
+    scores: Mapping[str, Mapping[str, float]],
+    summary: Mapping[str, Mapping[str, float]],
+    tasks: Mapping[str, Sequence[str]],
+    *,
+    human: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Every target of :data:`TARGETS` whose settings were evaluated, as an interval and a verdict.
+
+    Args:
+        per_item: ``setting -> task -> per-query scores`` (points) or, for Lee STS, the cosine matrix.
+        scores: ``setting -> task -> score``; used for tasks ``per_item`` lacks (fixed differences).
+        summary: ``setting -> {"in_domain", "held_out"}`` averages; "base's best" is the base setting
+            with the higher average in the target's scope.
+        tasks: ``{"in_domain": [...], "held_out": [...]}``, the task names each average is over.
+        human: Lee STS's human similarity matrix (needed when ``per_item`` holds Lee STS).
+        seed: the bootstrap's seed.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for key, (scope, a, b, threshold, label) in TARGETS.items():
+        if b == "base's best":
+            b = max(("base", "base + instructions"), key=lambda s: summary.get(s, {}).get(scope, float("-inf")))
+        if a not in per_item or b not in per_item or not tasks.get(scope):
+            continue
+        interval = average_difference(_parts(tasks[scope], a, b, per_item, scores, human), seed=seed)
+        fixed = [n for n in tasks[scope] if n not in per_item[a] or len(per_item[a][n]) < 2]
+        out[key] = {
+            **dataclasses.asdict(interval),
+            "label": label,
+            "versus": b,
+            "target": threshold,
+            "verdict": interval.relative_to(threshold),
+            "fixed_tasks": fixed,
+        }
+    return out
+
+
+def interval_lines(intervals: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The report's section: one row per target."""
+    if not intervals:
+        return []
+    lines = [
+        "## Targets with 95 % intervals",
+        "",
+        "Differences of averages in points, with the 95 % percentile interval of 2,000 paired resamples, each task's "
+        "queries (Lee STS: documents) resampled on their own. 'above' or 'below' when the whole interval is on one "
+        "side of the target, else 'within noise'.",
+        "",
+        "| comparison | difference [95 % interval] | target | verdict |",
+        "|---|---|---|---|",
+    ]
+    fixed: set[str] = set()
+    for v in intervals.values():
+        interval = Interval(v["estimate"], v["low"], v["high"], v["level"])
+        label = str(v["label"]).replace("base's best", f"base's best ({v['versus']})")
+        lines.append(f"| {label} | {interval} | {v['target']:+g} | {v['verdict']} |")
+        fixed |= set(v["fixed_tasks"])
+    if fixed:
+        lines += [
+            "",
+            "Not resampled (fixed differences, so those intervals are narrower than the truth): "
+            f"{', '.join(sorted(fixed))}.",
+        ]
+    return [*lines, ""]
