@@ -39,7 +39,7 @@ import numpy as np
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from training import instruction_variants
-from training.sources import DEFAULT_SOURCES, SOURCES, Pair, SourceUnavailable, TaskPairs, get_source
+from training.sources import DEFAULT_SOURCES, SOURCES, Pair, SourceUnavailable, TaskPairs, get_source, sources_help
 from training.sources.splits import SPLITS, split_of
 
 __all__ = ["CorpusConfig", "DEFAULT_HOLDOUT", "build_corpus", "load_rows", "main", "mine_negatives"]
@@ -64,8 +64,8 @@ class CorpusConfig:
     output: str
     """Corpus folder (JSONL splits, the DatasetDict in dataset/, manifest.json)."""
     sources: tuple[str, ...] = DEFAULT_SOURCES
-    """Text sources to read: debian, wordnet, dictd, manpages, chatterbot, gensim, and the opt-in sentiment and
-    paraphrase; a missing one is skipped with one log line and listed under 'skipped'."""
+    """Text sources to read (any of ``training.sources.SOURCES``); a missing one is skipped with one log line and
+    listed under 'skipped'."""
     holdout: tuple[str, ...] = DEFAULT_HOLDOUT
     """Tasks never trained on: all their pairs become held-out evaluation rows."""
     max_train_per_task: int = 3600
@@ -335,7 +335,7 @@ def load_rows(corpus: str | Path, split: str) -> list[dict[str, Any]]:
 def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m training.corpus") -> CorpusConfig:
     """Parse the command line into a :class:`CorpusConfig` (flags from its fields; exit 2 on a bad value)."""
     parser = command_parser(prog, __doc__)
-    add_config_flags(parser, CorpusConfig)
+    add_config_flags(parser, CorpusConfig, help={"sources": sources_help()})
     return config_from_args(parser, CorpusConfig, parser.parse_args(argv))
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from training.corpus import DEFAULT_HOLDOUT, CorpusConfig, build_corpus
-from training.sources import DEFAULT_SOURCES
+from training.sources import DEFAULT_SOURCES, sources_help
 
 __all__ = ["HELDOUT_EVAL_TASKS", "RecipeConfig", "check_corpus", "main", "run"]
 
@@ -63,8 +63,7 @@ class RecipeConfig:
     model: str | None = None
     """Base model (default: the bundled all-MiniLM-L6-v2); it also mines the hard negatives."""
     sources: tuple[str, ...] = DEFAULT_SOURCES
-    """Text sources of the corpus: debian, wordnet, dictd, manpages, chatterbot, gensim, and the opt-in sentiment and
-    paraphrase (missing ones are skipped and listed in the manifest)."""
+    """Text sources of the corpus (any of ``training.sources.SOURCES``; the CLI help lists them)."""
     steps: int = 240
     """Optimizer steps of each training run (the finetune and the ablation)."""
     batch_size: int = 32
@@ -291,7 +290,7 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m training.recipe") -> RecipeConfig:
     """Parse the command line into a :class:`RecipeConfig` (flags from its fields; exit 2 on a bad value)."""
     parser = command_parser(prog, __doc__)
-    add_config_flags(parser, RecipeConfig)
+    add_config_flags(parser, RecipeConfig, help={"sources": sources_help()})
     return config_from_args(parser, RecipeConfig, parser.parse_args(argv))
 
 

@@ -147,6 +147,20 @@ def test_recipe_exits_2_before_ray_on_a_bad_corpus(tmp_path: Path, capsys: pytes
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("module", ["training.recipe", "training.corpus"])
+def test_sources_help_names_every_source(module: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    from training.sources import DEFAULT_SOURCES, SOURCES
+
+    with pytest.raises(SystemExit):
+        importlib.import_module(module).main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(name in help_text for name in SOURCES)
+    opt_in = ", ".join(s for s in SOURCES if s not in DEFAULT_SOURCES)
+    assert f"({opt_in}: opt-in, not in the default)" in help_text
+
+
 def test_recipe_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="wise_alphas"):
         RecipeConfig("x", wise_alphas=(1.5,))
