@@ -141,12 +141,14 @@ def interval_lines(intervals: Mapping[str, Mapping[str, Any]]) -> list[str]:
     for v in intervals.values():
         interval = Interval(v["estimate"], v["low"], v["high"], v["level"])
         label = str(v["label"]).replace("base's best", f"base's best ({v['versus']})")
-        lines.append(f"| {label} | {interval} | {v['target']:+g} | {v['verdict']} |")
+        star = "*" if v["fixed_tasks"] and v["verdict"] != "within noise" else ""
+        lines.append(f"| {label} | {interval} | {v['target']:+g} | {v['verdict']}{star} |")
         fixed |= set(v["fixed_tasks"])
     if fixed:
         lines += [
             "",
-            "Not resampled (fixed differences, so those intervals are narrower than the truth): "
-            f"{', '.join(sorted(fixed))}.",
+            f"Not resampled: {', '.join(sorted(fixed))}. They enter at their fixed differences, so the intervals that "
+            "include them are narrower than the truth: a 'within noise' there holds, an 'above' or 'below' (marked *) "
+            "may not.",
         ]
     return [*lines, ""]

@@ -76,8 +76,10 @@ def test_target_intervals_compare_the_right_settings() -> None:
     assert out["held_out_vs_base"]["fixed_tasks"] == ["clf"]
     assert out["held_out_vs_ablation"]["estimate"] == pytest.approx((1.0 + 3.0) / 2, abs=0.5)
     lines = interval_lines(out)
-    assert "| in-domain: finetuned + instructions - base's best (base) | +" in "\n".join(lines)
-    assert lines[-2].startswith("Not resampled") and "clf" in lines[-2]
+    text = "\n".join(lines)
+    assert "| in-domain: finetuned + instructions - base's best (base) | +" in text and " | +5 | above |" in text
+    assert " | +0 | above* |" in text  # held-out: above, but the classifier task was not resampled
+    assert lines[-2].startswith("Not resampled: clf.")
 
 
 def test_a_setting_that_did_not_run_has_no_target() -> None:
