@@ -72,6 +72,8 @@ class RunConfig:
     """Subsample the offline tasks (quick runs; not comparable with full runs)."""
     progress: bool = True
     """Progress bars and per-task instruction lines on stderr."""
+    predictions: bool = False
+    """Also save each task's predictions (classifier labels, cluster ids...) under OUTPUT/predictions/."""
 
     def __post_init__(self) -> None:
         if bool(self.tasks) == (self.suite is not None):
@@ -173,6 +175,7 @@ def run(config: RunConfig, *, encoder: Encoder | None = None) -> Summary:
         co2_tracker=False,
         encode_kwargs={"batch_size": config.batch_size},
         show_progress_bar=config.progress,
+        prediction_folder=config.output / "predictions" if config.predictions else None,
     )
     seconds = time.perf_counter() - start
     failures = {}

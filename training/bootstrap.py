@@ -2,8 +2,9 @@
 
 The recipe's held-out tasks are small (200 queries per retrieval task, 50 Lee documents), so two
 settings of one model can differ by a point by chance. A paired bootstrap resamples the evaluation
-units (queries; for Lee STS, documents) with replacement, recomputes the *difference* of the two
-settings on each resample, and reports the percentile interval of those differences.
+units with replacement (queries; for Lee STS, documents; for a classification, test texts; for a
+clustering, the clustered texts), recomputes the *difference* of the two settings on each resample,
+and reports the percentile interval of those differences.
 
 A difference whose interval excludes 0 is called a win or a loss; otherwise it is within noise.
 An average over tasks (the recipe's in-domain and held-out averages) is resampled per task: each
@@ -23,6 +24,7 @@ __all__ = [
     "Interval",
     "Resampled",
     "average_difference",
+    "clustering_part",
     "mean_part",
     "paired_bootstrap",
     "paired_mean_difference",
@@ -195,3 +197,17 @@ def sts_part(similarity_a: np.ndarray, similarity_b: np.ndarray, human: np.ndarr
     if not similarity_a.shape == similarity_b.shape == human.shape == (n, n):
         raise ValueError(f"need three ({n}, {n}) matrices, got {similarity_a.shape}, {similarity_b.shape}")
     return Resampled(lambda docs: sts_spearman(similarity_a, human, docs) - sts_spearman(similarity_b, human, docs), n)
+
+
+def clustering_part(clusters_a: np.ndarray, clusters_b: np.ndarray, labels: np.ndarray) -> Resampled:
+    """V-measure (points) of setting a's cluster ids minus setting b's against the true ``labels``, by text.
+
+    The cluster ids are fixed (k-means is not rerun): the resample measures how the score depends on
+    which texts were evaluated, as the other parts do.
+    """
+    from sklearn.metrics import v_measure_score
+
+    a, b, y = np.asarray(clusters_a), np.asarray(clusters_b), np.asarray(labels)
+    if not a.shape == b.shape == y.shape or y.ndim != 1:
+        raise ValueError(f"need three 1-d arrays of one length, got {a.shape}, {b.shape}, {y.shape}")
+    return Resampled(lambda idx: 100.0 * (v_measure_score(y[idx], a[idx]) - v_measure_score(y[idx], b[idx])), len(y))

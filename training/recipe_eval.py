@@ -28,15 +28,16 @@ import numpy as np
 from instructor_plugins.defaults import InstructionDefaults
 from instructor_plugins.instructions import preset
 from instructor_plugins.model import InstructorEncoder
-from training.bootstrap import Interval, paired_mean_difference, paired_sts_difference
+from training.bootstrap import Interval, average_difference
 from training.corpus import load_rows
 from training.quality import RetrievalTask, evaluate_per_query, evaluate_rows, task_means
-from training.targets import interval_lines, target_intervals
+from training.targets import interval_lines, target_intervals, task_part
 from training.wise import interpolate
 
 __all__ = [
     "SETTINGS",
     "evaluate_recipe",
+    "held_out_references",
     "instruction_effect",
     "lee_similarity",
     "pick_alpha",
@@ -117,7 +118,16 @@ def pick_alpha(
     return best[1], scores, best[2]
 
 
-def _evals_suite(cfg: Any, model: InstructorEncoder, setting: str, instructions: bool) -> dict[str, float]:
+def _evals_suite(
+    cfg: Any, model: InstructorEncoder, setting: str, instructions: bool
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The evals suite's scores (points) and its per-item results, read from mteb's saved predictions.
+
+    Per item: each classification test text's accuracy over mteb's experiments; each clustered post's cluster id.
+    """
+    import json
+
+    from evals import offline_data
     from evals.run import RunConfig
     from evals.run import run as run_evals
     from training.recipe import HELDOUT_EVAL_TASKS, INDOMAIN_EVAL_TASKS
@@ -130,17 +140,41 @@ def _evals_suite(cfg: Any, model: InstructorEncoder, setting: str, instructions:
             instructions="paper" if instructions else "none",
             max_items=cfg.evals_max_items,
             progress=False,
+            predictions=True,
         ),
         encoder=model,
     )
-    return {r.task: 100.0 * r.score for r in summary.rows}
+
+    def predictions(task: str) -> Any:
+        path = folder / "predictions" / f"{task}_predictions.json"
+        return json.loads(path.read_text(encoding="utf-8"))["default"]["test"]
+
+    test_labels = np.array(offline_data.train_test_split(offline_data.polarity(cfg.evals_max_items))[1].labels)
+    correct = np.array(predictions("PangLeePolarityClassification")) == test_labels  # (experiments, texts)
+    items = {
+        "PangLeePolarityClassification": 100.0 * correct.mean(0),
+        "MiniNewsgroupsClustering": np.array(predictions("MiniNewsgroupsClustering")[0]),
+    }
+    return {r.task: 100.0 * r.score for r in summary.rows}, items
+
+
+def held_out_references(max_items: int | None = None) -> dict[str, Any]:
+    """What the evals suite's held-out STS and clustering tasks are scored against.
+
+    Lee STS's human similarity matrix and the newsgroups' true groups (see :func:`training.targets.task_part`).
+    """
+    from evals import offline_data
+
+    return {
+        "LeeNewsSTS": np.array(offline_data.lee_ratings()[1]),
+        "MiniNewsgroupsClustering": np.array(offline_data.newsgroups(max_items).labels),
+    }
 
 
 def evaluate_recipe(
     cfg: Any, manifest: dict[str, Any], trained: list[str], raw_model: Path, raw_ablation: Path | None
 ) -> dict[str, Any]:
     """Pick WiSE-FT alphas on dev, save ``DIR/model`` and ``DIR/ablation``, evaluate every setting on test."""
-    from evals.offline_data import lee_ratings
     from training.recipe import HELDOUT_EVAL_TASKS, HELDOUT_RETRIEVAL
 
     out = Path(cfg.output)
@@ -174,7 +208,9 @@ def evaluate_recipe(
         per_query[setting] = evaluate_per_query(model, held_retrieval, instructions=instructions)
         row = task_means(per_query_in[setting]) | task_means(per_query[setting])
         if cfg.evals_suite:
-            row.update(_evals_suite(cfg, model, setting, instructions))
+            suite_scores, suite_items = _evals_suite(cfg, model, setting, instructions)
+            row.update(suite_scores)
+            per_query[setting].update(suite_items)
             per_query[setting]["LeeNewsSTS"] = lee_similarity(
                 model, instructions=instructions, max_docs=cfg.evals_max_items
             )
@@ -188,13 +224,14 @@ def evaluate_recipe(
         }
         for s, row in scores.items()
     }
-    effect = {m: instruction_effect(per_query, model=m) for m in ("base", "finetuned") if m in per_query}
+    references = held_out_references(cfg.evals_max_items) if cfg.evals_suite else {}
+    effect = {m: instruction_effect(per_query, references, model=m) for m in ("base", "finetuned") if m in per_query}
     intervals = target_intervals(
         {s: per_query_in[s] | per_query[s] for s in per_query},
         scores,
         summary,
         {"in_domain": [t.name for t in in_domain], "held_out": held_names},
-        human=np.array(lee_ratings()[1]) if cfg.evals_suite else None,
+        references=references,
     )
     return {
         "scores": scores,
@@ -222,24 +259,22 @@ def lee_similarity(model: InstructorEncoder, *, instructions: bool, max_docs: in
 
 
 def instruction_effect(
-    per_query: dict[str, dict[str, Any]], *, model: str = "finetuned", seed: int = 0
+    per_query: dict[str, dict[str, Any]],
+    references: dict[str, Any],
+    *,
+    model: str = "finetuned",
+    seed: int = 0,
 ) -> dict[str, Interval]:
     """``model`` + instructions minus ``model``, per held-out task, with paired bootstrap intervals.
 
-    ``per_query[setting][task]`` is a task's per-query nDCG@10 or, for ``LeeNewsSTS``, its cosine matrix.
+    ``per_query[setting][task]`` is a task's per-item results and ``references`` what the STS and
+    clustering tasks are scored against (:func:`training.targets.task_part`).
     """
-    from evals.offline_data import lee_ratings
-
     with_i, without = per_query[f"{model} + instructions"], per_query[model]
-    out: dict[str, Interval] = {}
-    for name in with_i:
-        if name == "LeeNewsSTS":
-            n = len(with_i[name])
-            human = np.array(lee_ratings()[1])[:n, :n]
-            out[name] = paired_sts_difference(with_i[name], without[name], human, seed=seed)
-        else:
-            out[name] = paired_mean_difference(with_i[name], without[name], seed=seed)
-    return out
+    return {
+        name: average_difference([task_part(with_i[name], without[name], references.get(name))], seed=seed)
+        for name in with_i
+    }
 
 
 def _targets(results: dict[str, Any]) -> list[str]:
@@ -286,8 +321,9 @@ def _effect_lines(effect: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         "## Instructions against none, held-out: paired bootstrap",
         "",
         "With instructions minus without, on the same model, in points, with the 95 % percentile interval of "
-        "2,000 paired resamples (queries; Lee STS: documents); 'win' or 'loss' when the interval excludes 0. "
-        "Polarity and newsgroups are scored by mteb's classifier and k-means and are not resampled.",
+        "2,000 paired resamples (retrieval: queries; Lee STS: documents; polarity: test texts, each scored by its "
+        "accuracy over mteb's 10 classifiers; newsgroups: posts, with the k-means clusters kept); 'win' or 'loss' "
+        "when the interval excludes 0.",
         "",
         "| task | " + " | ".join(models) + " |",
         "|" + "---|" * (len(models) + 1),

@@ -2,10 +2,11 @@
 
 Each target compares two settings on the same evaluation items (see :mod:`training.recipe_eval` for the
 settings). The difference of two averages over tasks is resampled per task (:func:`training.bootstrap.
-average_difference`): a retrieval task by its queries, Lee STS by its documents; the tasks scored by
-mteb's classifier and k-means (polarity, newsgroups) enter at their fixed differences, so a held-out
-interval is a lower bound on the true one. A target is ``above`` or ``below`` its threshold when the
-whole interval is, else ``within noise``.
+average_difference`), each task by its own evaluation units (:func:`task_part`): a retrieval task by its
+queries, the classification by its test texts, Lee STS by its documents, the clustering by its posts. A
+task without per-item results enters at its fixed difference, which makes that interval a lower bound
+on the true one. A target is ``above`` or ``below`` its threshold when the whole interval is, else
+``within noise``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from training.bootstrap import Interval, Resampled, average_difference, mean_part, sts_part
+from training.bootstrap import Interval, Resampled, average_difference, clustering_part, mean_part, sts_part
 
-__all__ = ["TARGETS", "interval_lines", "target_intervals"]
-
-STS_TASK = "LeeNewsSTS"
+__all__ = ["TARGETS", "interval_lines", "target_intervals", "task_part"]
 
 # key -> (scope, setting a, setting b or "base's best", threshold, label)
 TARGETS: dict[str, tuple[str, str, str, float, str]] = {
@@ -62,25 +61,36 @@ TARGETS: dict[str, tuple[str, str, str, float, str]] = {
 }
 
 
+def task_part(a: np.ndarray, b: np.ndarray, reference: np.ndarray | None = None) -> Resampled:
+    """One task's difference between settings ``a`` and ``b``, resampled by its evaluation units.
+
+    - no ``reference``: ``a`` and ``b`` are per-item scores (per-query nDCG@10, per-text accuracy);
+    - a 2-d ``reference`` (human similarities): ``a`` and ``b`` are STS cosine matrices;
+    - a 1-d ``reference`` (true labels): ``a`` and ``b`` are cluster ids.
+    """
+    if reference is None:
+        return mean_part(a, b)
+    if reference.ndim == 2:
+        n = len(a)
+        return sts_part(a, b, reference[:n, :n])
+    return clustering_part(a, b, reference[: len(a)])
+
+
 def _parts(
     names: Sequence[str],
     a: str,
     b: str,
     per_item: Mapping[str, Mapping[str, Any]],
     scores: Mapping[str, Mapping[str, float]],
-    human: np.ndarray | None,
+    references: Mapping[str, np.ndarray],
 ) -> list[Resampled | float]:
     parts: list[Resampled | float] = []
     for name in names:
         x, y = per_item[a].get(name), per_item[b].get(name)
         if x is None or y is None or len(x) < 2:
             parts.append(scores[a][name] - scores[b][name])
-        elif name == STS_TASK:
-            if human is None:
-                raise ValueError(f"{STS_TASK} needs the human similarity matrix")
-            parts.append(sts_part(x, y, human[: len(x), : len(x)]))
         else:
-            parts.append(mean_part(x, y))
+            parts.append(task_part(x, y, references.get(name)))
     return parts
 
 
@@ -90,18 +100,18 @@ def target_intervals(
     summary: Mapping[str, Mapping[str, float]],
     tasks: Mapping[str, Sequence[str]],
     *,
-    human: np.ndarray | None = None,
+    references: Mapping[str, np.ndarray] | None = None,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Every target of :data:`TARGETS` whose settings were evaluated, as an interval and a verdict.
 
     Args:
-        per_item: ``setting -> task -> per-query scores`` (points) or, for Lee STS, the cosine matrix.
+        per_item: ``setting -> task -> per-item results`` (see :func:`task_part`).
         scores: ``setting -> task -> score``; used for tasks ``per_item`` lacks (fixed differences).
         summary: ``setting -> {"in_domain", "held_out"}`` averages; "base's best" is the base setting
             with the higher average in the target's scope.
         tasks: ``{"in_domain": [...], "held_out": [...]}``, the task names each average is over.
-        human: Lee STS's human similarity matrix (needed when ``per_item`` holds Lee STS).
+        references: ``task -> reference`` for the STS and clustering tasks (see :func:`task_part`).
         seed: the bootstrap's seed.
     """
     out: dict[str, dict[str, Any]] = {}
@@ -110,7 +120,8 @@ def target_intervals(
             b = max(("base", "base + instructions"), key=lambda s: summary.get(s, {}).get(scope, float("-inf")))
         if a not in per_item or b not in per_item or not tasks.get(scope):
             continue
-        interval = average_difference(_parts(tasks[scope], a, b, per_item, scores, human), seed=seed)
+        parts = _parts(tasks[scope], a, b, per_item, scores, references or {})
+        interval = average_difference(parts, seed=seed)
         fixed = [n for n in tasks[scope] if n not in per_item[a] or len(per_item[a][n]) < 2]
         out[key] = {
             **dataclasses.asdict(interval),

@@ -119,15 +119,42 @@ def test_instruction_effect_per_held_out_task() -> None:
     rng = np.random.default_rng(6)
     human = np.array(lee_ratings()[1])
     noisy = human + rng.normal(0, 0.3, human.shape)
+    groups = np.repeat([0, 1], 30)
     per_query = {
-        "finetuned + instructions": {"retrieval": np.full(50, 80.0), "LeeNewsSTS": human},
-        "finetuned": {"retrieval": np.full(50, 70.0), "LeeNewsSTS": noisy},
+        "finetuned + instructions": {
+            "retrieval": np.full(50, 80.0),
+            "LeeNewsSTS": human,
+            "clustering": groups.copy(),
+        },
+        "finetuned": {"retrieval": np.full(50, 70.0), "LeeNewsSTS": noisy, "clustering": rng.integers(0, 2, 60)},
     }
     per_query |= {"base + instructions": per_query["finetuned"], "base": per_query["finetuned + instructions"]}
-    assert instruction_effect(per_query, model="base")["retrieval"] == Interval(-10.0, -10.0, -10.0, 0.95)
-    effect = instruction_effect(per_query)
+    references = {"LeeNewsSTS": human, "clustering": groups}
+    base = instruction_effect(per_query, references, model="base")
+    assert base["retrieval"] == Interval(-10.0, -10.0, -10.0, 0.95)
+    effect = instruction_effect(per_query, references)
     assert effect["retrieval"] == Interval(10.0, 10.0, 10.0, 0.95)
     assert effect["LeeNewsSTS"].verdict == "win" and effect["LeeNewsSTS"].estimate > 0
+    # perfect clusters against random ones: V-measure 100 minus about 0
+    assert effect["clustering"].verdict == "win" and effect["clustering"].estimate > 90
+
+
+def test_suite_items_match_mteb_scores(tmp_path: Path, bundled_encoder: InstructorEncoder) -> None:
+    """Per-item results read from mteb's predictions give back mteb's own polarity and newsgroups scores."""
+    from types import SimpleNamespace
+
+    from sklearn.metrics import v_measure_score
+
+    from training.recipe_eval import _evals_suite, held_out_references
+
+    cfg = SimpleNamespace(output=str(tmp_path), evals_in_domain=False, evals_max_items=40)
+    scores, items = _evals_suite(cfg, bundled_encoder, "base", False)
+    polarity = items["PangLeePolarityClassification"]
+    assert polarity.shape == (20,) and polarity.mean() == pytest.approx(scores["PangLeePolarityClassification"])
+    labels = held_out_references(40)["MiniNewsgroupsClustering"]
+    clusters = items["MiniNewsgroupsClustering"]
+    assert clusters.shape == labels.shape == (40,)
+    assert 100 * v_measure_score(labels, clusters) == pytest.approx(scores["MiniNewsgroupsClustering"])
 
 
 def test_resamples_without_a_defined_statistic_are_left_out() -> None:
