@@ -9,9 +9,9 @@ Settings compared (rows of the report):
 Columns: the average nDCG@10 of the trained tasks' test splits (in-domain), each held-out task
 (two held-out retrieval families, scored by nDCG@10, and the offline evals suite's untouched
 tasks, scored by mteb's main score) and their average, all in points (x 100). For the base and the
-finetuned model, the report also gives the instruction effect on each held-out retrieval task and Lee
-STS (with minus without) with a paired bootstrap interval (:mod:`training.bootstrap`), and every target
-as a difference with its interval (:mod:`training.targets`).
+finetuned model, the report also gives the instruction effect on each held-out task (with minus
+without) with a paired bootstrap interval (:mod:`training.bootstrap`), and every target as a
+difference with its interval (:mod:`training.targets`).
 """
 
 from __future__ import annotations
@@ -197,7 +197,8 @@ def evaluate_recipe(
     held_retrieval_names = [n for n in HELDOUT_RETRIEVAL if n in manifest["held_out_tasks"]]
     held_retrieval = subsample_tasks(test_rows, held_retrieval_names, cfg.heldout_queries_per_task)
     scores: dict[str, dict[str, float]] = {}
-    per_query: dict[str, dict[str, Any]] = {}  # held-out: per-query nDCG@10, Lee STS's cosine matrix
+    # held-out per item: nDCG@10 per query, polarity accuracy per text, newsgroups cluster ids, Lee's cosine matrix
+    per_query: dict[str, dict[str, Any]] = {}
     per_query_in: dict[str, dict[str, Any]] = {}  # in-domain: per-query nDCG@10
     for setting, (key, instructions) in SETTINGS.items():
         if key not in models:
