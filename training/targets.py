@@ -141,9 +141,9 @@ def interval_lines(intervals: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines = [
         "## Targets with 95 % intervals",
         "",
-        "Differences of averages in points, with the 95 % percentile interval of 2,000 paired resamples, each task's "
-        "queries (Lee STS: documents) resampled on their own. 'above' or 'below' when the whole interval is on one "
-        "side of the target, else 'within noise'.",
+        "Differences of averages in points, with the 95 % percentile interval of 2,000 paired resamples, each task "
+        "resampled on its own units (retrieval: queries; Lee STS: documents; polarity: test texts; newsgroups: "
+        "posts). 'above' or 'below' when the whole interval is on one side of the target, else 'within noise'.",
         "",
         "| comparison | difference [95 % interval] | target | verdict |",
         "|---|---|---|---|",
