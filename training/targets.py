@@ -122,7 +122,7 @@ def target_intervals(
             continue
         parts = _parts(tasks[scope], a, b, per_item, scores, references or {})
         interval = average_difference(parts, seed=seed)
-        fixed = [n for n in tasks[scope] if n not in per_item[a] or len(per_item[a][n]) < 2]
+        fixed = [n for n, part in zip(tasks[scope], parts, strict=True) if not isinstance(part, Resampled)]
         out[key] = {
             **dataclasses.asdict(interval),
             "label": label,

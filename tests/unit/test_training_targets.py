@@ -37,8 +37,7 @@ def test_tasks_are_resampled_independently_and_fixed_parts_shift_the_average() -
 
 
 def _scores(per_item: dict[str, dict[str, np.ndarray]], fixed: dict[str, dict[str, float]]) -> dict:
-    scores = {s: {t: float(v.mean()) for t, v in tasks.items()} | fixed[s] for s, tasks in per_item.items()}
-    return scores
+    return {s: {t: float(v.mean()) for t, v in tasks.items()} | fixed[s] for s, tasks in per_item.items()}
 
 
 def test_target_intervals_compare_the_right_settings() -> None:
