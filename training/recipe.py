@@ -21,7 +21,9 @@
 6. **report**: ``DIR/report.md``, ``DIR/results.json``, ``DIR/loss_curves.png``, ``DIR/results.png``;
    the models go to ``DIR/model`` and ``DIR/ablation``, each recording in ``instructor.json``
    whether it was instruction-trained and its default instructions
-   (:func:`training.recipe_eval.recorded_defaults`).
+   (:func:`training.recipe_eval.recorded_defaults`). A finished run's Ray Train resume checkpoints
+   (``DIR/ray_results/NAME/checkpoint_*``) are deleted; its exported model (``DIR/runs/NAME``) and step
+   logs stay.
 
 Held-out choice (made before any result was seen): the computing dictionaries (FOLDOC + Jargon
 File), the Linux man pages, and the gensim data (movie-review sentiment, newsgroup topics, Lee
@@ -33,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -240,7 +243,30 @@ def _train(cfg: RecipeConfig, *, no_instructions: bool, distill_texts: str | Non
     _start_ray()
     train_run(train_cfg)
     logger.info("train %s: %.0f s", train_cfg.name, time.perf_counter() - start)
+    freed = drop_resume_checkpoints(Path(train_cfg.storage_path) / train_cfg.name)
+    logger.info(
+        "train %s: removed its resume checkpoints (%.0f MB; the model is in %s)", train_cfg.name, freed / 1e6, out
+    )
     return out
+
+
+def drop_resume_checkpoints(run_dir: Path) -> int:
+    """Delete a finished Ray Train run's ``checkpoint_*`` folders (weights and AdamW state); returns the bytes freed.
+
+    They exist to resume an interrupted run. Once the run is done its model is exported (``runs/NAME``) and
+    the recipe reuses that, so each would only keep ~3x the model's size on disk. Ray Train's snapshot of them
+    goes too, so a rerun after ``runs/NAME`` was deleted trains afresh instead of failing on a missing checkpoint.
+    Logs stay.
+    """
+    freed = 0
+    snapshot = run_dir / "checkpoint_manager_snapshot.json"
+    if snapshot.is_file():
+        snapshot.unlink()
+    for ckpt in sorted(run_dir.glob("checkpoint_*")):
+        if ckpt.is_dir():
+            freed += sum(f.stat().st_size for f in ckpt.rglob("*") if f.is_file())
+            shutil.rmtree(ckpt)
+    return freed
 
 
 def _start_ray() -> None:

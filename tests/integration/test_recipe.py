@@ -6,6 +6,8 @@ Plumbing only (no quality thresholds): two sources, a handful of pairs per task,
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def recipe_out(ray_local: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def recipe_out(ray_local: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
     if not Path("/usr/share/wordnet/data.noun").is_file():
         pytest.skip("WordNet (Debian wordnet-base) not installed")
     out = tmp_path_factory.mktemp("recipe")
@@ -36,7 +38,8 @@ def recipe_out(ray_local: str, tmp_path_factory: pytest.TempPathFactory) -> tupl
         wise_alphas=(0.5, 1.0),
         evals_max_items=8,
     )
-    return out, run(cfg)
+    yield out, run(cfg)
+    shutil.rmtree(out, ignore_errors=True)  # three models and the corpus: ~0.4 GB
 
 
 def test_outputs(recipe_out: tuple[Path, dict]) -> None:
@@ -81,6 +84,9 @@ def test_outputs(recipe_out: tuple[Path, dict]) -> None:
     assert len(general) > 4000  # the Wikipedia paragraphs the distillation also covered
     assert (out / "results.png").stat().st_size > 0 and (out / "loss_curves.png").stat().st_size > 0
     assert json.loads((out / "results.json").read_text())["summary"] == json.loads(json.dumps(results["summary"]))
+    for name in ("instructed", "ablation"):  # a finished run's resume checkpoints are gone; its logs stay
+        assert not list((out / "ray_results" / name).glob("checkpoint_*"))
+        assert list((out / "ray_results" / name / "logs").glob("steps.rank0.jsonl"))
 
 
 def test_rerun_reuses_corpus_and_models(recipe_out: tuple[Path, dict]) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +89,7 @@ class KilledRun:
 
 
 @pytest.fixture(scope="module")
-def killed_run(ray_local, sample, tmp_path_factory: pytest.TempPathFactory) -> KilledRun:
+def killed_run(ray_local, sample, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledRun]:
     """One 8-step run on 2 workers; rank 1 is SIGKILLed after the step-4 checkpoint is registered.
 
     Shared by the tests below: one Ray Train run (~20 s startup here) serves three checks.
@@ -128,7 +130,8 @@ def killed_run(ray_local, sample, tmp_path_factory: pytest.TempPathFactory) -> K
     thread.start()
     result = run(cfg)
     thread.join(timeout=5)
-    return KilledRun(cfg, result, killed)
+    yield KilledRun(cfg, result, killed)
+    shutil.rmtree(root, ignore_errors=True)  # checkpoints with optimizer state: ~0.6 GB
 
 
 def test_two_workers_learn_and_save_a_loadable_model(killed_run, bundled_encoder):

@@ -15,7 +15,7 @@ from training import corpus as corpus_mod
 from training import instruction_variants
 from training.corpus import CorpusConfig, build_corpus, load_rows, mine_negatives
 from training.medi import load_medi
-from training.recipe import CorpusError, RecipeConfig, check_corpus
+from training.recipe import CorpusError, RecipeConfig, check_corpus, drop_resume_checkpoints
 from training.recipe import main as recipe_main
 from training.sources import Pair, SourceUnavailable, get_source
 
@@ -231,3 +231,19 @@ def test_recipe_reuses_a_corpus_built_before_a_setting_existed(
     assert recipe._corpus(cfg)["counts"] == manifest["counts"]
     with pytest.raises(pytest.fail.Exception, match="rebuilt"):
         recipe._corpus(dataclasses.replace(cfg, instruction_variants=True))  # another setting: rebuilt
+
+
+def test_drop_resume_checkpoints_keeps_logs(tmp_path: Path) -> None:
+    run_dir = tmp_path / "instructed"
+    for name in ("checkpoint_2026-11-28_01-30-53.589198", "checkpoint_2026-11-28_01-31-12.185449"):
+        (run_dir / name / "1_Pooling").mkdir(parents=True)
+        (run_dir / name / "optimizer.pt").write_bytes(b"x" * 300)
+        (run_dir / name / "1_Pooling" / "config.json").write_bytes(b"{}")
+    (run_dir / "logs").mkdir()
+    (run_dir / "logs" / "steps.rank0.jsonl").write_text("{}\n")
+    (run_dir / "checkpoint_manager_snapshot.json").write_text("{}")
+    assert drop_resume_checkpoints(run_dir) == 2 * 302
+    assert sorted(p.name for p in run_dir.iterdir()) == ["logs"]
+    assert (run_dir / "logs" / "steps.rank0.jsonl").is_file()
+    assert drop_resume_checkpoints(run_dir) == 0  # idempotent; a missing folder is fine too
+    assert drop_resume_checkpoints(tmp_path / "absent") == 0
