@@ -6,6 +6,7 @@
     instructor batch --input docs/ --output emb/ --instruction "Represent the document for retrieval: "
     instructor train --data medi.json --output out/tuned
     instructor recipe --output runs/finetune
+    instructor seeds runs/seed0 runs/seed1 runs/seed2
     instructor eval --suite offline --output runs/paper
     instructor compare runs/paper runs/none
 
@@ -48,6 +49,7 @@ COMMANDS: dict[str, Command] = {
     "train": Command("training.train", "finetune on MEDI-format data with Ray Train"),
     "corpus": Command("training.corpus", "build the offline multi-task finetuning corpus"),
     "recipe": Command("training.recipe", "corpus -> finetune -> ablation -> before/after report, one command"),
+    "seeds": Command("training.seeds", "line up recipe runs of several seeds: every target per run and across runs"),
     "eval": Command("evals.run", "evaluate a model on offline or MTEB tasks"),
     "compare": Command("evals.compare", "compare evaluation runs side by side"),
 }

@@ -31,7 +31,7 @@ from instructor_plugins.model import InstructorEncoder
 from training.bootstrap import Interval, average_difference
 from training.corpus import load_rows
 from training.quality import RetrievalTask, evaluate_per_query, evaluate_rows, task_means
-from training.targets import interval_lines, target_intervals, task_part
+from training.targets import instruction_wins, interval_lines, target_intervals, task_part, wins_needed
 from training.wise import interpolate
 
 __all__ = [
@@ -296,10 +296,9 @@ def _targets(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"- held-out vs the no-instruction ablation {abl:.2f}: **{ft['held_out'] - abl:+.2f}** (target >= 0)"
         )
-    with_i, without = results["scores"]["finetuned + instructions"], results["scores"]["finetuned"]
-    wins = [t for t in results["held_out_tasks"] if with_i[t] > without[t]]
+    wins = instruction_wins(results)
     n = len(results["held_out_tasks"])
-    need = -(-4 * n // 5)  # 4 of 5 (the target), i.e. 80 % rounded up
+    need = wins_needed(n)
     lines.append(
         f"- instructions beat no instructions on the finetuned model on **{len(wins)} of {n}** held-out tasks "
         f"({', '.join(wins) or 'none'}; target >= {need} of {n})"

@@ -19,7 +19,14 @@ import numpy as np
 
 from training.bootstrap import Interval, Resampled, average_difference, clustering_part, mean_part, sts_part
 
-__all__ = ["TARGETS", "interval_lines", "target_intervals", "task_part"]
+__all__ = [
+    "TARGETS",
+    "instruction_wins",
+    "interval_lines",
+    "target_intervals",
+    "task_part",
+    "wins_needed",
+]
 
 # key -> (scope, setting a, setting b or "base's best", threshold, label)
 TARGETS: dict[str, tuple[str, str, str, float, str]] = {
@@ -59,6 +66,21 @@ TARGETS: dict[str, tuple[str, str, str, float, str]] = {
         "held-out: finetuned + instructions - finetuned",
     ),
 }
+
+
+def instruction_wins(results: Mapping[str, Any]) -> list[str]:
+    """The held-out tasks where the finetuned model scores higher with instructions than without."""
+    with_i, without = results["scores"]["finetuned + instructions"], results["scores"]["finetuned"]
+    return [t for t in results["held_out_tasks"] if with_i[t] > without[t]]
+
+
+def wins_needed(n_tasks: int) -> int:
+    """The instruction-wins target for ``n_tasks`` held-out tasks: 4 of 5, i.e. 80 % rounded up.
+
+    >>> wins_needed(5), wins_needed(3)
+    (4, 3)
+    """
+    return -(-4 * n_tasks // 5)
 
 
 def task_part(a: np.ndarray, b: np.ndarray, reference: np.ndarray | None = None) -> Resampled:

@@ -15,6 +15,7 @@ import pytest
 from instructor_plugins.model import InstructorEncoder
 from training.recipe import RecipeConfig, run
 from training.recipe_eval import SETTINGS
+from training.seeds import load_run, seeds_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -87,6 +88,15 @@ def test_outputs(recipe_out: tuple[Path, dict]) -> None:
     for name in ("instructed", "ablation"):  # a finished run's resume checkpoints are gone; its logs stay
         assert not list((out / "ray_results" / name).glob("checkpoint_*"))
         assert list((out / "ray_results" / name / "logs").glob("steps.rank0.jsonl"))
+
+
+def test_seeds_reads_the_recipe_results(recipe_out: tuple[Path, dict]) -> None:
+    out, results = recipe_out
+    run = load_run(out)  # the real results.json; the same run twice has zero spread across runs
+    assert set(run.targets) == set(results["target_intervals"]) and run.held_out == 3
+    table = seeds_table([run, run]).splitlines()
+    estimate = results["target_intervals"]["in_domain_vs_base"]["estimate"]
+    assert table[4].split(" | ")[1].startswith(f"{estimate:+.2f} [{estimate:+.2f}, {estimate:+.2f}]")
 
 
 def test_rerun_reuses_corpus_and_models(recipe_out: tuple[Path, dict]) -> None:
