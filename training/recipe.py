@@ -243,7 +243,7 @@ def _train(cfg: RecipeConfig, *, no_instructions: bool, distill_texts: str | Non
     _start_ray()
     train_run(train_cfg)
     logger.info("train %s: %.0f s", train_cfg.name, time.perf_counter() - start)
-    freed = drop_resume_checkpoints(Path(train_cfg.storage_path) / train_cfg.name)
+    freed = drop_resume_checkpoints(train_cfg.run_dir)
     logger.info(
         "train %s: removed its resume checkpoints (%.0f MB; the model is in %s)", train_cfg.name, freed / 1e6, out
     )
