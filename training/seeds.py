@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from training.bootstrap import Interval
 from training.targets import TARGETS, instruction_wins, wins_needed
@@ -55,9 +57,8 @@ def across_seeds(values: Sequence[float], level: float = 0.95) -> Interval:
         raise ValueError(f"an interval across seeds needs at least 2 values, got {n}")
     if any(not math.isfinite(v) for v in values):
         raise ValueError(f"per-seed values must be finite, got {list(values)}")
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    mean = float(np.mean(values))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * stats.sem(values))  # sem: sd with n - 1, over sqrt(n)
     return Interval(mean, mean - half, mean + half, level)
 
 
@@ -98,7 +99,7 @@ def load_run(folder: str | Path) -> SeedRun:
 
 def _cell(target: Mapping[str, Any]) -> str:
     interval = Interval(target["estimate"], target["low"], target["high"], target["level"])
-    verdict = interval.relative_to(target["target"])
+    verdict = target["verdict"]  # the run's own, against its target (training.targets)
     return f"{interval}" if verdict == "within noise" else f"**{interval} {verdict}**"
 
 
@@ -127,8 +128,8 @@ def seeds_table(runs: Sequence[SeedRun]) -> str:
             verdict = mean.relative_to(threshold)
             means.append(f"{mean}" + ("" if verdict == "within noise" else f" {verdict}"))
         on_side = sum(t["estimate"] >= threshold for t in present)
-        above = sum(t["low"] > threshold for t in present)
-        below = sum(t["high"] < threshold for t in present)
+        above = sum(t["verdict"] == "above" for t in present)
+        below = sum(t["verdict"] == "below" for t in present)
         counts.append(f"{on_side} of {len(present)} (above {above}, below {below})")
     wins = [r.wins for r in runs]
     lines.append("| **mean, 95 % t-interval across runs** | " + " | ".join(means) + f" | {sum(wins) / len(wins):.1f} |")

@@ -17,7 +17,9 @@ HELD = ["man_pages", "computing_terms", "LeeNewsSTS", "PolarityClassification", 
 
 
 def _target(estimate: float, half: float, threshold: float) -> dict:
-    return {"estimate": estimate, "low": estimate - half, "high": estimate + half, "level": 0.95, "target": threshold}
+    low, high = estimate - half, estimate + half
+    verdict = "above" if low > threshold else "below" if high < threshold else "within noise"
+    return {"estimate": estimate, "low": low, "high": high, "level": 0.95, "target": threshold, "verdict": verdict}
 
 
 def _results(seed: int, in_domain: float, held_out: float, *, wins: int, ablation: float | None) -> dict:
