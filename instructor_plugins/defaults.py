@@ -4,14 +4,20 @@ An instruction-trained model (INSTRUCTOR, or a checkpoint finetuned here on MEDI
 expects its query and document instructions; an untrained one, such as the bundled
 all-MiniLM-L6-v2, embeds best with none (an instruction it never saw only shifts its vectors).
 Every entry point (encoder, LangChain/LlamaIndex classes, Serve ``/info``, evals) takes its
-default instructions from :func:`read_defaults`, which looks, in this order, at:
+default instructions from :func:`find_defaults`, which looks at what the checkpoint *is*, never at
+its name, in this order:
 
 1. ``instructor.json`` at the checkpoint root (written by :func:`write_defaults`);
 2. sentence-transformers ``prompts`` (``{"query": ..., "document": ...}``) in
-   ``config_sentence_transformers.json`` (a model that ships prompts was trained with them);
-3. the model's name: ``hkunlp/instructor-*`` uses the retrieval instructions of the paper's
-   examples (the same defaults the old LangChain and LlamaIndex classes used);
+   ``config_sentence_transformers.json`` (a model that ships prompts was trained with them: E5,
+   BGE, Qwen3-Embedding...);
+3. an INSTRUCTOR checkpoint (:attr:`~instructor_plugins.checkpoint.CheckpointSpec.family`, from
+   its files: the official package's layout, or the hub layout's model card) uses the retrieval
+   instructions of the paper's examples (the defaults the old LangChain and LlamaIndex classes used);
 4. otherwise: not instruction-trained, no instructions.
+
+Every entry point can override these (``InstructorEncoder.load(..., defaults=...)``, the plugin
+classes' instruction fields, ``instructor serve --query-instruction/--document-instruction``).
 
 :func:`write_defaults` records both (1) and (2), so ``SentenceTransformer(dir).encode(texts,
 prompt_name="query")`` uses the same instruction as this library.
@@ -27,11 +33,10 @@ from typing import Any
 
 from instructor_plugins.instructions import preset
 
-__all__ = ["DEFAULTS_FILE", "InstructionDefaults", "read_defaults", "write_defaults"]
+__all__ = ["DEFAULTS_FILE", "InstructionDefaults", "find_defaults", "read_defaults", "write_defaults"]
 
 DEFAULTS_FILE = "instructor.json"
 ST_CONFIG_FILE = "config_sentence_transformers.json"
-INSTRUCTOR_PREFIX = "hkunlp/instructor-"
 
 logger = logging.getLogger(__name__)
 
@@ -119,41 +124,49 @@ def _st_prompts(model_dir: Path) -> InstructionDefaults | None:
     )
 
 
-def _is_instructor_name(name: str | None, model_dir: Path | None) -> bool:
-    if name is not None and name.lower().startswith(INSTRUCTOR_PREFIX):
-        return True
-    # A hub-cache snapshot: .../models--hkunlp--instructor-large/snapshots/<sha>
-    return model_dir is not None and "models--hkunlp--instructor-" in str(model_dir).lower()
-
-
-def read_defaults(model_dir: Path | None, name: str | None) -> InstructionDefaults:
-    """The instruction defaults of a model (see the module docstring for the lookup order).
+def find_defaults(model_dir: Path | None, family: str | None = None) -> tuple[InstructionDefaults, str]:
+    """The instruction defaults of a model and why (see the module docstring for the lookup order).
 
     Args:
         model_dir: the checkpoint folder (``None`` when there is none to read, e.g. a remote model).
-        name: the name or hub id the model was asked for by (``None`` for the bundled model).
+        family: the checkpoint's family (:attr:`~instructor_plugins.checkpoint.CheckpointSpec.family`).
+
+    Returns:
+        the defaults and their source: ``"instructor.json"``, ``"ST prompts"``, ``"INSTRUCTOR layout"`` or
+        ``"not instruction-trained"``.
 
     Raises:
         ValueError: ``instructor.json`` exists but is not valid.
 
-    >>> read_defaults(None, "hkunlp/instructor-large").instruction_trained
-    True
-    >>> read_defaults(None, None)
-    InstructionDefaults(instruction_trained=False, query='', document='')
+    >>> find_defaults(None, "instructor")[1]
+    'INSTRUCTOR layout'
+    >>> find_defaults(None)
+    (InstructionDefaults(instruction_trained=False, query='', document=''), 'not instruction-trained')
     """
     if model_dir is not None:
         path = Path(model_dir) / DEFAULTS_FILE
         if path.is_file():
             try:
-                return InstructionDefaults.from_json(path.read_text(encoding="utf-8"))
+                return InstructionDefaults.from_json(path.read_text(encoding="utf-8")), DEFAULTS_FILE
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{path} is not valid instruction defaults: {exc}") from None
         prompts = _st_prompts(Path(model_dir))
         if prompts is not None:
-            return prompts
-    if _is_instructor_name(name, None if model_dir is None else Path(model_dir)):
-        return _paper_defaults()
-    return UNTRAINED
+            return prompts, "ST prompts"
+    if family == "instructor":
+        return _paper_defaults(), "INSTRUCTOR layout"
+    return UNTRAINED, "not instruction-trained"
+
+
+def read_defaults(model_dir: Path | None, family: str | None = None) -> InstructionDefaults:
+    """The instruction defaults of a model (:func:`find_defaults` without the reason).
+
+    >>> read_defaults(None, "instructor").instruction_trained
+    True
+    >>> read_defaults(None)
+    InstructionDefaults(instruction_trained=False, query='', document='')
+    """
+    return find_defaults(model_dir, family)[0]
 
 
 def write_defaults(model_dir: str | Path, defaults: InstructionDefaults) -> Path:

@@ -1,8 +1,14 @@
 """InstructorEncoder: instruction-conditioned text embeddings (INSTRUCTOR, arXiv 2212.09741).
 
-The encoder reads ``instruction + text`` as one string and mean-pools the hidden states of the
-text tokens only (see :mod:`instructor_plugins.pooling`), then applies the checkpoint's optional
-Dense projection and L2 normalisation. Every row of a call may carry its own instruction.
+The encoder reads ``instruction + text`` as one string and pools the hidden states as the
+checkpoint says (:mod:`instructor_plugins.pooling`): INSTRUCTOR checkpoints (and the ones we train)
+leave the instruction tokens out of pooling; every other family pools its prompt with the text, as
+sentence-transformers does. Then the checkpoint's Dense layers and L2 normalisation. Every row of
+a call may carry its own instruction.
+
+Precision: the encoder runs in :attr:`InstructorEncoder.dtype` (float32 on CPU, bfloat16 on CUDA by
+default); pooling and the Dense layers always run in float32 on the pooled states, so a bf16
+encoder differs from fp32 only by its transformer's rounding.
 
 Truncation: each ``instruction + text`` is cut to ``max_seq_length`` tokens (from the checkpoint's
 ``sentence_bert_config.json``; 512 when absent), keeping the tokenizer's special tokens. A text
@@ -16,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,8 +44,8 @@ from instructor_plugins.checkpoint import (
     resolve_model_dir,
     write_checkpoint_files,
 )
-from instructor_plugins.defaults import InstructionDefaults, read_defaults, write_defaults
-from instructor_plugins.pooling import pool, pooling_mask
+from instructor_plugins.defaults import InstructionDefaults, find_defaults, write_defaults
+from instructor_plugins.pooling import PoolingSpec, pool, pooling_mask
 from instructor_plugins.quantization import check_quantize, quantize_int8
 from instructor_plugins.types import Instruction, instruction_rows
 
@@ -53,6 +60,9 @@ _DTYPES |= {"float16": torch.float16, "fp16": torch.float16}
 _INSTRUCTION_CACHE_BYTES = 1 << 20
 _INSTRUCTION_KEY_CHARS = 256
 _ENTRY_OVERHEAD_BYTES = 64
+_ACTIVATIONS = {"identity": nn.Identity, "tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
+
+logger = logging.getLogger(__name__)
 
 
 def _instruction_key(instruction: str) -> str | bytes:
@@ -96,7 +106,7 @@ class Features:
 
 
 class InstructorModule(nn.Module):
-    """The differentiable pipeline: encoder -> instruction-masked pooling -> Dense -> normalize.
+    """The differentiable pipeline: encoder -> pooling (:attr:`pooling`) -> Dense layers -> normalize.
 
     Training wraps this module in DDP; inference calls it under ``torch.inference_mode``.
     With :attr:`max_buckets` > 1 one call runs a right-padded batch as up to that many
@@ -110,12 +120,10 @@ class InstructorModule(nn.Module):
     def __init__(self, encoder: nn.Module, spec: CheckpointSpec) -> None:
         super().__init__()
         self.encoder = encoder
-        self.pooling = spec.pooling
+        self.pooling: PoolingSpec = spec.pooling
         self.normalize = spec.normalize
-        self.dense: nn.Linear | None = None
-        self.activation = spec.dense.activation if spec.dense else "identity"
-        if spec.dense is not None:
-            self.dense = nn.Linear(spec.dense.in_features, spec.dense.out_features, bias=spec.dense.bias)
+        self.dense = nn.ModuleList(nn.Linear(d.in_features, d.out_features, bias=d.bias) for d in spec.dense)
+        self.activations = nn.ModuleList(_ACTIVATIONS[d.activation]() for d in spec.dense)
 
     def forward(self, features: Features, *, normalize: bool | None = None) -> torch.Tensor:
         """Return float32 ``(batch, dim)`` embeddings; ``normalize`` overrides the checkpoint's."""
@@ -139,21 +147,35 @@ class InstructorModule(nn.Module):
 
     def _embed(self, features: Features, normalize: bool | None) -> torch.Tensor:
         out = self.encoder(input_ids=features.input_ids, attention_mask=features.attention_mask)
-        mask = pooling_mask(features.attention_mask, features.instruction_lengths)
-        emb = pool(out.last_hidden_state, mask, self.pooling)
-        if self.dense is not None:
-            emb = self.dense(emb.to(self.dense.weight.dtype)).float()
-            if self.activation == "tanh":
-                emb = torch.tanh(emb)
+        mask = features.attention_mask
+        if not self.pooling.include_prompt:
+            mask = pooling_mask(mask, features.instruction_lengths)
+        emb = pool(out.last_hidden_state, mask, self.pooling.modes)
+        for layer, activation in zip(self.dense, self.activations, strict=True):
+            linear = cast(nn.Linear, layer)  # float32 after load(); a module cast by hand may differ
+            emb = activation(linear(emb.to(linear.weight.dtype))).float()
         if self.normalize if normalize is None else normalize:
             emb = nn.functional.normalize(emb, p=2, dim=-1)
         return emb
 
 
-def _load_hf_encoder(root: Path, dtype: torch.dtype, trust_remote_code: bool) -> nn.Module:
-    from transformers import AutoConfig, AutoModel, T5EncoderModel
+def _load_config(root: Path, trust_remote_code: bool) -> Any:
+    from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(root, trust_remote_code=trust_remote_code)
+    try:
+        return AutoConfig.from_pretrained(root, trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc) and not trust_remote_code:
+            raise ModelLoadError(
+                f"{root / 'config.json'} needs the checkpoint's own model code (auto_map / an unknown model_type); "
+                "read that code, then pass trust_remote_code=True to run it"
+            ) from exc
+        raise ModelLoadError(f"{root / 'config.json'}: {exc}") from exc
+
+
+def _load_hf_encoder(root: Path, config: Any, dtype: torch.dtype, trust_remote_code: bool) -> nn.Module:
+    from transformers import AutoModel, T5EncoderModel
+
     cls: Any = T5EncoderModel if config.model_type in _T5_TYPES else AutoModel
     extra: dict[str, Any] = {}
     if _takes_pooling_flag(config) and not _has_pooler_weights(root):
@@ -198,6 +220,17 @@ def _has_pooler_weights(root: Path) -> bool:
     return any("pooler." in key for key in keys)
 
 
+def _check_dimensions(spec: CheckpointSpec, hidden: int) -> None:
+    width = hidden * len(spec.pooling.modes)
+    for dense in spec.dense:
+        if dense.in_features != width:
+            raise ModelLoadError(
+                f"{spec.root / dense.path / 'config.json'}: in_features={dense.in_features}, but the pooled vector "
+                f"has {width} dimensions ({hidden} x {len(spec.pooling.modes)} pooling modes)"
+            )
+        width = dense.out_features
+
+
 class InstructorEncoder:
     """Embed texts with per-row instructions. Create with :meth:`load`.
 
@@ -207,6 +240,10 @@ class InstructorEncoder:
         device: where the module runs.
         dtype: the encoder's parameter dtype (float32 for a quantized encoder: its activations).
         quantize: ``"int8"`` when the transformer's Linear layers are int8, else ``None``.
+        spec: what the checkpoint says (:class:`~instructor_plugins.checkpoint.CheckpointSpec`), including its
+            ``family`` (``"instructor"``, ``"sentence-transformers"``, ``"plain"``) and why.
+        defaults_source: why :attr:`defaults` are what they are (``"instructor.json"``, ``"ST prompts"``,
+            ``"INSTRUCTOR layout"``, ``"not instruction-trained"``, ``"given"``).
     """
 
     def __init__(
@@ -220,6 +257,7 @@ class InstructorEncoder:
         name: str,
         defaults: InstructionDefaults | None = None,
         quantize: str | None = None,
+        defaults_source: str | None = None,
     ) -> None:
         """Wrap an already built module; most callers want :meth:`load`."""
         self.module = module
@@ -230,7 +268,10 @@ class InstructorEncoder:
         self.device = device
         self.dtype = dtype
         self.name = name
-        self._defaults = defaults or read_defaults(None, name)
+        if defaults is None:
+            defaults, defaults_source = find_defaults(None, spec.family)
+        self._defaults = defaults
+        self.defaults_source = defaults_source or "given"
         self._max_seq_length = min(spec.max_seq_length, self._tokenizer_limit())
         self._instruction_lengths: OrderedDict[str | bytes, int] = OrderedDict()
         self._instruction_cache_bytes = 0
@@ -248,8 +289,9 @@ class InstructorEncoder:
         revision: str | None = None,
         cache_folder: str | os.PathLike[str] | None = None,
         quantize: str | None = None,
+        defaults: InstructionDefaults | None = None,
     ) -> InstructorEncoder:
-        """Load a model.
+        """Load a model; its pooling, Dense layers and default instructions come from the checkpoint's files.
 
         Args:
             name_or_path: ``None`` for the bundled all-MiniLM-L6-v2; a local sentence-transformers
@@ -263,9 +305,14 @@ class InstructorEncoder:
             quantize: ``"int8"``: the transformer's Linear layers run as int8 (torch dynamic quantization,
                 CPU and float32 only; see :mod:`instructor_plugins.quantization`), about 1.5-2x faster
                 on CPU; the instruction-masked pooling is unchanged. ``None``: no quantization.
+            defaults: the model's default query/document instructions, overriding what the checkpoint says
+                (see :func:`~instructor_plugins.defaults.find_defaults`; the choice and its reason are logged).
 
         Raises:
-            ValueError: an unknown ``dtype`` or ``quantize``, or ``quantize`` with a non-CPU device or dtype.
+            ModelLoadError: the model cannot be found, or its files describe a pipeline we cannot reproduce
+                exactly (an unknown module, pooling mode or field; model code without ``trust_remote_code``).
+            ValueError: an unknown ``dtype`` or ``quantize``, ``quantize`` with a non-CPU device or dtype, or
+                float16 for a T5 encoder (it overflows to NaN; use bfloat16 or float32).
         """
         root = (
             bundled_model_dir()
@@ -281,18 +328,46 @@ class InstructorEncoder:
 
         from transformers import AutoTokenizer
 
+        config = _load_config(root, trust_remote_code)
+        if torch_dtype == torch.float16 and config.model_type in _T5_TYPES:
+            raise ValueError(
+                f"float16 is refused for the T5 encoder in {root}: T5 activations overflow float16 and give NaN "
+                "vectors; use dtype='bfloat16' (the CUDA default) or 'float32'"
+            )
         tokenizer = AutoTokenizer.from_pretrained(root, trust_remote_code=trust_remote_code)
-        encoder = _load_hf_encoder(root, torch_dtype, trust_remote_code)
+        encoder = _load_hf_encoder(root, config, torch_dtype, trust_remote_code)
+        _check_dimensions(spec, int(getattr(config, "hidden_size", None) or config.d_model))
         module = InstructorModule(encoder, spec)
-        if spec.dense is not None:
-            module.dense.load_state_dict(load_dense_state(root / spec.dense.path))  # type: ignore[union-attr]
+        for linear, dense in zip(module.dense, spec.dense, strict=True):
+            linear.load_state_dict(load_dense_state(root / dense.path))
         module.to(device=dev, dtype=torch_dtype).eval()
+        module.dense.float()  # the Dense layers run on the float32 pooled vector whatever the encoder's dtype
         if quantize == "int8":
             quantize_int8(module.encoder)  # the transformer only: pooling and the Dense head stay float32
         name = "all-MiniLM-L6-v2 (bundled)" if name_or_path is None else str(name_or_path)
-        defaults = read_defaults(root, None if name_or_path is None else str(name_or_path))
+        source = "given"
+        if defaults is None:
+            defaults, source = find_defaults(root, spec.family)
+        logger.info(
+            "%s: %s checkpoint (%s); pooling %s, include_prompt=%s; default instructions from %s: %s",
+            name,
+            spec.family,
+            spec.family_reason,
+            "+".join(spec.pooling.modes),
+            spec.pooling.include_prompt,
+            source,
+            defaults,
+        )
         return cls(
-            module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name, defaults=defaults, quantize=quantize
+            module,
+            tokenizer,
+            spec,
+            device=dev,
+            dtype=torch_dtype,
+            name=name,
+            defaults=defaults,
+            quantize=quantize,
+            defaults_source=source,
         )
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -314,14 +389,16 @@ class InstructorEncoder:
         self.tokenizer.save_pretrained(root)
         spec = CheckpointSpec(
             root=root,
-            pooling=self.spec.pooling,
+            pooling=self.pooling,
             dense=self.spec.dense,
             normalize=self.spec.normalize,
             max_seq_length=self.max_seq_length,
+            is_sentence_transformers=True,
+            family="sentence-transformers",
+            family_reason="modules.json",
             extra={"hidden_size": self._hidden_size()},
         )
-        dense_state = self.module.dense.state_dict() if self.module.dense is not None else None
-        write_checkpoint_files(root, spec, dense_state)
+        write_checkpoint_files(root, spec, [linear.state_dict() for linear in self.module.dense])
         write_defaults(root, self.defaults)
         return root
 
@@ -330,7 +407,7 @@ class InstructorEncoder:
     def defaults(self) -> InstructionDefaults:
         """Whether the model was instruction-trained and its default instructions (saved by :meth:`save`).
 
-        Read from the checkpoint by :meth:`load` (see :func:`~instructor_plugins.defaults.read_defaults`);
+        Read from the checkpoint by :meth:`load` (see :func:`~instructor_plugins.defaults.find_defaults`);
         training sets it before saving a finetuned model.
         """
         return self._defaults
@@ -342,9 +419,46 @@ class InstructorEncoder:
         self._defaults = value
 
     @property
+    def pooling(self) -> PoolingSpec:
+        """How token states become the vector: modes and whether instruction tokens are pooled (``include_prompt``).
+
+        Read from the checkpoint by :meth:`load`. Setting it (e.g. ``dataclasses.replace(enc.pooling,
+        include_prompt=False)``, as training does for the INSTRUCTOR method) changes what :meth:`encode` and
+        :meth:`save` do; the modes must keep :attr:`dim`.
+        """
+        return self.module.pooling
+
+    @pooling.setter
+    def pooling(self, value: PoolingSpec) -> None:
+        if not isinstance(value, PoolingSpec):
+            raise TypeError(f"pooling must be a PoolingSpec, got {type(value).__name__}")
+        if len(value.modes) != len(self.pooling.modes):
+            raise ValueError(f"pooling modes {list(value.modes)} would change dim; keep {len(self.pooling.modes)}")
+        self.module.pooling = value
+        self.spec.pooling = value
+
+    def without_instruction_pooling(self) -> None:
+        """Leave instruction tokens out of pooling from now on (the INSTRUCTOR method; training uses it)."""
+        if self.pooling.include_prompt:
+            self.pooling = replace(self.pooling, include_prompt=False, source="set: the INSTRUCTOR method")
+
+    def describe(self) -> dict[str, Any]:
+        """What the model is and how it pools, for ``/info``: family, pooling, Dense layers, defaults and why."""
+        return {
+            "family": self.spec.family,
+            "family_reason": self.spec.family_reason,
+            "pooling": self.pooling.to_dict(),
+            "dense": [f"{d.in_features}->{d.out_features} {d.activation}" for d in self.spec.dense],
+            "normalize": self.spec.normalize,
+            "defaults_source": self.defaults_source,
+        }
+
+    @property
     def dim(self) -> int:
         """Output embedding dimension."""
-        return self.spec.dense.out_features if self.spec.dense else self._hidden_size()
+        if self.spec.dense:
+            return self.spec.dense[-1].out_features
+        return self._hidden_size() * len(self.pooling.modes)
 
     @property
     def max_seq_length(self) -> int:
@@ -385,6 +499,8 @@ class InstructorEncoder:
         ids = self.tokenizer(instruction, add_special_tokens=True, truncation=False)["input_ids"]
         # Capped: a row is max_seq_length tokens at most, so a longer instruction masks it all alike.
         n = min(max(len(ids) - self._trailing_specials, 0), self.max_seq_length)
+        if n <= 1 and self.spec.family == "instructor":
+            n = 0  # the official package masks nothing for an instruction of one token or none
         self._instruction_lengths[key] = n
         self._instruction_cache_bytes += _key_bytes(key)
         while self._instruction_cache_bytes > _INSTRUCTION_CACHE_BYTES:
@@ -489,7 +605,10 @@ class InstructorEncoder:
             raise ValueError(f"got {len(instructions)} instructions for {len(ids)} token rows")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        lengths = [self.instruction_length(i) for i in instructions]
+        if self.pooling.include_prompt:
+            lengths = [0] * len(ids)  # the instruction is pooled like the text: nothing to count
+        else:
+            lengths = [self.instruction_length(i) for i in instructions]
         order = sorted(range(len(ids)), key=lambda r: -len(ids[r]))
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         starts = range(0, len(order), batch_size)

@@ -149,6 +149,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             saved_optimizer = read_optimizer_state(ckpt_dir)
     else:
         encoder = InstructorEncoder.load(cfg.model, device=device, dtype=torch.float32)
+    # The INSTRUCTOR method: instructions condition the encoder but are left out of pooling, whatever the base
+    # model's own pooling says; the saved checkpoints record include_prompt=false.
+    encoder.without_instruction_pooling()
     model_max_length = encoder.max_seq_length  # saved checkpoints keep the model's own limit
     encoder.max_seq_length = min(cfg.max_seq_length, model_max_length)
     teacher = _teacher(cfg, device, encoder.max_seq_length) if cfg.distill_weight > 0 else None
@@ -266,6 +269,7 @@ def _general_step(
 def _teacher(cfg: TrainConfig, device: torch.device, max_seq_length: int) -> InstructorEncoder:
     """The frozen base model (``cfg.model``, also on a resumed run) for the distillation targets."""
     teacher = InstructorEncoder.load(cfg.model, device=device, dtype=torch.float32)
+    teacher.without_instruction_pooling()  # the same pooling as the student it guides
     teacher.max_seq_length = max_seq_length
     teacher.module.max_buckets = cfg.length_buckets
     teacher.module.eval().requires_grad_(False)

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from instructor_plugins.defaults import DEFAULTS_FILE, InstructionDefaults, read_defaults, write_defaults
+from instructor_plugins.defaults import (
+    DEFAULTS_FILE,
+    InstructionDefaults,
+    find_defaults,
+    read_defaults,
+    write_defaults,
+)
 from instructor_plugins.instructions import preset
 from instructor_plugins.model import InstructorEncoder
 
@@ -29,15 +35,22 @@ def test_json_round_trip_and_bad_input() -> None:
 def test_lookup_order(tmp_path: Path) -> None:
     retrieval = preset("retrieval")
     paper = InstructionDefaults(True, retrieval.query, retrieval.document)
-    assert read_defaults(None, None) == InstructionDefaults(False)
-    assert read_defaults(tmp_path, "someone/model") == InstructionDefaults(False)
-    assert read_defaults(tmp_path, "hkunlp/instructor-large") == paper
-    # sentence-transformers prompts beat the name
+    assert find_defaults(None) == (InstructionDefaults(False), "not instruction-trained")
+    assert find_defaults(tmp_path, "sentence-transformers") == (InstructionDefaults(False), "not instruction-trained")
+    assert find_defaults(tmp_path, "instructor") == (paper, "INSTRUCTOR layout")
+    # A name decides nothing: the folder of an hkunlp/instructor-* copy without its files is just a folder.
+    named = tmp_path / "models--hkunlp--instructor-large" / "snapshots" / "abc"
+    named.mkdir(parents=True)
+    assert find_defaults(named, "sentence-transformers")[0] == InstructionDefaults(False)
+    # sentence-transformers prompts beat the family
     (tmp_path / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {"query": "query: "}}))
-    assert read_defaults(tmp_path, "hkunlp/instructor-large") == InstructionDefaults(True, "query: ", "")
+    assert find_defaults(tmp_path, "instructor") == (InstructionDefaults(True, "query: ", ""), "ST prompts")
+    # empty prompts (what sentence-transformers saves by default) say nothing
+    (tmp_path / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {}}))
+    assert find_defaults(tmp_path, "instructor") == (paper, "INSTRUCTOR layout")
     # instructor.json beats everything
     (tmp_path / DEFAULTS_FILE).write_text(InstructionDefaults(False).to_json())
-    assert read_defaults(tmp_path, "hkunlp/instructor-large") == InstructionDefaults(False)
+    assert find_defaults(tmp_path, "instructor") == (InstructionDefaults(False), DEFAULTS_FILE)
     (tmp_path / DEFAULTS_FILE).write_text("[1]")
     with pytest.raises(ValueError, match="is not valid instruction defaults"):
         read_defaults(tmp_path, None)

@@ -35,7 +35,9 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def tiny_t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random T5EncoderModel in the hkunlp/instructor-* layout: Transformer, mean Pooling, Dense, Normalize.
 
-    Written by hand here (not by our ``save``) so that loading is tested against the layout itself.
+    Written by hand here (not by our ``save``) so that loading is tested against the layout itself. As on the
+    hub, the pooling config has no ``include_prompt`` and the model card names the official package: that, not
+    the name, makes it an INSTRUCTOR checkpoint.
     """
     from safetensors.torch import save_file
     from transformers import AutoTokenizer, T5Config, T5EncoderModel
@@ -80,6 +82,7 @@ def tiny_t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     (root / "modules.json").write_text(json.dumps(modules))
     (root / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128, "do_lower_case": False}))
+    (root / "README.md").write_text("# tiny\n\n```python\nfrom InstructorEmbedding import INSTRUCTOR\n```\n")
     return root
 
 
@@ -93,7 +96,17 @@ def test_tiny_t5_loads_as_instructor(tiny_t5: InstructorEncoder) -> None:
 
     assert isinstance(tiny_t5.module.encoder, T5EncoderModel)
     assert tiny_t5.dim == 32 and tiny_t5.max_seq_length == 128
-    assert tiny_t5.module.dense is not None and tiny_t5.module.dense.bias is None
+    assert len(tiny_t5.module.dense) == 1 and tiny_t5.module.dense[0].bias is None
+    assert tiny_t5.spec.family == "instructor" and "README.md" in tiny_t5.spec.family_reason
+    assert not tiny_t5.pooling.include_prompt and tiny_t5.defaults_source == "INSTRUCTOR layout"
+
+
+def test_the_model_card_not_the_name_makes_instructor(tiny_t5_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "instructor-large"  # a name that says INSTRUCTOR, without the card that does
+    shutil.copytree(tiny_t5_dir, copy)
+    (copy / "README.md").unlink()
+    spec = read_checkpoint(copy)
+    assert spec.family == "sentence-transformers" and spec.pooling.include_prompt
 
 
 # ---------------------------------------------------------------- equivalences
@@ -124,12 +137,16 @@ def test_instruction_changes_the_vector(bundled_encoder: InstructorEncoder) -> N
     assert float(a @ b) < 0.999 and float(a @ c) < 0.999
 
 
-def _sentence_transformers_reference(path: Path, texts: list[str], instruction: str | None) -> np.ndarray:
+def _sentence_transformers_reference(
+    path: Path, texts: list[str], instruction: str | None, include_prompt: bool | None = None
+) -> np.ndarray:
+    """sentence-transformers on the same folder; ``include_prompt`` None: as the folder says."""
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(path), device="cpu")
-    pooling = next(m for m in st if type(m).__name__ == "Pooling")
-    pooling.include_prompt = False
+    if include_prompt is not None:  # the official INSTRUCTOR semantics: pool the text tokens only
+        pooling = next(m for m in st if type(m).__name__ == "Pooling")
+        pooling.include_prompt = include_prompt
     return np.asarray(st.encode(texts, prompt=instruction, batch_size=8, normalize_embeddings=True))
 
 
@@ -144,14 +161,22 @@ def test_parity_with_sentence_transformers(
     texts: list[str],
 ) -> None:
     enc, path = (bundled_encoder, bundled_model_dir()) if which == "bundled" else (tiny_t5, tiny_t5_dir)
-    ref = _sentence_transformers_reference(path, texts, instruction)
+    # The bundled MiniLM pools its prompt (no include_prompt key: sentence-transformers' default); INSTRUCTOR does not.
+    ref = _sentence_transformers_reference(path, texts, instruction, None if which == "bundled" else False)
     ours = enc.encode(texts, instruction)
     assert cosine_rows(ours, ref).min() >= 0.99999
 
 
 def test_pooled_positions_are_exactly_the_text_tokens(bundled_encoder: InstructorEncoder) -> None:
-    enc = bundled_encoder
     text = "Paris is the capital and most populous city of France."
+    # The bundled MiniLM pools every token, its instruction too (the checkpoint says nothing else).
+    ids = bundled_encoder.tokenizer(QUERY + text, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = bundled_encoder.module.encoder(**ids).last_hidden_state[0]
+    manual = torch.nn.functional.normalize(hidden.mean(0), dim=0).numpy()
+    assert np.abs(bundled_encoder.encode([text], QUERY)[0] - manual).max() <= 1e-5
+    enc = InstructorEncoder.load(device="cpu")
+    enc.without_instruction_pooling()  # the INSTRUCTOR method: the instruction is left out of pooling
     k = enc.instruction_length(QUERY)
     # BERT: the instruction alone is [CLS] + instruction tokens + [SEP]; [SEP] is not masked.
     instruction_ids = enc.tokenizer(QUERY)["input_ids"]
@@ -232,7 +257,7 @@ def test_save_load_roundtrip(
     instructions = [QUERY if i % 2 else DOC for i in range(len(texts))]
     assert np.abs(again.encode(texts, instructions) - enc.encode(texts, instructions)).max() <= 1e-6
     spec = read_checkpoint(saved)
-    assert spec.is_sentence_transformers and spec.normalize and (spec.dense is not None) == (which == "t5")
+    assert spec.is_sentence_transformers and spec.normalize and len(spec.dense) == (which == "t5")
     # sentence-transformers reads what we write, with the same vectors.
     ref = _sentence_transformers_reference(saved, texts[:5], QUERY)
     assert cosine_rows(again.encode(texts[:5], QUERY), ref).min() >= 0.99999
@@ -246,7 +271,8 @@ def test_plain_hf_directory_gets_mean_pooling_and_normalize(
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt"):
         shutil.copy(bundled_model_dir() / name, plain / name)
     spec = read_checkpoint(plain)
-    assert not spec.is_sentence_transformers and spec.pooling == "mean" and spec.normalize
+    assert not spec.is_sentence_transformers and spec.pooling.modes == ("mean",) and spec.normalize
+    assert spec.pooling.include_prompt and spec.family == "plain"
     enc = InstructorEncoder.load(plain, device="cpu")
     assert enc.max_seq_length == 512  # no sentence_bert_config.json: the documented default
     # The bundled model is exactly mean pooling + normalize, so the vectors agree.
@@ -271,7 +297,7 @@ def test_missing_local_path_is_a_clear_error(tmp_path: Path) -> None:
 def test_unsupported_module_is_rejected_with_choices(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "modules.json").write_text(json.dumps([{"idx": 0, "path": "", "type": "x.models.LSTM"}]))
-    with pytest.raises(ValueError, match="Transformer"):
+    with pytest.raises(ModelLoadError, match=r"'x.models.LSTM'.*Transformer"):
         read_checkpoint(tmp_path)
 
 

@@ -53,19 +53,27 @@ def test_int8_rows_match_fp32_with_and_without_instructions(
     assert cos.min() >= 0.99, f"worst row {texts[int(cos.argmin())]!r}: {cos.min():.4f}"
 
 
-def test_int8_pools_only_the_text_tokens(int8_encoder: InstructorEncoder, bundled_encoder: InstructorEncoder) -> None:
-    """The instruction changes the vector exactly as in fp32: masked pooling is kept in the int8 path."""
+def test_int8_pools_as_the_checkpoint_says(int8_encoder: InstructorEncoder, bundled_encoder: InstructorEncoder) -> None:
+    """The instruction changes the vector exactly as in fp32: the checkpoint's pooling is kept in the int8 path."""
     text = ["A dog is chasing a ball in the park."]
     with_q, without_q = int8_encoder.encode(text, QUERY), int8_encoder.encode(text)
     with_f, without_f = bundled_encoder.encode(text, QUERY), bundled_encoder.encode(text)
     assert cos_rows(with_q, with_f)[0] >= 0.99 and cos_rows(without_q, without_f)[0] >= 0.99
-    # Pooling over the instruction tokens too would give a different vector than either.
     features = int8_encoder.tokenize(text, [QUERY])
     with torch.inference_mode():
         hidden = int8_encoder.module.encoder(input_ids=features.input_ids, attention_mask=features.attention_mask)
-    k = int8_encoder.instruction_length(QUERY)
-    expected = torch.nn.functional.normalize(hidden.last_hidden_state[0, k:].mean(0), dim=-1).numpy()
+    states = hidden.last_hidden_state[0]
+    # The bundled MiniLM pools its prompt: every token, the instruction's too.
+    expected = torch.nn.functional.normalize(states.mean(0), dim=-1).numpy()
     np.testing.assert_allclose(with_q[0], expected, atol=1e-5)
+    saved = int8_encoder.pooling
+    try:  # the INSTRUCTOR method (what training sets): the text tokens only
+        int8_encoder.without_instruction_pooling()
+        k = int8_encoder.instruction_length(QUERY)
+        expected = torch.nn.functional.normalize(states[k:].mean(0), dim=-1).numpy()
+        np.testing.assert_allclose(int8_encoder.encode(text, QUERY)[0], expected, atol=1e-5)
+    finally:
+        int8_encoder.pooling = saved
 
 
 @pytest.mark.slow
