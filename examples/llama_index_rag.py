@@ -3,7 +3,8 @@
 A "reverse dictionary": WordNet noun definitions (Debian ``wordnet-base``, real text that installs
 offline) are the documents; questions describe a thing in other words, and the retriever must
 return the definition of the word meant. Eight target synsets are indexed with a fixed random
-sample of other nouns as distractors. Only retrieval runs, so no LLM is needed. Pass
+sample of other nouns as distractors. The instructions are the model's own defaults. Only
+retrieval runs, so no LLM is needed. Pass
 ``--endpoint http://127.0.0.1:8000`` to embed with the Ray Serve app instead of in-process.
 
     PYTHONPATH=. python examples/llama_index_rag.py
@@ -59,10 +60,15 @@ def main(endpoint: str | None = None) -> int:
         )
         for s in synsets
     ]
-    # The same as setting llama_index.core.Settings.embed_model, without changing global state.
-    embed_model = InstructorEmbedding.for_task("retrieval", domain="dictionary", endpoint=endpoint)
-    print(f"query instruction: {embed_model.query_instruction!r}")
-    print(f"text instruction:  {embed_model.text_instruction!r}")
+    # The same as setting llama_index.core.Settings.embed_model, without changing global state. No
+    # instruction is given, so the model's own defaults apply: the paper's retrieval instructions for an
+    # INSTRUCTOR checkpoint, none for the bundled MiniLM, which was not instruction-trained (an instruction
+    # there is pooled as plain text and cost this example a hit). InstructorEmbedding.for_task("retrieval")
+    # sets them explicitly; examples/langchain_rag.py does so.
+    embed_model = InstructorEmbedding(endpoint=endpoint)
+    instructions = embed_model.instructions()
+    print(f"query instruction: {instructions.query!r}")
+    print(f"text instruction:  {instructions.document!r}")
     index = VectorStoreIndex.from_documents(documents, embed_model=embed_model)
     print(f"indexed {len(documents)} WordNet noun definitions")
     retriever = index.as_retriever(similarity_top_k=TOP_K)

@@ -33,7 +33,14 @@ from typing import Any
 
 from instructor_plugins.instructions import preset
 
-__all__ = ["DEFAULTS_FILE", "InstructionDefaults", "find_defaults", "read_defaults", "write_defaults"]
+__all__ = [
+    "DEFAULTS_FILE",
+    "InstructionDefaults",
+    "find_defaults",
+    "override_defaults",
+    "read_defaults",
+    "write_defaults",
+]
 
 DEFAULTS_FILE = "instructor.json"
 ST_CONFIG_FILE = "config_sentence_transformers.json"
@@ -167,6 +174,25 @@ def read_defaults(model_dir: Path | None, family: str | None = None) -> Instruct
     InstructionDefaults(instruction_trained=False, query='', document='')
     """
     return find_defaults(model_dir, family)[0]
+
+
+def override_defaults(
+    defaults: InstructionDefaults, *, query: str | None = None, document: str | None = None
+) -> InstructionDefaults:
+    """``defaults`` with the given sides replaced; instructions given by the user count as instruction-trained.
+
+    >>> override_defaults(InstructionDefaults(False), query="query: ")
+    InstructionDefaults(instruction_trained=True, query='query: ', document='')
+    >>> override_defaults(InstructionDefaults(False)) == InstructionDefaults(False)
+    True
+    """
+    if query is None and document is None:
+        return defaults
+    return InstructionDefaults(
+        True,
+        defaults.query if query is None else query,
+        defaults.document if document is None else document,
+    )
 
 
 def write_defaults(model_dir: str | Path, defaults: InstructionDefaults) -> Path:

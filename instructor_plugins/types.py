@@ -87,10 +87,9 @@ class Encoder(Protocol):
         """Tokens per ``instruction + text`` after truncation."""
         ...
 
-    @property
-    def defaults(self) -> InstructionDefaults:
-        """Whether the model was instruction-trained, and its recorded query/document instructions."""
-        ...
+    defaults: InstructionDefaults
+    """Whether the model was instruction-trained, and its query/document instructions (settable: a server
+    started with ``--query-instruction`` overrides them)."""
 
     def encode(
         self,

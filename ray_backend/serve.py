@@ -148,6 +148,11 @@ class ServeArgs(BaseModel):
     """Encoder dtype; default bf16 on CUDA, fp32 on CPU."""
     quantize: Literal["int8"] | None = None
     """``int8``: the transformer's Linear layers run as int8 (CPU only, fp32 model; faster, cos >= 0.99 to fp32)."""
+    query_instruction: str | None = None
+    """Default query instruction, overriding what the model's files say (shown by ``/info``; clients such as
+    ``InstructorEmbeddings(endpoint=...)`` use it when they set none). None: the model's own."""
+    document_instruction: str | None = None
+    """Default document instruction, overriding what the model's files say. None: the model's own."""
     max_batch_rows: int = _DEFAULT_POLICY.max_batch_rows
     """Texts per replica batch (all requests together)."""
     max_batch_tokens: int = _DEFAULT_POLICY.max_batch_tokens
@@ -258,6 +263,8 @@ class InstructorDeployment:
             device=device,
             dtype=opts.dtype,
             quantize=opts.quantize,
+            query_instruction=opts.query_instruction,
+            document_instruction=opts.document_instruction,
             encoder_factory=opts.encoder_factory,
             limits=opts.limits(),
             policy=opts.policy(),

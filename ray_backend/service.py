@@ -38,6 +38,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from instructor_plugins.defaults import override_defaults
 from instructor_plugins.types import Encoder
 from ray_backend.admission import Admission, estimate_tokens
 from ray_backend.api import ApiError, ServerLimits
@@ -131,6 +132,8 @@ class EmbeddingService:
         device: encoder device (default: CUDA when visible, else CPU).
         dtype: encoder dtype (default: bf16 on CUDA, fp32 on CPU).
         quantize: ``"int8"``: int8 Linear layers on CPU (see :mod:`instructor_plugins.quantization`).
+        query_instruction: overrides the model's default query instruction (``/info``, clients that ask for it).
+        document_instruction: overrides the model's default document instruction.
         limits: request limits.
         policy: batch policy (rows and tokens per batch, wait time, rows per forward pass).
         api_key: when set, requests other than ``/health`` need ``Authorization: Bearer <api_key>``.
@@ -158,9 +161,12 @@ class EmbeddingService:
         sizing: dict[str, Any] | None = None,
         background: bool = True,
         quantize: str | None = None,
+        query_instruction: str | None = None,
+        document_instruction: str | None = None,
     ) -> None:
         self.model = model
         self.quantize = quantize
+        self._instruction_overrides = {"query": query_instruction, "document": document_instruction}
         self.encoder_factory = encoder_factory
         self.limits = limits or ServerLimits()
         self.policy = policy or BatchPolicy()
@@ -179,6 +185,7 @@ class EmbeddingService:
         self._loaded = threading.Event()
         self.warm = False
         if encoder is not None:
+            self._override_defaults(encoder)
             self._warm_up()
             self.metrics.model_loaded(time.perf_counter() - self._load_started)
             self._loaded.set()
@@ -189,11 +196,19 @@ class EmbeddingService:
             if self.load_error is not None:
                 raise self.load_error
 
+    def _override_defaults(self, encoder: Encoder) -> None:
+        if any(v is not None for v in self._instruction_overrides.values()):
+            encoder.defaults = override_defaults(encoder.defaults, **self._instruction_overrides)
+            if hasattr(encoder, "defaults_source"):
+                encoder.defaults_source = "given"
+            logger.info("default instructions given at start: %s", encoder.defaults)
+
     def _load(self, device: str | None, dtype: str | None) -> None:
         try:
             self._encoder = load_encoder(
                 self.model, device=device, dtype=dtype, factory=self.encoder_factory, quantize=self.quantize
             )
+            self._override_defaults(self._encoder)
             self._warm_up()
             self.metrics.model_loaded(time.perf_counter() - self._load_started)
         except BaseException as exc:  # noqa: BLE001 - reported by /health and check_health
@@ -250,6 +265,8 @@ class EmbeddingService:
             "device": str(getattr(encoder, "device", "cpu")),
             "dtype": str(getattr(encoder, "dtype", "float32")).removeprefix("torch."),
             "quantize": getattr(encoder, "quantize", None),
+            # How the checkpoint pools and where its defaults came from (InstructorEncoder.describe).
+            "model_info": encoder.describe() if hasattr(encoder, "describe") else None,
             "replica": self.replica,
             "batch": {
                 "max_batch_rows": self.policy.max_batch_rows,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import ray_backend.service as service_module
+from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.testing import HashEncoder
 from ray_backend.api import ServerLimits
 from ray_backend.app import create_app
@@ -200,3 +201,32 @@ def test_the_model_name_hash_is_no_longer_magic() -> None:
 
     with pytest.raises(ModelLoadError):
         EmbeddingService("hash", background=False)
+
+
+async def test_instructions_given_at_start_override_the_model_and_info_says_how_it_pools() -> None:
+    from ray_backend.serve import _parse_cli
+
+    args = _parse_cli(["--query-instruction", "query: ", "--document-instruction", "passage: "], "serve")[0]
+    assert (args.query_instruction, args.document_instruction) == ("query: ", "passage: ")
+    # A fresh encoder: the service sets the defaults on the encoder it serves.
+    service = EmbeddingService(
+        encoder=InstructorEncoder.load(device="cpu"),
+        query_instruction=args.query_instruction,
+        document_instruction=args.document_instruction,
+    )
+    async with client_for(service) as client:
+        info = (await client.get("/info")).json()
+    assert info["instruction_trained"] is True  # instructions given by the operator are meant to be used
+    assert (info["query_instruction"], info["document_instruction"]) == ("query: ", "passage: ")
+    model_info = info["model_info"]
+    assert model_info["defaults_source"] == "given"
+    # The bundled MiniLM's pooling config has no include_prompt: sentence-transformers then pools the prompt.
+    assert model_info["pooling"]["modes"] == ["mean"] and model_info["pooling"]["include_prompt"] is True
+    assert model_info["family"] == "sentence-transformers"
+
+
+def test_the_model_own_defaults_stay_when_none_are_given(bundled_encoder) -> None:
+    before = bundled_encoder.defaults
+    service = EmbeddingService(encoder=bundled_encoder)
+    assert service.info()["instruction_trained"] is False and bundled_encoder.defaults == before
+    assert service.info()["model_info"]["defaults_source"] == "not instruction-trained"
