@@ -162,6 +162,14 @@ class InstructorModule(nn.Module):
 def _load_config(root: Path, trust_remote_code: bool) -> Any:
     from transformers import AutoConfig
 
+    raw = json.loads((root / "config.json").read_text(encoding="utf-8"))
+    if isinstance(raw, dict) and raw.get("auto_map") and not trust_remote_code:
+        # Without its own code, such a checkpoint would load as the built-in class of its model_type (when
+        # there is one): a different model, silently. So it is refused, naming the code it needs.
+        raise ModelLoadError(
+            f"{root / 'config.json'}: auto_map {sorted(raw['auto_map'])} names the checkpoint's own model code; "
+            "read that code, then pass trust_remote_code=True to run it"
+        )
     try:
         return AutoConfig.from_pretrained(root, trust_remote_code=trust_remote_code)
     except ValueError as exc:
