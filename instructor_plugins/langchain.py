@@ -19,7 +19,9 @@ Every instance in a process that loads the same model the same way shares one en
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any, ClassVar
 
 try:
     from langchain_core.embeddings import Embeddings
@@ -31,6 +33,10 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from instructor_plugins.instructions import preset
 from instructor_plugins.plugin import BackendSlot, InstructorPlugin, drop_in_arguments, to_lists
+
+if TYPE_CHECKING:
+    from langchain_classic.embeddings import CacheBackedEmbeddings
+    from langchain_core.stores import ByteStore
 
 __all__ = ["DEFAULT_DOCUMENT_INSTRUCTION", "DEFAULT_QUERY_INSTRUCTION", "InstructorEmbeddings"]
 
@@ -142,6 +148,71 @@ class InstructorEmbeddings(InstructorPlugin, BaseModel, Embeddings):
             "normalize": self.normalize,
             "show_progress": self.show_progress,
         }
+
+    def cache_namespace(self, side: str) -> str:
+        """The key prefix of :meth:`cached` for ``side`` (``"query"`` or ``"document"``).
+
+        It hashes what made the vector: the model (``None`` is the bundled one), its revision, the endpoint
+        (``None``: in-process), the resolved instruction of that side and ``normalize``. Loads the model (or
+        asks the server) to resolve an instruction left at ``None``.
+
+        Raises:
+            ValueError: ``side`` is neither ``"query"`` nor ``"document"``.
+        """
+        if side not in ("query", "document"):
+            raise ValueError(f"side must be 'query' or 'document', got {side!r}")
+        instructions = self.instructions()
+        made_by = {
+            "model": self.model,
+            "revision": self.revision,
+            "endpoint": self.endpoint,
+            "instruction": instructions.query if side == "query" else instructions.document,
+            "normalize": self.normalize,
+        }
+        digest = hashlib.sha256(json.dumps(made_by, sort_keys=True).encode("utf-8")).hexdigest()[:32]
+        return f"instructor:{digest}:"
+
+    def cached(
+        self, store: ByteStore, *, cache_queries: bool = True, batch_size: int | None = None
+    ) -> CacheBackedEmbeddings:
+        """These embeddings behind LangChain's ``CacheBackedEmbeddings``, keyed on what made each vector.
+
+        The naive ``CacheBackedEmbeddings.from_bytes_store(emb, store, query_embedding_cache=True)`` keys on the
+        text alone, so a query and a document with the same text get one vector, whichever was embedded first
+        (and so do two instructions, or two models, sharing a store). Here each side's keys are prefixed by
+        :meth:`cache_namespace` and hashed with SHA-256, so one ``store`` holds both sides without collisions.
+
+        Args:
+            store: any LangChain ``ByteStore`` (``InMemoryByteStore``, ``LocalFileStore``, Redis...).
+            cache_queries: also cache :meth:`embed_query` vectors (LangChain caches documents only by default).
+            batch_size: documents embedded between store updates (``None``: all at once).
+
+        Raises:
+            ImportError: ``langchain-classic`` (where LangChain 1.x keeps ``CacheBackedEmbeddings``) is missing.
+        """
+        try:
+            from langchain_classic.embeddings import CacheBackedEmbeddings
+            from langchain_classic.storage import EncoderBackedStore
+        except ImportError as exc:
+            raise ImportError(
+                "InstructorEmbeddings.cached needs langchain-classic: pip install langchain-classic"
+            ) from exc
+
+        def side_store(side: str) -> EncoderBackedStore[str, list[float]]:
+            prefix = self.cache_namespace(side)
+            return EncoderBackedStore(
+                store,
+                lambda text: prefix + hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                lambda vector: json.dumps(vector).encode("utf-8"),
+                lambda data: json.loads(data.decode("utf-8")),
+            )
+
+        return CacheBackedEmbeddings(
+            self,
+            side_store("document"),
+            batch_size=batch_size,
+            query_embedding_store=side_store("query") if cache_queries else None,
+        )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents with the document instruction."""
