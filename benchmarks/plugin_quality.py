@@ -89,10 +89,10 @@ def main() -> dict[str, dict[str, float]]:
     for name, embeddings in configurations().items():
         results[name] = evaluate(embeddings, task)
     baseline = results["(a) no instructions (the model's default)"]
-    print(f"{'configuration':<28} {'recall@1':>9} {'hit@1':>7} {'nDCG@10':>8} {'nDCG@10 / (a)':>14}")
+    print(f"{'configuration':<42} {'recall@1':>9} {'hit@1':>7} {'nDCG@10':>8} {'nDCG@10 / (a)':>14}")
     for name, m in results.items():
         print(
-            f"{name:<28} {m['recall@1']:>9.4f} {m['hit@1']:>7.4f} {m['ndcg@10']:>8.4f} "
+            f"{name:<42} {m['recall@1']:>9.4f} {m['hit@1']:>7.4f} {m['ndcg@10']:>8.4f} "
             f"{m['ndcg@10'] / baseline['ndcg@10']:>14.3f}"
         )
     print(f"({time.perf_counter() - start:.0f} s, model: bundled all-MiniLM-L6-v2, CPU)")
