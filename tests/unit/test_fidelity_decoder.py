@@ -175,7 +175,7 @@ def test_fixture_is_a_decoder_embedder_with_eos_appended(decoder: Decoder, texts
     if decoder.arch == "llama":
         assert all(row[0] == tokenizer.bos_token_id for row in ids)
     lengths = sorted(len(row) for row in tokenizer(texts)["input_ids"])
-    assert lengths[0] <= 10 and lengths[-1] > MAX_SEQ_LENGTH and len(set(lengths)) >= len(texts) - 2
+    assert lengths[0] <= 12 and lengths[-1] > MAX_SEQ_LENGTH and len(set(lengths)) >= len(texts) // 2  # rows pad
     pooling = decoder.st[1]
     assert pooling.pooling_mode == "lasttoken" and pooling.include_prompt is True
     assert decoder.st.prompts == {"query": decoder.prompt, "document": ""}
