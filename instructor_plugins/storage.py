@@ -11,6 +11,14 @@ SDK's usual chain (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SES
 (MinIO, moto, GCS interop), the region from ``AWS_REGION`` / ``AWS_DEFAULT_REGION``. Credentials
 written into a URI (``s3://KEY:SECRET@bucket``) are refused, and :func:`redact` strips any secret from
 text shown to users, so keys never reach logs or error messages.
+
+On a Ray cluster the driver's :class:`Location` travels to the workers, filesystem included. Keys found in
+the driver's environment are therefore set on the filesystem itself, so every node signs its requests as the
+driver does: a node of a cluster we did not start has no AWS environment of its own, and the AWS SDK then
+sends unsigned ``aws-chunked`` uploads, which some S3-compatible stores (moto, some MinIO setups) keep
+verbatim, chunk headers and checksum trailer included. Keys from ``~/.aws`` or instance metadata stay with
+each node's own credential chain. Whatever a store does, :func:`atomic_write` checks that the object it
+wrote has the size it sent.
 """
 
 from __future__ import annotations
@@ -105,6 +113,9 @@ def _s3_filesystem() -> tuple[pafs.FileSystem, str | None]:
         "request_timeout": REQUEST_TIMEOUT_S,
         "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
     }
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:  # travel with the filesystem to Ray workers, which may have no AWS environment
+        options |= {"access_key": key, "secret_key": secret, "session_token": os.environ.get("AWS_SESSION_TOKEN")}
     if endpoint:
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         options |= {"endpoint_override": parts.netloc + parts.path.rstrip("/"), "scheme": parts.scheme}
@@ -196,7 +207,11 @@ def atomic_write(location: Location, data: bytes) -> None:
     """Write ``data`` so that readers see the whole file or nothing.
 
     Local files are written to a temporary name, ``fsync``-ed and renamed into place. Object stores
-    make an object visible only when its upload completes, so the bytes go up in one upload.
+    make an object visible only when its upload completes, so the bytes go up in one upload; the stored
+    object's size is then checked against what was sent.
+
+    Raises:
+        StorageError: the store kept something else than the bytes sent (e.g. an ``aws-chunked`` body).
     """
     if location.is_local:
         path = Path(location.path)
@@ -212,3 +227,10 @@ def atomic_write(location: Location, data: bytes) -> None:
         return
     with location.fs.open_output_stream(location.path) as out:
         out.write(data)
+    stored = location.fs.get_file_info(location.path).size
+    if stored != len(data):
+        raise StorageError(
+            f"{redact(location.uri)} was stored as {stored} bytes, {len(data)} were sent: the store kept another "
+            "body (an unsigned aws-chunked upload, stored verbatim, looks like this). Give this node the AWS "
+            "credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the driver's environment travel with the job)"
+        )

@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -57,6 +58,8 @@ __all__ = [
     "BatchConfig",
     "Job",
     "Prepared",
+    "alive_node_count",
+    "check_shared_storage",
     "execute",
     "finish",
     "locate",
@@ -112,6 +115,9 @@ class BatchConfig:
     """L2-normalise the vectors."""
     progress: bool = True
     """Show progress bars."""
+    shared_storage: bool = False
+    """Local input and output paths are mounted on every node (NFS, a shared disk): allow them on a multi-node
+    cluster, where a local path is refused otherwise (each node would read and write its own disk)."""
 
     def __post_init__(self) -> None:
         """Validate the settings; each error names the bad value."""
@@ -320,7 +326,7 @@ def prepare(
     return plan(job, *scanner(job))
 
 
-def finish(prepared: Prepared, *, rows_embedded: int, dim: int | None) -> Manifest:
+def finish(prepared: Prepared, *, rows_embedded: int, dim: int | None, nodes: dict[str, int] | None = None) -> Manifest:
     """Check every unit has its shard, then write and return the manifest (``_SUCCESS.json``); unlocks."""
     try:
         missing = prepared.output.pending(prepared.units)
@@ -352,6 +358,7 @@ def finish(prepared: Prepared, *, rows_embedded: int, dim: int | None) -> Manife
             rows_per_shard=config.rows_per_shard,
             fingerprint=prepared.fingerprint,
             rejects_file=REJECTS_NAME if prepared.rejected else None,
+            nodes=dict(sorted((nodes or {}).items())),
         )
         prepared.output.write_manifest(manifest)
         return manifest
@@ -373,6 +380,8 @@ class _RayUnitActor:
     def __init__(
         self, settings: dict[str, Any], output: OutputDir, files: list[InputFile], layout: RowLayout, units: dict
     ) -> None:
+        import ray
+
         self.units = units
         device = "cuda" if settings["num_gpus"] > 0 else "cpu"
         encoder = load_encoder(
@@ -390,6 +399,7 @@ class _RayUnitActor:
             instruction=settings["instruction"],
             batch_size=settings["batch_size"],
             normalize=settings["normalize"],
+            node=ray.get_runtime_context().get_node_id(),
         )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -414,14 +424,15 @@ def run_in_process(config: BatchConfig | Prepared, encoder: Encoder) -> Manifest
             batch_size=cfg.batch_size,
             normalize=cfg.normalize,
         )
-        rows, dim = 0, None
+        rows, dim, nodes = 0, None, Counter[str]()
         for unit in tqdm(prepared.pending, desc="units", disable=not cfg.progress):
             result = embed(unit)
             rows, dim = rows + result.rows, result.dim
+            nodes[result.node] += 1
     except BaseException:
         prepared.close()
         raise
-    return finish(prepared, rows_embedded=rows, dim=dim)
+    return finish(prepared, rows_embedded=rows, dim=dim, nodes=dict(nodes))
 
 
 def execute(prepared: Prepared) -> Manifest:
@@ -429,7 +440,7 @@ def execute(prepared: Prepared) -> Manifest:
     import ray
 
     config = prepared.config
-    rows_embedded, dim = 0, None
+    rows_embedded, dim, nodes = 0, None, Counter[str]()
     try:
         if prepared.pending:
             ray.data.DataContext.get_current().enable_progress_bars = config.progress
@@ -455,16 +466,48 @@ def execute(prepared: Prepared) -> Manifest:
                 for row in ds.iter_rows():
                     rows_embedded += int(row["rows"])
                     dim = int(row["dim"])
+                    nodes[str(row["node"])] += 1
                     bar.update(int(row["rows"]))
     except BaseException:
         prepared.close()
         raise
-    return finish(prepared, rows_embedded=rows_embedded, dim=dim)
+    return finish(prepared, rows_embedded=rows_embedded, dim=dim, nodes=dict(nodes))
+
+
+def check_shared_storage(job: Job, alive_nodes: int) -> None:
+    """Refuse local paths on a multi-node cluster unless the user says every node mounts them.
+
+    Raises:
+        ValueError: ``alive_nodes`` > 1, a local input or output, and no ``shared_storage``.
+    """
+    if alive_nodes <= 1 or job.config.shared_storage:
+        return
+    local = [f.uri for f in job.files if f.location.is_local][:1]
+    if job.output.root.is_local:
+        local.insert(0, job.output.root.uri)
+    if local:
+        raise ValueError(
+            f"{local[0]} is a local path, and this Ray cluster has {alive_nodes} nodes: each node would read and "
+            "write its own disk, scattering the shards. Use object storage (s3://, gs://...) or, for a path every "
+            "node mounts (NFS), pass --shared-storage"
+        )
+
+
+def alive_node_count() -> int:
+    """Alive nodes of the connected Ray cluster."""
+    import ray
+
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
 def run_batch(config: BatchConfig) -> Manifest:
-    """Locate, scan (Ray tasks), plan and run (or resume) a job on the connected cluster (``ray.init()`` first)."""
+    """Locate, scan (Ray tasks), plan and run (or resume) a job on the connected cluster (``ray.init()`` first).
+
+    Raises:
+        ValueError: a local path on a multi-node cluster without ``shared_storage`` (:func:`check_shared_storage`).
+    """
     job = locate(config)
+    check_shared_storage(job, alive_node_count())
     return execute(plan(job, *scan_ray(job)))
 
 
@@ -508,6 +551,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
         ray.init(address=address, log_to_driver=False)
     try:
         try:
+            check_shared_storage(job, alive_node_count())
             prepared = plan(job, *scan_ray(job))  # every row is checked before any is embedded
         except (*errors, RuntimeError) as exc:  # RuntimeError: the output folder was altered
             print(f"error: {exc}", file=sys.stderr)

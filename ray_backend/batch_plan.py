@@ -21,8 +21,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
+import socket
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,10 +35,14 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from instructor_plugins.storage import Location, atomic_write, resolve
+from instructor_plugins.storage import Location, StorageError, atomic_write, resolve
 from instructor_plugins.types import Encoder
 from ray_backend.batch_io import EMBEDDING_COLUMN, BadRow, InputFile, iter_batches, row_problems
 from ray_backend.batch_scan import Duplicate, FileScan
+
+logger = logging.getLogger(__name__)
+#: Schema metadata key of a shard naming the node that embedded it.
+NODE_METADATA = b"instructor.node"
 
 __all__ = [
     "MANIFEST_NAME",
@@ -207,6 +213,8 @@ class Manifest:
     rows_per_shard: int
     fingerprint: str
     rejects_file: str | None = None
+    nodes: dict[str, int] = field(default_factory=dict)
+    """Units embedded by this run per node (Ray node id; the host name in-process)."""
     finished_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
@@ -262,13 +270,38 @@ class OutputDir:
             self.root.fs.delete_file(info.path)
         return len(leftovers)
 
+    @staticmethod
+    def shard_node(location: Location) -> str | None:
+        """The node that wrote a shard (its ``instructor.node`` schema metadata), if recorded."""
+        with location.fs.open_input_file(location.path) as fh:
+            metadata = pq.read_schema(fh).metadata or {}
+        node = metadata.get(NODE_METADATA)
+        return node.decode() if node is not None else None
+
     def write_shard(self, unit: WorkUnit | int, table: pa.Table) -> Location:
-        """Write one unit's shard atomically."""
+        """Write one unit's shard atomically, then read its footer back: a unit is done only if it reads.
+
+        Raises:
+            StorageError: the stored shard is not the Parquet file written (size, footer or row count).
+        """
         buf = io.BytesIO()
         pq.write_table(table, buf)
         location = self.shard_path(unit)
         atomic_write(location, buf.getvalue())
+        rows = self.shard_rows(location)
+        if rows != table.num_rows:
+            found = "no Parquet footer" if rows is None else f"{rows} rows"
+            raise StorageError(f"{location} read back with {found}, {table.num_rows} rows were written")
         return location
+
+    @staticmethod
+    def shard_rows(location: Location) -> int | None:
+        """The row count in a shard's Parquet footer, or ``None`` when it does not read as Parquet."""
+        try:
+            with location.fs.open_input_file(location.path) as fh:
+                return int(pq.read_metadata(fh).num_rows)
+        except (pa.ArrowInvalid, OSError):
+            return None
 
     def write_json(self, name: str, payload: dict[str, Any]) -> Location:
         """Write a JSON file atomically."""
@@ -295,7 +328,11 @@ class OutputDir:
         return self.write_json(MANIFEST_NAME, asdict(manifest))
 
     def pending(self, units: Sequence[WorkUnit]) -> list[WorkUnit]:
-        """Units without a finished shard; raises if a finished shard's row count is off."""
+        """Units without a finished shard; raises if a finished shard's row count is off.
+
+        A shard that does not read as Parquet (cut short, or stored as something else) is not finished: its
+        unit is pending again and the shard is rewritten.
+        """
         done = self.shards()
         todo = []
         for unit in units:
@@ -303,8 +340,11 @@ class OutputDir:
             if location is None:
                 todo.append(unit)
                 continue
-            with location.fs.open_input_file(location.path) as fh:
-                rows = pq.read_metadata(fh).num_rows
+            rows = self.shard_rows(location)
+            if rows is None:
+                logger.warning("%s does not read as Parquet; its unit is embedded again", location)
+                todo.append(unit)
+                continue
             if rows != unit.rows:
                 raise RuntimeError(f"{location} holds {rows} rows, the plan says {unit.rows}; the folder was altered")
         extra = sorted(set(done) - {u.index for u in units})
@@ -321,6 +361,7 @@ class UnitResult:
     rows: int
     dim: int
     seconds: float
+    node: str = ""
 
 
 class UnitEmbedder:
@@ -336,7 +377,9 @@ class UnitEmbedder:
         instruction: str = "",
         batch_size: int = 32,
         normalize: bool = True,
+        node: str | None = None,
     ) -> None:
+        self.node = node or socket.gethostname()
         self.encoder = encoder
         self.output = output
         self.files = list(files)
@@ -357,5 +400,7 @@ class UnitEmbedder:
         else:  # every row of the unit was bad: an empty shard keeps the unit accounted for
             vectors = np.zeros((0, int(getattr(self.encoder, "dim", 0))), dtype=np.float32)
         shard = shard_table(table, vectors, id_column=self.layout.id_column, passthrough=self.layout.passthrough)
+        shard = shard.replace_schema_metadata({NODE_METADATA: self.node.encode()})
         self.output.write_shard(unit, shard)
-        return UnitResult(unit.index, table.num_rows, int(vectors.shape[1]), time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        return UnitResult(unit.index, table.num_rows, int(vectors.shape[1]), seconds, self.node)

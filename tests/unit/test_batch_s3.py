@@ -94,3 +94,61 @@ def test_lock_on_s3_refuses_a_second_run(s3_endpoint: str) -> None:
         with pytest.raises(OutputLockedError, match="s3://test-bucket/locked/_lock.json is held by another run"):
             OutputLock(folder, settle_s=0).acquire()
     assert not folder.child("_lock.json").exists()
+
+
+def _without_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process as a Ray worker on a node we did not start: no AWS environment of its own."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_driver_output_writes_readable_shards_on_a_node_without_credentials(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver's OutputDir, pickled as Ray sends it to an actor, works where the AWS environment is absent."""
+    import pickle
+
+    import pyarrow as pa
+
+    carried = pickle.loads(pickle.dumps(OutputDir(f"{BUCKET}/carried")))
+    _without_aws_credentials(monkeypatch)
+    table = pa.table({"id": ["a", "b", "c"], "x": [1.0, 2.0, 3.0]})
+    location = carried.write_shard(0, table)  # raises unless the stored object reads back as this table
+    assert carried.shard_rows(location) == 3 and carried.read().equals(table)
+
+
+def test_an_unsigned_upload_stored_verbatim_is_an_error_and_never_a_finished_unit(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without credentials the AWS SDK sends an aws-chunked body, which moto keeps verbatim: we notice, twice."""
+    import pyarrow as pa
+
+    from ray_backend.batch_plan import WorkUnit
+
+    _without_aws_credentials(monkeypatch)
+    folder = OutputDir(f"{BUCKET}/unsigned")  # resolved on the node itself: no keys to sign with
+    with pytest.raises(StorageError, match=r"was stored as \d+ bytes, \d+ were sent"):
+        folder.write_shard(0, pa.table({"id": ["a"]}))
+    stored = folder.shard_path(0).read_bytes()
+    assert not stored.startswith(b"PAR1") and b"x-amz-checksum" in stored  # chunk header and checksum trailer
+    assert folder.shard_rows(folder.shard_path(0)) is None
+    assert [u.index for u in folder.pending([WorkUnit(0, rows=1)])] == [0]  # not done: embedded again
+
+
+def test_resume_re_embeds_a_shard_that_does_not_read_as_parquet(s3_endpoint: str, tmp_path) -> None:
+    from instructor_plugins.storage import atomic_write
+
+    rows = wordnet_rows(40)
+    upload(write_rows(rows, tmp_path / "a.jsonl"), f"{BUCKET}/torn/in/a.jsonl")
+    out = f"{BUCKET}/torn/out"
+    with pytest.raises(KeyboardInterrupt):
+        run_in_process(_config(f"{BUCKET}/torn/in/", out), CrashingEncoder(crash_on=3))
+    folder = OutputDir(out)
+    assert sorted(folder.shards()) == [0, 1]
+    atomic_write(folder.shard_path(1), b"10000\r\nPAR1 cut short")  # what a torn or mangled upload leaves
+    encoder = HashEncoder(dim=8)
+    manifest = run_in_process(_config(f"{BUCKET}/torn/in/", out, resume=True), encoder)
+    assert (manifest.units, manifest.units_skipped, manifest.rows_out) == (4, 1, 40)
+    table = folder.read()
+    assert table["id"].to_pylist() == [r["id"] for r in rows]
+    np.testing.assert_array_equal(vectors(table), encoder.encode([r["text"] for r in rows], INSTRUCTION))
