@@ -229,8 +229,14 @@ def atomic_write(location: Location, data: bytes) -> None:
         out.write(data)
     stored = location.fs.get_file_info(location.path).size
     if stored != len(data):
+        try:  # leave nothing that looks written; the first bytes say what the store kept
+            head = location.read_bytes()[:12]
+            location.fs.delete_file(location.path)
+        except OSError:
+            head = b"?"
         raise StorageError(
-            f"{redact(location.uri)} was stored as {stored} bytes, {len(data)} were sent: the store kept another "
-            "body (an unsigned aws-chunked upload, stored verbatim, looks like this). Give this node the AWS "
-            "credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the driver's environment travel with the job)"
+            f"{redact(location.uri)} was stored as {stored} bytes starting {head!r}, {len(data)} were sent, so it "
+            "was removed: the store kept another body (an unsigned aws-chunked upload stored verbatim looks like "
+            "this). Give this node AWS credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the driver's "
+            "environment travel with the job)"
         )

@@ -1,0 +1,102 @@
+"""Batch embedding on a multi-node Ray cluster we did not start, to S3, losing a node part-way.
+
+The cluster is Ray's own test cluster (``ray.cluster_utils.Cluster``): a head with no CPUs and three worker
+raylets of one CPU each, all on this machine (inside the loopback-only namespace ``make test`` runs in). It is
+started BEFORE the S3 server and its AWS environment exist, so its nodes have no AWS environment of their
+own, as on a cluster someone else started; the job is submitted from a separate driver with ``--address``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from instructor_plugins.model import InstructorEncoder
+from ray_backend.batch_plan import MANIFEST_NAME, OutputDir
+from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
+from tests.s3 import s3_server, upload
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+IN = "s3://cluster-bucket/in"
+OUT = "s3://cluster-bucket/out"
+WORKERS = 3
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_home: str) -> Iterator[Any]:
+    """A head (0 CPUs) and three 1-CPU worker nodes, started with no AWS environment."""
+    cluster_utils = pytest.importorskip("ray.cluster_utils")
+    aws = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+    assert not any(k in os.environ for k in aws), "the cluster must start without an AWS environment"
+    tmp = tempfile.mkdtemp(prefix="rayc-", dir="/tmp")
+    args = {"node_ip_address": "127.0.0.1", "include_dashboard": False, "temp_dir": tmp}
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **args})
+    for i in range(WORKERS):
+        cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+def batch(args: list[str], log: Path, cluster: Any) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "ray_backend.batch", *args, "--no-progress", "--address", cluster.address]
+    env = os.environ | {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    with log.open("ab") as fh:
+        return subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_node_lost_part_way_every_id_once_and_local_output_refused(
+    cluster: Any, tmp_path: Path, bundled_encoder: InstructorEncoder
+) -> None:
+    rows = wordnet_rows(480)
+    with s3_server("cluster-bucket"):
+        upload(write_rows(rows, tmp_path / "a.parquet"), f"{IN}/a.parquet")
+        log = tmp_path / "driver.log"
+
+        # a local output on a cluster of several nodes is refused before any work
+        local = batch(["--input", f"{IN}/", "--output", str(tmp_path / "out")], log, cluster)
+        assert local.wait(timeout=300) == 2, log.read_text()[-3000:]
+        assert "is a local path, and this Ray cluster has 4 nodes" in log.read_text()
+        assert not (tmp_path / "out").exists()
+
+        args = ["--input", f"{IN}/", "--output", OUT, "--instruction", INSTRUCTION, "--rows-per-shard", "40"]
+        args += ["--replicas", "2", "--batch-size", "20"]
+        proc = batch(args, log, cluster)
+        out = OutputDir(OUT)
+        deadline = time.monotonic() + 300
+        while not out.shards():
+            assert proc.poll() is None, f"driver exited early:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "no shard written in time"
+            time.sleep(0.2)
+        first = next(iter(out.shards().values()))
+        victim_id = out.shard_node(first)
+        victims = [n for n in cluster.worker_nodes if n.node_id == victim_id]
+        assert victims, f"the first shard names node {victim_id}, not one of the worker nodes"
+        cluster.remove_node(victims[0])  # the node of a working actor, mid-run
+        rc = proc.wait(timeout=600)
+        resumed = None
+        if rc != 0:  # the job may fail over by itself; if it does not, it says so and --resume finishes it
+            assert "error" in log.read_text().lower() or "Error" in log.read_text(), log.read_text()[-3000:]
+            resumed = batch([*args, "--resume"], log, cluster)
+            assert resumed.wait(timeout=600) == 0, log.read_text()[-3000:]
+        assert out.file(MANIFEST_NAME).exists(), log.read_text()[-3000:]
+        table = out.read()
+        ids = table["id"].to_pylist()
+        assert ids == [r["id"] for r in rows] and len(set(ids)) == len(ids)
+        expected = bundled_encoder.encode([r["text"] for r in rows], INSTRUCTION, batch_size=64)
+        assert cosines(vectors(table), expected).min() >= 0.99999
+        nodes = {out.shard_node(loc) for loc in out.shards().values()}
+        alive = {n.node_id for n in cluster.worker_nodes}
+        print(f"\ndriver rc {rc}, resumed: {resumed is not None}; shards by {len(nodes)} nodes; lost {victim_id[:8]}")
+        assert len(nodes) >= 2 and victim_id in nodes and nodes - {victim_id} <= alive
