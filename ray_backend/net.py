@@ -22,11 +22,14 @@ routed non-loopback interface, see ``tests/integration/test_loopback.py``):
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
 from dataclasses import dataclass
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "LOOPBACK_ENV",
@@ -75,7 +78,26 @@ def init_local_ray(**kwargs: Any) -> Any:
     ray_constants.ENABLE_RAY_CLUSTER = False  # this process imported Ray before the variable was set
     kwargs.setdefault("include_dashboard", False)
     kwargs.setdefault("_node_ip_address", LOOPBACK)
-    return ray.init(**kwargs)
+    recorded = _recorded_cluster(kwargs.get("_temp_dir"))
+    if recorded:  # ray.init() would join it, and hang for minutes on GCS timeouts if it is gone
+        logger.warning(
+            "ignoring the Ray cluster recorded at %s (ray_current_cluster, maybe stale): starting a local Ray for "
+            "this run; pass --address %s to join that cluster instead",
+            recorded,
+            recorded,
+        )
+    return ray.init(address="local", **kwargs)
+
+
+def _recorded_cluster(temp_dir: str | None) -> str | None:
+    """The cluster address ``ray start`` last recorded in Ray's temp folder, if any (it may be long dead)."""
+    try:
+        from ray._private.utils import read_ray_address
+
+        address = read_ray_address(temp_dir)
+    except Exception:  # noqa: BLE001 - a private helper: any failure means "nothing to report"
+        return None
+    return str(address) if address else None
 
 
 def loopback_replica_grpc() -> bool:
