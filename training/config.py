@@ -83,6 +83,9 @@ class TrainConfig:
     """Ray Train run name (default: the output folder's name)."""
     storage_path: str | None = None
     """Ray Train storage: a path or an s3://, gs://... URI (default ~/ray_results)."""
+    shared_storage: bool = False
+    """A local storage_path is mounted on every node (NFS): allow it on a multi-node cluster, where it is
+    refused otherwise (Ray Train needs storage every worker sees)."""
     tracker: Literal["none", "mlflow", "tensorboard"] = "none"
     """Experiment tracker that rank 0 logs to."""
     tracker_uri: str | None = None

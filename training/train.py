@@ -64,6 +64,7 @@ def build_trainer(cfg: TrainConfig) -> Any:
     cfg = cfg.resolved()
     storage = resolve(cfg.storage)
     check_reachable(storage)  # an unreachable endpoint or a missing bucket fails here, before any worker starts
+    check_shared_storage(storage.is_local, cfg.shared_storage)
     resources = {"CPU": cfg.cpus_per_worker}
     return TorchTrainer(
         train_loop_per_worker,
@@ -77,6 +78,27 @@ def build_trainer(cfg: TrainConfig) -> Any:
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
         ),
     )
+
+
+def check_shared_storage(local: bool, shared: bool) -> None:
+    """Refuse a local storage path on a connected multi-node cluster unless it is marked as shared.
+
+    Raises:
+        StorageError: several alive nodes, local storage, and ``shared`` not set.
+    """
+    import ray
+
+    from instructor_plugins.storage import StorageError
+
+    if not local or shared or not ray.is_initialized():
+        return
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    if nodes > 1:
+        raise StorageError(
+            f"--storage-path is a local path, and this Ray cluster has {nodes} nodes: each worker would keep its "
+            "checkpoints on its own disk and a restarted worker could not find them. Use object storage "
+            "(s3://, gs://...) or, for a path every node mounts (NFS), pass --shared-storage"
+        )
 
 
 def finalize(checkpoint_dir: str | Path, cfg: TrainConfig) -> TrainResult:
@@ -164,9 +186,15 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.t
         from ray_backend.net import init_local_ray
 
         init_local_ray()
+    else:
+        import ray
+
+        ray.init(address=os.environ["RAY_ADDRESS"])  # join it now: the storage check below asks how many nodes
+    from instructor_plugins.storage import StorageError
+
     try:
         result = run(cfg)
-    except DataError as exc:
+    except (DataError, StorageError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     last = result.state.history[-1] if result.state.history else {}

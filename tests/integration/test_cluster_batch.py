@@ -100,3 +100,22 @@ def test_node_lost_part_way_every_id_once_and_local_output_refused(
         alive = {n.node_id for n in cluster.worker_nodes}
         print(f"\ndriver rc {rc}, resumed: {resumed is not None}; shards by {len(nodes)} nodes; lost {victim_id[:8]}")
         assert len(nodes) >= 2 and victim_id in nodes and nodes - {victim_id} <= alive
+
+
+def test_training_with_local_storage_on_several_nodes_is_refused(cluster: Any, tmp_path: Path) -> None:
+    """Ray Train needs storage every worker sees: a local --storage-path exits 2 before any worker starts."""
+    if not Path("/usr/share/wordnet/data.noun").exists():
+        pytest.skip("WordNet (Debian wordnet-base) not installed")
+    from training.build_sample import build_sample
+    from training.medi import save_medi
+
+    train, _ = build_sample(per_task=8, tasks=["wordnet_word_to_definition", "wordnet_synonyms"])
+    data = save_medi(train, tmp_path / "sample.json")
+    cmd = [sys.executable, "-m", "training.train", "--data", str(data), "--output", str(tmp_path / "model")]
+    cmd += ["--num-workers", "2", "--batch-size", "8", "--steps", "2", "--storage-path", str(tmp_path / "store")]
+    env = os.environ | {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RAY_ADDRESS": cluster.address}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    alive = 1 + len(cluster.worker_nodes)  # the first test removed one node
+    assert f"--storage-path is a local path, and this Ray cluster has {alive} nodes" in done.stderr
+    assert not (tmp_path / "model").exists()
