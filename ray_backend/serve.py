@@ -276,6 +276,10 @@ class InstructorDeployment:
         self.service.submit = self.embed_batch
         self._apply_policy(self.service.policy)
         self.service.replica = replica
+        if in_replica:
+            import ray
+
+            self.service.node = ray.get_runtime_context().get_node_id()
 
     def __serve_build_asgi_app__(self) -> Any:
         """Serve calls this after ``__init__`` for the late-bound FastAPI app."""

@@ -28,6 +28,7 @@ import asyncio
 import importlib
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -173,6 +174,7 @@ class EmbeddingService:
         self.api_key = api_key or None
         self.submit: Submit = self._submit_direct
         self.replica: str = "local"
+        self.node: str = socket.gethostname()  # the Ray node id in a replica
         self.load_error: BaseException | None = None
         self._encoder = encoder
         self.admission = Admission(self.limits.max_pending_rows, self.limits.max_queue_wait_s)
@@ -268,6 +270,7 @@ class EmbeddingService:
             # How the checkpoint pools and where its defaults came from (InstructorEncoder.describe).
             "model_info": encoder.describe() if hasattr(encoder, "describe") else None,
             "replica": self.replica,
+            "node": self.node,
             "batch": {
                 "max_batch_rows": self.policy.max_batch_rows,
                 "max_batch_tokens": self.policy.max_batch_tokens,

@@ -7,6 +7,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -72,4 +73,31 @@ def ray_local(ray_home: str) -> Iterator[str]:
         yield tmp
     finally:
         ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+CLUSTER_WORKERS = 3
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_home: str) -> Iterator[Any]:
+    """Ray's test cluster for one module: a head with 0 CPUs and three 1-CPU worker raylets, on loopback.
+
+    Several raylets on one machine, as Ray's own test suite runs multi-node tests; each worker node has a
+    custom resource ``worker<i>``. Started with no AWS environment (checked), like a cluster we did not start.
+    Run inside the loopback-only namespace (``make test``).
+    """
+    cluster_utils = pytest.importorskip("ray.cluster_utils")
+    aws = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+    assert not any(k in os.environ for k in aws), "the cluster must start without an AWS environment"
+    tmp = tempfile.mkdtemp(prefix="rayc-", dir="/tmp")
+    args = {"node_ip_address": "127.0.0.1", "include_dashboard": False, "temp_dir": tmp}
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **args})
+    for i in range(CLUSTER_WORKERS):
+        cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,9 +1,9 @@
 """Batch embedding on a multi-node Ray cluster we did not start, to S3, losing a node part-way.
 
-The cluster is Ray's own test cluster (``ray.cluster_utils.Cluster``): a head with no CPUs and three worker
-raylets of one CPU each, all on this machine (inside the loopback-only namespace ``make test`` runs in). It is
-started BEFORE the S3 server and its AWS environment exist, so its nodes have no AWS environment of their
-own, as on a cluster someone else started; the job is submitted from a separate driver with ``--address``.
+The cluster is the ``cluster`` fixture of ``tests/integration/conftest.py`` (Ray's ``ray.cluster_utils.Cluster``:
+a head with no CPUs and three 1-CPU worker raylets on this machine). It is started BEFORE the S3 server and its
+AWS environment exist, so its nodes have no AWS environment of their own, as on a cluster someone else started;
+the job is submitted from a separate driver with ``--address``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,25 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 IN = "s3://cluster-bucket/in"
 OUT = "s3://cluster-bucket/out"
-WORKERS = 3
-
-
-@pytest.fixture(scope="module")
-def cluster(ray_home: str) -> Iterator[Any]:
-    """A head (0 CPUs) and three 1-CPU worker nodes, started with no AWS environment."""
-    cluster_utils = pytest.importorskip("ray.cluster_utils")
-    aws = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
-    assert not any(k in os.environ for k in aws), "the cluster must start without an AWS environment"
-    tmp = tempfile.mkdtemp(prefix="rayc-", dir="/tmp")
-    args = {"node_ip_address": "127.0.0.1", "include_dashboard": False, "temp_dir": tmp}
-    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **args})
-    for i in range(WORKERS):
-        cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, node_ip_address="127.0.0.1")
-    cluster.wait_for_nodes()
-    try:
-        yield cluster
-    finally:
-        cluster.shutdown()
 
 
 def batch(args: list[str], log: Path, cluster: Any) -> subprocess.Popen[bytes]:
