@@ -34,7 +34,18 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
-__all__ = ["Location", "StorageError", "atomic_write", "check_reachable", "is_uri", "redact", "resolve"]
+__all__ = [
+    "Location",
+    "StorageEnvironment",
+    "StorageError",
+    "adopt_storage_environment",
+    "atomic_write",
+    "check_reachable",
+    "is_uri",
+    "redact",
+    "resolve",
+    "storage_environment",
+]
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
@@ -42,6 +53,43 @@ _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"
 #: Seconds before an unreachable S3 endpoint is reported (connect) and before a request gives up.
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 60.0
+
+
+#: The variables that decide how :func:`resolve` reaches S3 (endpoint, region, keys).
+S3_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+
+
+class StorageEnvironment(dict[str, str]):
+    """The driver's S3 variables, for Ray workers that resolve URIs themselves; its repr shows no value."""
+
+    def __repr__(self) -> str:
+        return f"StorageEnvironment({sorted(self)})"
+
+    __str__ = __repr__
+
+
+def storage_environment() -> StorageEnvironment:
+    """The S3 variables set in this process (see :data:`S3_ENV`), to hand to workers on other nodes."""
+    return StorageEnvironment({k: os.environ[k] for k in S3_ENV if os.environ.get(k)})
+
+
+def adopt_storage_environment(env: dict[str, str] | None) -> list[str]:
+    """Set the driver's S3 variables that this process (a worker on a node we did not start) lacks.
+
+    A node's own setting wins: only missing variables are set. Returns their names.
+    """
+    added = [k for k, v in (env or {}).items() if k in S3_ENV and v and not os.environ.get(k)]
+    for name in added:
+        os.environ[name] = (env or {})[name]
+    return added
 
 
 class StorageError(OSError):

@@ -57,8 +57,8 @@ def build_trainer(cfg: TrainConfig) -> Any:
     except ImportError as exc:  # pragma: no cover - ray is in the train extra
         raise ImportError("training needs Ray Train: pip install 'instructor-plugins[train]'") from exc
 
-    from instructor_plugins.storage import check_reachable, resolve
-    from training.worker import train_loop_per_worker
+    from instructor_plugins.storage import check_reachable, resolve, storage_environment
+    from training.worker import STORAGE_ENV_KEY, train_loop_per_worker
 
     # Resolved on the driver, so every worker (and a later rerun) agrees on where the run and its data live.
     cfg = cfg.resolved()
@@ -68,7 +68,8 @@ def build_trainer(cfg: TrainConfig) -> Any:
     resources = {"CPU": cfg.cpus_per_worker}
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=cfg.to_dict(),
+        # workers on nodes we did not start resolve the run's URIs (step logs, data errors) as the driver does
+        train_loop_config={**cfg.to_dict(), STORAGE_ENV_KEY: storage_environment()},
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
             name=cfg.name,

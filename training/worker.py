@@ -38,7 +38,18 @@ from training.step import LossFn, grad_cache_step, plain_step, triple_features
 from training.storage import StepLog
 from training.tracking import NullTracker, Tracker, make_tracker
 
-__all__ = ["batch_checksum", "build_optimizer", "lr_factor", "probe_loss", "step_seed", "train_loop_per_worker"]
+#: Key of ``train_loop_config`` with the driver's S3 variables (``storage.storage_environment``).
+STORAGE_ENV_KEY = "_storage_env"
+
+__all__ = [
+    "STORAGE_ENV_KEY",
+    "batch_checksum",
+    "build_optimizer",
+    "lr_factor",
+    "probe_loss",
+    "step_seed",
+    "train_loop_per_worker",
+]
 
 
 def batch_checksum(indices: Sequence[int]) -> int:
@@ -119,8 +130,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train.torch
     from tqdm.auto import tqdm
 
+    from instructor_plugins.storage import adopt_storage_environment
+
+    config = dict(config)
+    adopt_storage_environment(config.pop(STORAGE_ENV_KEY, None))
     cfg = TrainConfig.from_dict(config)
     ctx = ray.train.get_context()
+    node = ray.get_runtime_context().get_node_id()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     if not cfg.use_gpu:
         torch.set_num_threads(cfg.cpus_per_worker)
@@ -225,7 +241,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             record["general_distill_loss"] = general_loss
         state.history.append(record)
         state.next_step = step + 1
-        step_log.append({**record, "rank": rank, "pid": os.getpid(), "resumed_from": start})
+        step_log.append({**record, "rank": rank, "pid": os.getpid(), "node": node, "resumed_from": start})
         texts_per_s = 3 * len(indices) * world / seconds
         tracker.log_metrics({"loss": mean_loss, "lr": lr, "texts_per_s": texts_per_s}, step=step)
         bar.update(1)

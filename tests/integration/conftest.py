@@ -7,6 +7,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,14 +91,27 @@ def cluster(ray_home: str) -> Iterator[Any]:
     cluster_utils = pytest.importorskip("ray.cluster_utils")
     aws = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
     assert not any(k in os.environ for k in aws), "the cluster must start without an AWS environment"
+    from ray._private.utils import get_ray_address_file
+
     tmp = tempfile.mkdtemp(prefix="rayc-", dir="/tmp")
+    # Cluster records its address in Ray's default temp folder (/tmp/ray/ray_current_cluster) whatever
+    # temp_dir says; on a fresh machine that folder does not exist yet. The record is put back afterwards.
+    record = Path(get_ray_address_file(None))
+    record.parent.mkdir(parents=True, exist_ok=True)
+    saved = record.read_bytes() if record.exists() else None
     args = {"node_ip_address": "127.0.0.1", "include_dashboard": False, "temp_dir": tmp}
-    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **args})
-    for i in range(CLUSTER_WORKERS):
-        cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, node_ip_address="127.0.0.1")
-    cluster.wait_for_nodes()
     try:
-        yield cluster
+        cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **args})
+        for i in range(CLUSTER_WORKERS):
+            cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes()
+        try:
+            yield cluster
+        finally:
+            cluster.shutdown()
     finally:
-        cluster.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
+        if saved is None:
+            record.unlink(missing_ok=True)
+        else:
+            record.write_bytes(saved)
