@@ -59,6 +59,7 @@ __all__ = [
     "Job",
     "Prepared",
     "alive_node_count",
+    "check_cluster",
     "check_shared_storage",
     "execute",
     "finish",
@@ -500,14 +501,29 @@ def alive_node_count() -> int:
     return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
+def check_cluster(job: Job) -> None:
+    """The connected cluster can run ``job``: its storage is shared, and a node can hold an encoder actor.
+
+    Raises:
+        ValueError: a local path on a multi-node cluster without ``shared_storage`` (:func:`check_shared_storage`).
+        InsufficientResources: no alive node has the CPUs (and GPUs) of one actor, even after an autoscaler's wait.
+    """
+    from ray_backend.net import wait_for_resources
+
+    check_shared_storage(job, alive_node_count())
+    per_actor = {"CPU": job.config.num_cpus, "GPU": job.config.num_gpus}
+    wait_for_resources(per_actor, 1, "batch embedding (an encoder actor, --num-cpus/--num-gpus)")
+
+
 def run_batch(config: BatchConfig) -> Manifest:
     """Locate, scan (Ray tasks), plan and run (or resume) a job on the connected cluster (``ray.init()`` first).
 
     Raises:
         ValueError: a local path on a multi-node cluster without ``shared_storage`` (:func:`check_shared_storage`).
+        InsufficientResources: no node can hold an encoder actor (:func:`check_cluster`).
     """
     job = locate(config)
-    check_shared_storage(job, alive_node_count())
+    check_cluster(job)
     return execute(plan(job, *scan_ray(job)))
 
 
@@ -543,17 +559,22 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
         return 2
     import ray
 
-    from ray_backend.net import init_local_ray
+    from ray_backend.net import ClusterUnreachable, init_local_ray, join_cluster
 
-    if address is None and not os.environ.get("RAY_ADDRESS"):
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address is None:
         init_local_ray(log_to_driver=False)  # a local Ray just for this run, on loopback only
     else:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            join_cluster(address, log_to_driver=False)
+        except ClusterUnreachable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         try:
-            check_shared_storage(job, alive_node_count())
+            check_cluster(job)
             prepared = plan(job, *scan_ray(job))  # every row is checked before any is embedded
-        except (*errors, RuntimeError) as exc:  # RuntimeError: the output folder was altered
+        except (*errors, RuntimeError) as exc:  # RuntimeError: the output folder was altered, or too few resources
             print(f"error: {exc}", file=sys.stderr)
             return 2
         manifest = execute(prepared)

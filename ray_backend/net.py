@@ -33,11 +33,17 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "LOOPBACK_ENV",
+    "ClusterUnreachable",
+    "InsufficientResources",
     "RayOptions",
+    "check_address",
     "free_port",
     "init_local_ray",
     "is_loopback_host",
+    "join_cluster",
     "loopback_replica_grpc",
+    "units_that_fit",
+    "wait_for_resources",
     "wait_healthy",
 ]
 
@@ -87,6 +93,131 @@ def init_local_ray(**kwargs: Any) -> Any:
             recorded,
         )
     return ray.init(address="local", **kwargs)
+
+
+class ClusterUnreachable(ConnectionError):
+    """A Ray address that does not answer; the message names it and what to check."""
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a ``host:port`` or ``ray://host:port`` address; None for anything else."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        rest = address
+    elif scheme != "ray":
+        return None
+    host, sep, port = rest.rstrip("/").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when the Ray cluster at ``address`` does not answer (``ray.init`` would wait for minutes).
+
+    ``host:port`` (the GCS) and ``ray://host:port`` (Ray Client) are probed with one TCP connection; ``auto``
+    probes the address Ray's temp folder records. ``local`` and unknown forms are left to Ray.
+
+    Raises:
+        ClusterUnreachable: nothing accepts a connection there within ``timeout`` seconds.
+    """
+    target = _recorded_cluster(None) if address == "auto" else address
+    where = _host_port(target) if target else None
+    if where is None:
+        return
+    try:
+        socket.create_connection(where, timeout=timeout).close()
+    except OSError as exc:
+        what = f"the recorded cluster {target}" if address == "auto" else target
+        raise ClusterUnreachable(
+            f"Ray cluster at {what} does not answer ({exc.strerror or exc}): is the head node up, and is this its "
+            "GCS address (host:6379 by default; `ray status` on the head prints it)?"
+        ) from exc
+
+
+def join_cluster(address: str, **kwargs: Any) -> Any:
+    """``ray.init(address=address, **kwargs)`` after :func:`check_address`; returns Ray's context."""
+    check_address(address)
+    import ray
+
+    return ray.init(address=address, **kwargs)
+
+
+class InsufficientResources(RuntimeError):
+    """No alive nodes of the cluster can hold the work asked for; the message says what is missing."""
+
+
+#: Seconds :func:`wait_for_resources` gives an autoscaler to add nodes (env ``INSTRUCTOR_RESOURCE_WAIT_S``).
+RESOURCE_WAIT_S = 60.0
+
+
+def units_that_fit(nodes: list[dict[str, Any]], per_unit: dict[str, float]) -> int:
+    """How many units of ``per_unit`` resources (``{"CPU": 1, "GPU": 1}``) the alive ``nodes`` hold in total.
+
+    ``nodes`` as ``ray.nodes()`` returns them; a unit must fit on one node, as a Ray actor or Train worker does.
+    """
+    needed = {k: v for k, v in per_unit.items() if v > 0}
+    total = 0
+    for node in nodes:
+        if not node.get("Alive"):
+            continue
+        have = node.get("Resources", {})
+        total += min((int(have.get(k, 0.0) / v + 1e-9) for k, v in needed.items()), default=0)
+    return total
+
+
+def wait_for_resources(per_unit: dict[str, float], units: int, what: str, timeout: float | None = None) -> None:
+    """Return once the connected cluster's alive nodes can hold ``units`` units of ``per_unit``, else raise.
+
+    A cluster that cannot hold them yet is asked to scale up (``ray.autoscaler.sdk.request_resources``; nothing
+    happens without an autoscaler) and given ``timeout`` seconds (default :data:`RESOURCE_WAIT_S`, or the env var
+    ``INSTRUCTOR_RESOURCE_WAIT_S``). Without this, Ray would wait for them forever.
+
+    Raises:
+        InsufficientResources: they do not fit in time; the message names the need and what each node has.
+    """
+    import ray
+
+    if timeout is None:
+        timeout = float(os.environ.get("INSTRUCTOR_RESOURCE_WAIT_S", RESOURCE_WAIT_S))
+    nodes = ray.nodes()
+    if units_that_fit(nodes, per_unit) >= units:
+        return
+    requested = _request_resources([per_unit] * units)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            nodes = ray.nodes()
+            if units_that_fit(nodes, per_unit) >= units:
+                return
+    finally:
+        if requested:
+            _request_resources([])
+    need = ", ".join(f"{k} {v:g}" for k, v in per_unit.items() if v > 0)
+    have = "; ".join(
+        f"{n.get('NodeManagerAddress', '?')} "
+        + ", ".join(f"{k} {n.get('Resources', {}).get(k, 0.0):g}" for k, v in per_unit.items() if v > 0)
+        for n in nodes
+        if n.get("Alive")
+    )
+    raise InsufficientResources(
+        f"{what} needs {units} x ({need}) on single nodes; after {timeout:.0f} s the cluster's alive nodes hold "
+        f"{units_that_fit(nodes, per_unit)} ({have or 'no alive nodes'}). Add nodes with these resources, or ask "
+        "for less (fewer workers/replicas, fewer CPUs or GPUs each)"
+    )
+
+
+def _request_resources(bundles: list[dict[str, float]]) -> bool:
+    """Ask the cluster's autoscaler for ``bundles`` (``[]`` withdraws the request); False when that fails."""
+    try:
+        from ray.autoscaler.sdk import request_resources
+
+        request_resources(bundles=bundles)
+    except Exception:  # noqa: BLE001 - best effort: no autoscaler, or an older API
+        logger.debug("request_resources(%s) failed", bundles, exc_info=True)
+        return False
+    return True
 
 
 def _recorded_cluster(temp_dir: str | None) -> str | None:

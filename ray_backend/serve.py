@@ -64,7 +64,15 @@ from ray_backend.app import create_app
 from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost
 from ray_backend.ingress import IngressChoice, IngressPlan, plan_ingress, ray_has_direct_ingress
 from ray_backend.metrics import ServiceMetrics
-from ray_backend.net import RayOptions, free_port, init_local_ray, is_loopback_host, loopback_replica_grpc
+from ray_backend.net import (
+    ClusterUnreachable,
+    RayOptions,
+    free_port,
+    init_local_ray,
+    is_loopback_host,
+    join_cluster,
+    loopback_replica_grpc,
+)
 from ray_backend.service import EmbeddingService
 from ray_backend.sizing import ReplicaSizing, node_cpus, replica_count, size_replica
 
@@ -512,7 +520,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
         return 2
     warn_if_exposed(http.host, key is not None)
     if address:
-        ray.init(address=address)
+        try:
+            join_cluster(address)
+        except ClusterUnreachable as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 2
     else:  # a local Ray on loopback; replicas at normal priority (Ray's default worker nice level is 15)
         checks = [("--metrics-export-port", metrics.metrics_export_port, "127.0.0.1")]
         checks += [("--port" + (f" + {i}" if i else ""), p, http.host) for i, p in enumerate(plan.replica_ports)]

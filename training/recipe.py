@@ -117,6 +117,9 @@ class RecipeConfig:
     canonical ones."""
     use_gpu: bool = False
     """One GPU per worker, bf16 autocast."""
+    shared_storage: bool = False
+    """``--output`` is a folder every node of the cluster mounts (NFS): needed for a local output on a cluster of
+    several nodes, where the training checkpoints live under it."""
 
     def __post_init__(self) -> None:
         if not self.wise_alphas or any(not 0 <= a <= 1 for a in self.wise_alphas):
@@ -176,6 +179,7 @@ class RecipeConfig:
             checkpoint_every=max(self.steps, 1),
             run_name=name,
             storage_path=str(out / "ray_results"),
+            shared_storage=self.shared_storage,
         )
 
 
@@ -270,7 +274,7 @@ def drop_resume_checkpoints(run_dir: Path) -> int:
 
 
 def _start_ray() -> None:
-    """Start a loopback-only local Ray, workers at normal priority, unless one runs or ``RAY_ADDRESS`` names one.
+    """Start a loopback-only local Ray, workers at normal priority, or join the cluster ``RAY_ADDRESS`` names.
 
     Ray starts workers at nice 15 by default; on a shared machine that starves the training workers.
     Under ``ray job submit`` (``RAY_ADDRESS`` set) the cluster's own settings apply.
@@ -279,10 +283,45 @@ def _start_ray() -> None:
 
     import ray
 
-    from ray_backend.net import init_local_ray
+    from ray_backend.net import init_local_ray, join_cluster
 
-    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        join_cluster(os.environ["RAY_ADDRESS"], log_to_driver=False)
+    else:
         init_local_ray(log_to_driver=False, _system_config={"worker_niceness": 0})
+
+
+def check_cluster(cfg: RecipeConfig) -> None:
+    """Join the cluster ``RAY_ADDRESS`` names, if any, and check it can run the recipe, before any work.
+
+    A bad address, a local ``--output`` not marked shared on several nodes, or too few resources for the training
+    workers fail in seconds, not after the corpus is built.
+
+    Raises:
+        ClusterUnreachable: the address does not answer (:func:`ray_backend.net.check_address`).
+        StorageError: several alive nodes, and ``cfg.shared_storage`` not set.
+        InsufficientResources: no room for the training workers (:func:`training.train.check_resources`).
+    """
+    import os
+
+    import ray
+
+    from instructor_plugins.storage import StorageError
+    from training.train import check_resources
+
+    if not os.environ.get("RAY_ADDRESS"):
+        return
+    _start_ray()
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    if nodes > 1 and not cfg.shared_storage:
+        raise StorageError(
+            f"--output {cfg.output} is a local folder, and this Ray cluster has {nodes} nodes: the recipe keeps its "
+            "corpus, training checkpoints and models there, and every node must see them. Use a folder every node "
+            "mounts (NFS) and pass --shared-storage"
+        )
+    check_resources(cfg.train_config(no_instructions=False, distill_texts=cfg.general_text_path()))
 
 
 def run(cfg: RecipeConfig) -> dict[str, Any]:
@@ -290,6 +329,7 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
     from training import recipe_eval
 
     start = time.perf_counter()
+    check_cluster(cfg)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -321,12 +361,20 @@ def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m trai
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.recipe") -> int:
-    """CLI entry point (``instructor recipe``): 0 done, 2 bad flags or a corpus that cannot be trained."""
+    """CLI entry point (``instructor recipe``): 0 done, 2 bad input (see below).
+
+    Exit 2: bad flags, a corpus that cannot be trained, a ``RAY_ADDRESS`` that does not answer, a local
+    ``--output`` on a cluster of several nodes without ``--shared-storage``, or a cluster without room for the
+    training workers.
+    """
     logging.basicConfig(level=logging.INFO, format="[recipe] %(message)s")
     cfg = parse_args(argv, prog=prog)
+    from instructor_plugins.storage import StorageError
+    from ray_backend.net import ClusterUnreachable, InsufficientResources
+
     try:
         results = run(cfg)
-    except CorpusError as exc:
+    except (CorpusError, StorageError, ClusterUnreachable, InsufficientResources) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     print((Path(cfg.output) / "report.md").read_text(encoding="utf-8"))

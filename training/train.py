@@ -31,7 +31,16 @@ from training.medi import MediError, load_medi
 from training.plots import plot_loss_curve
 from training.state import TrainState, export_model
 
-__all__ = ["TrainResult", "build_trainer", "main", "parse_args", "run", "validate_data"]
+__all__ = [
+    "TrainResult",
+    "build_trainer",
+    "check_resources",
+    "check_shared_storage",
+    "main",
+    "parse_args",
+    "run",
+    "validate_data",
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ def build_trainer(cfg: TrainConfig) -> Any:
     storage = resolve(cfg.storage)
     check_reachable(storage)  # an unreachable endpoint or a missing bucket fails here, before any worker starts
     check_shared_storage(storage.is_local, cfg.shared_storage)
+    check_resources(cfg)
     resources = {"CPU": cfg.cpus_per_worker}
     return TorchTrainer(
         train_loop_per_worker,
@@ -100,6 +110,22 @@ def check_shared_storage(local: bool, shared: bool) -> None:
             "checkpoints on its own disk and a restarted worker could not find them. Use object storage "
             "(s3://, gs://...) or, for a path every node mounts (NFS), pass --shared-storage"
         )
+
+
+def check_resources(cfg: TrainConfig) -> None:
+    """The connected cluster holds every worker at once (Ray Train places them together or waits forever).
+
+    Raises:
+        InsufficientResources: too few nodes with ``cpus_per_worker`` CPUs (and a GPU), even after an autoscaler's
+            wait (:func:`ray_backend.net.wait_for_resources`).
+    """
+    import ray
+
+    from ray_backend.net import wait_for_resources
+
+    if ray.is_initialized():
+        per_worker = {"CPU": float(cfg.cpus_per_worker), "GPU": 1.0 if cfg.use_gpu else 0.0}
+        wait_for_resources(per_worker, cfg.num_workers, "training (--num-workers, --cpus-per-worker, --use-gpu)")
 
 
 def finalize(checkpoint_dir: str | Path, cfg: TrainConfig) -> TrainResult:
@@ -183,19 +209,22 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.t
         except (FileNotFoundError, ValueError) as exc:
             print(f"{prog}: error: --distill-texts: {exc}", file=sys.stderr)
             return 2
-    if not os.environ.get("RAY_ADDRESS"):  # no cluster named: a local Ray on loopback only
-        from ray_backend.net import init_local_ray
+    from ray_backend.net import ClusterUnreachable, init_local_ray, join_cluster
 
+    if not os.environ.get("RAY_ADDRESS"):  # no cluster named: a local Ray on loopback only
         init_local_ray()
     else:
-        import ray
-
-        ray.init(address=os.environ["RAY_ADDRESS"])  # join it now: the storage check below asks how many nodes
+        try:  # join it now: the storage check below asks how many nodes
+            join_cluster(os.environ["RAY_ADDRESS"])
+        except ClusterUnreachable as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 2
     from instructor_plugins.storage import StorageError
+    from ray_backend.net import InsufficientResources
 
     try:
         result = run(cfg)
-    except (DataError, StorageError) as exc:
+    except (DataError, StorageError, InsufficientResources) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     last = result.state.history[-1] if result.state.history else {}

@@ -7,6 +7,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,30 +81,39 @@ def ray_local(ray_home: str) -> Iterator[str]:
 CLUSTER_WORKERS = 3
 
 
-@pytest.fixture(scope="module")
-def cluster(ray_home: str) -> Iterator[Any]:
-    """Ray's test cluster for one module: a head with 0 CPUs and three 1-CPU worker raylets, on loopback.
+@contextmanager
+def _test_cluster(dashboard_port: int | None = None) -> Iterator[Any]:
+    """Ray's test cluster: a head with 0 CPUs and three 1-CPU worker raylets, on loopback.
 
     Several raylets on one machine, as Ray's own test suite runs multi-node tests; each worker node has a
-    custom resource ``worker<i>``. Started with no AWS environment (checked), like a cluster we did not start.
+    custom resource ``worker<i>`` and a Ray folder of its own. Started with no AWS environment (checked), like a
+    cluster we did not start.
+    With ``dashboard_port`` the head runs the dashboard (the job server of ``ray job submit``) on 127.0.0.1.
     Run inside the loopback-only namespace (``make test``).
     """
     cluster_utils = pytest.importorskip("ray.cluster_utils")
-    aws = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
-    assert not any(k in os.environ for k in aws), "the cluster must start without an AWS environment"
     from ray._private.utils import get_ray_address_file
 
+    aws = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+    assert not any(k in os.environ for k in aws), "the cluster must start without an AWS environment"
     tmp = tempfile.mkdtemp(prefix="rayc-", dir="/tmp")
     # Cluster records its address in Ray's default temp folder (/tmp/ray/ray_current_cluster) whatever
     # temp_dir says; on a fresh machine that folder does not exist yet. The record is put back afterwards.
     record = Path(get_ray_address_file(None))
     record.parent.mkdir(parents=True, exist_ok=True)
     saved = record.read_bytes() if record.exists() else None
-    args = {"node_ip_address": "127.0.0.1", "include_dashboard": False, "temp_dir": tmp}
+    args: dict[str, Any] = {"node_ip_address": "127.0.0.1", "include_dashboard": False, "temp_dir": tmp}
+    head = {"num_cpus": 0, **args}
+    if dashboard_port is not None:
+        head |= {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port}
     try:
-        cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **args})
+        cluster = cluster_utils.Cluster(initialize_head=True, head_node_args=head)
         for i in range(CLUSTER_WORKERS):
-            cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, node_ip_address="127.0.0.1")
+            # each node its own Ray folder, as on separate machines: nodes that share one would share the runtime
+            # env cache, and a worker node's agent then replaces a job's working_dir under the running driver
+            own = os.path.join(tmp, f"w{i}")
+            os.mkdir(own)
+            cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, node_ip_address="127.0.0.1", temp_dir=own)
         cluster.wait_for_nodes()
         try:
             yield cluster
@@ -115,3 +125,20 @@ def cluster(ray_home: str) -> Iterator[Any]:
             record.unlink(missing_ok=True)
         else:
             record.write_bytes(saved)
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_home: str) -> Iterator[Any]:
+    """Ray's test cluster (:func:`_test_cluster`) for one module, without a dashboard."""
+    with _test_cluster() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def job_cluster(ray_home: str) -> Iterator[tuple[Any, str]]:
+    """Ray's test cluster with the job server on the head; yields it and the ``ray job submit`` address."""
+    from ray_backend.net import free_port
+
+    port = free_port()
+    with _test_cluster(dashboard_port=port) as c:
+        yield c, f"http://127.0.0.1:{port}"
