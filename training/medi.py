@@ -107,10 +107,11 @@ def load_medi(
     split: str = "train",
     limit: int | None = None,
 ) -> list[MediExample]:
-    """Load MEDI data from a local JSON / JSON-lines file or a ``datasets`` id.
+    """Load MEDI data from a JSON / JSON-lines file (local or object storage) or a ``datasets`` id.
 
     Args:
-        source: a path to a ``.json`` list (or ``.jsonl``, one row a line), a folder written by
+        source: a path or URI (``s3://``, ``gs://``, ``file://``; see ``instructor_plugins.storage``) of a
+            ``.json`` list (or ``.jsonl``, one row a line), a local folder written by
             ``datasets``' ``save_to_disk`` (a ``DatasetDict``, read at ``split``, or a ``Dataset``),
             or a Hugging Face ``datasets`` id such as ``"user/medi-data"`` (needs the hub).
         blank_instructions: empty every instruction (the paper's no-instruction baseline).
@@ -121,17 +122,19 @@ def load_medi(
         FileNotFoundError: ``source`` looks like a path but does not exist.
         MediError: a row is malformed.
     """
+    from instructor_plugins.storage import is_uri, redact, resolve
+
     path = Path(source)
     rows: Sequence[Any]
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".jsonl":
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            data = json.loads(text)
-            if not isinstance(data, list):
-                raise MediError(f"{path}: expected a JSON list of rows, got {type(data).__name__}")
-            rows = data
+    if is_uri(str(source)):  # object storage (s3://, gs://...) or file://, as every node of a cluster reads it
+        location = resolve(str(source))
+        try:
+            text = location.read_bytes().decode("utf-8")
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"MEDI file not found: {redact(str(source))}") from exc
+        rows = _parse_text(text, Path(location.path).suffix, redact(str(source)))
+    elif path.is_file():
+        rows = _parse_text(path.read_text(encoding="utf-8"), path.suffix, str(path))
     elif path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file()):
         rows = _load_from_disk(path, split)
     elif path.suffix in (".json", ".jsonl") or path.is_absolute() or str(source).startswith("."):
@@ -145,6 +148,16 @@ def load_medi(
     if limit is not None:
         rows = rows[:limit]
     return parse_rows(rows, blank_instructions=blank_instructions)
+
+
+def _parse_text(text: str, suffix: str, name: str) -> list[Any]:
+    """The rows of a ``.jsonl`` (one a line) or JSON-list file's text; ``name`` is for the error message."""
+    if suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    data = json.loads(text)
+    if not isinstance(data, list):
+        raise MediError(f"{name}: expected a JSON list of rows, got {type(data).__name__}")
+    return data
 
 
 def _load_from_disk(path: Path, split: str) -> list[Any]:

@@ -1,7 +1,8 @@
 """Ray Train across nodes: 2 workers on 2 worker nodes, checkpoints on S3, one worker's node removed mid-run.
 
 The cluster is the ``cluster`` fixture (``tests/integration/conftest.py``: a 0-CPU head and three 1-CPU worker
-raylets), started before the S3 server (moto on 127.0.0.1) exists, so no node has an AWS environment of its own.
+raylets), started before the S3 server (moto on 127.0.0.1) exists, so no node has an AWS environment of its own;
+the data, the checkpoints and the model are all on S3.
 ``instructor train`` runs as a separate driver with ``RAY_ADDRESS``. Every step's record carries the Ray node of
 the worker that ran it, and the checkpoint its attempt started from (``resumed_from``). On object storage a rank
 publishes its steps at each checkpoint it writes; steps that the lost attempt ran after the last checkpoint Ray
@@ -24,7 +25,7 @@ import pytest
 
 from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.storage import resolve
-from tests.s3 import s3_server
+from tests.s3 import s3_server, upload
 from training.batching import TaskBatchSampler
 from training.build_sample import build_sample
 from training.medi import load_medi, save_medi
@@ -47,12 +48,14 @@ def test_a_worker_node_removed_mid_run_resumes_from_s3_each_step_once(cluster: A
         pytest.skip("WordNet (Debian wordnet-base) not installed")
     train, _ = build_sample(per_task=16, tasks=["wordnet_word_to_definition", "wordnet_synonyms"])
     data = save_medi(train, tmp_path / "sample.json")
-    cmd = [sys.executable, "-m", "training.train", "--data", str(data), "--output", "s3://train-bucket/model"]
+    cmd = [sys.executable, "-m", "training.train", "--data", "s3://train-bucket/data/sample.json"]
+    cmd += ["--output", "s3://train-bucket/model"]
     cmd += ["--storage-path", "s3://train-bucket/storage", "--run-name", "run", "--num-workers", "2"]
     cmd += ["--batch-size", "8", "--steps", str(STEPS), "--checkpoint-every", "2", "--max-seq-length", "32"]
     cmd += ["--max-failures", "3", "--lr", "1e-4", "--warmup", "0"]
     log = tmp_path / "driver.log"
     with s3_server("train-bucket"):
+        upload(data, "s3://train-bucket/data/sample.json")  # the data on S3 too: no worker reads a local path
         env = os.environ | {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RAY_ADDRESS": cluster.address}
         with log.open("wb") as fh:
             proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)

@@ -116,3 +116,27 @@ def test_cli_flags_map_to_the_config(tmp_path: Path):
     assert not cfg.bidirectional and cfg.max_seq_length == 32 and cfg.warmup_steps(10) == 2
     with pytest.raises(SystemExit):
         parse_args(["--data", "d.json", "--output", "o", "--num-workers", "3", "--batch-size", "8"])
+
+
+def test_load_from_object_storage_as_from_a_local_file(tmp_path: Path):
+    from tests.s3 import s3_server, upload
+
+    rows = [
+        {"query": ["Q: ", f"q{i}"], "pos": ["D: ", f"p{i}"], "neg": ["D: ", f"n{i}"], "task_id": i % 2}
+        for i in range(6)
+    ]
+    local_json = tmp_path / "medi.json"
+    local_json.write_text(json.dumps(rows))
+    local_jsonl = tmp_path / "medi.jsonl"
+    local_jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with s3_server("medi-bucket"):
+        upload(local_json, "s3://medi-bucket/data/medi.json")
+        upload(local_jsonl, "s3://medi-bucket/data/medi.jsonl")
+        from_json = load_medi("s3://medi-bucket/data/medi.json", limit=4)
+        from_jsonl = load_medi("s3://medi-bucket/data/medi.jsonl", blank_instructions=True)
+        with pytest.raises(FileNotFoundError, match="MEDI file not found: s3://medi-bucket/data/missing.jsonl"):
+            load_medi("s3://medi-bucket/data/missing.jsonl")
+    assert from_json == load_medi(local_json, limit=4) and len(from_json) == 4
+    assert from_jsonl == load_medi(local_jsonl, blank_instructions=True) and len(from_jsonl) == 6
+    assert from_jsonl[0].query == ("", "q0")
+    assert load_medi(f"file://{local_jsonl}") == load_medi(local_jsonl)
