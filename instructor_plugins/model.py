@@ -46,7 +46,7 @@ from instructor_plugins.checkpoint import (
 )
 from instructor_plugins.defaults import InstructionDefaults, find_defaults, write_defaults
 from instructor_plugins.pooling import PoolingSpec, pool, pooling_mask
-from instructor_plugins.quantization import check_quantize, quantize_int8
+from instructor_plugins.quantization import Quantization, check_quantize
 from instructor_plugins.types import Instruction, instruction_rows
 
 __all__ = ["Features", "InstructorEncoder", "InstructorModule", "ModelLoadError", "resolve_dtype"]
@@ -248,6 +248,8 @@ class InstructorEncoder:
         device: where the module runs.
         dtype: the encoder's parameter dtype (float32 for a quantized encoder: its activations).
         quantize: ``"int8"`` when the transformer's Linear layers are int8, else ``None``.
+        quantization: what ``quantize=`` did at load (CPU class, method, probe cosine; why ``"auto"`` kept
+            float32), or ``None`` when not asked.
         spec: what the checkpoint says (:class:`~instructor_plugins.checkpoint.CheckpointSpec`), including its
             ``family`` (``"instructor"``, ``"sentence-transformers"``, ``"plain"``) and why.
         defaults_source: why :attr:`defaults` are what they are (``"instructor.json"``, ``"ST prompts"``,
@@ -270,6 +272,7 @@ class InstructorEncoder:
         """Wrap an already built module; most callers want :meth:`load`."""
         self.module = module
         self.quantize = quantize
+        self.quantization: Quantization | None = None
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "right"
         self.spec = spec
@@ -311,8 +314,10 @@ class InstructorEncoder:
             revision: hub revision (branch, tag or commit) for hub ids.
             cache_folder: hub cache folder for hub ids (default: the Hugging Face cache).
             quantize: ``"int8"``: the transformer's Linear layers run as int8 (torch dynamic quantization,
-                CPU and float32 only; see :mod:`instructor_plugins.quantization`), about 1.5-2x faster
-                on CPU; the instruction-masked pooling is unchanged. ``None``: no quantization.
+                CPU and float32 only; see :mod:`instructor_plugins.quantization`), faster on CPU within cos 0.99
+                of float32; the pooling is unchanged. Refused (``Int8Unsupported``) where int8 cannot keep that
+                bound: a CPU class it was not measured on, or a failed load-time probe. ``"auto"``: int8 where
+                it keeps the bound, else float32 (one log line says why). ``None``: no quantization.
             defaults: the model's default query/document instructions, overriding what the checkpoint says
                 (see :func:`~instructor_plugins.defaults.find_defaults`; the choice and its reason are logged).
 
@@ -350,8 +355,6 @@ class InstructorEncoder:
             linear.load_state_dict(load_dense_state(root / dense.path))
         module.to(device=dev, dtype=torch_dtype).eval()
         module.dense.float()  # the Dense layers run on the float32 pooled vector whatever the encoder's dtype
-        if quantize == "int8":
-            quantize_int8(module.encoder)  # the transformer only: pooling and the Dense head stay float32
         name = "all-MiniLM-L6-v2 (bundled)" if name_or_path is None else str(name_or_path)
         source = "given"
         if defaults is None:
@@ -366,17 +369,58 @@ class InstructorEncoder:
             source,
             defaults,
         )
-        return cls(
-            module,
-            tokenizer,
-            spec,
-            device=dev,
-            dtype=torch_dtype,
-            name=name,
-            defaults=defaults,
-            quantize=quantize,
-            defaults_source=source,
+        loaded = cls(module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name, defaults=defaults)
+        loaded.defaults_source = source
+        if quantize is not None:
+            loaded._quantize(quantize)  # the transformer only: pooling and the Dense head stay float32
+        return loaded
+
+    def _quantize(self, requested: str) -> None:
+        """Make the transformer int8 where that keeps its bound here (CPU class, load-time probe), else keep fp32.
+
+        Sets :attr:`quantize` and :attr:`quantization`.
+
+        Raises:
+            Int8Unsupported: ``requested == "int8"`` and int8 cannot keep its bound here (``"auto"`` keeps fp32).
+        """
+        from instructor_plugins.quantization import (
+            INT8_ISAS,
+            MIN_PROBE_COS,
+            PROBE,
+            Int8Unsupported,
+            Quantization,
+            cpu_isa,
+            dequantize,
+            method_name,
+            probe_check,
+            quantize_int8,
+            unsupported_reason,
         )
+
+        isa = cpu_isa()
+
+        def probe(texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
+            return self.encode(list(texts), list(instructions), batch_size=len(texts))
+
+        cos: float | None = None
+        if isa not in INT8_ISAS:
+            reason = unsupported_reason(isa)
+        else:
+            reference = probe([t for _, t in PROBE], [i for i, _ in PROBE])
+            quantize_int8(self.module.encoder, isa)
+            self.quantize = "int8"
+            cos = probe_check(probe, reference)
+            if cos >= MIN_PROBE_COS:
+                self.quantization = Quantization(requested, isa, method_name(isa), round(cos, 6))
+                logger.info("%s: int8 on %s, load-time probe min cos %.5f to float32", self.name, isa, cos)
+                return
+            dequantize(self.module.encoder)
+            self.quantize = None
+            reason = f"the load-time probe gave min cos {cos:.4f} to float32 (< {MIN_PROBE_COS}) on {isa}"
+        if requested == "int8":
+            raise Int8Unsupported(f"quantize='int8' refused: {reason}; use quantize='auto' to fall back to float32")
+        self.quantization = Quantization(requested, isa, "float32", None if cos is None else round(cos, 6), reason)
+        logger.warning("%s: quantize='auto' keeps float32: %s", self.name, reason)
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write the model in the sentence-transformers layout that :meth:`load` reads.
@@ -459,6 +503,7 @@ class InstructorEncoder:
             "dense": [f"{d.in_features}->{d.out_features} {d.activation}" for d in self.spec.dense],
             "normalize": self.spec.normalize,
             "defaults_source": self.defaults_source,
+            "quantization": None if self.quantization is None else self.quantization.to_dict(),
         }
 
     @property

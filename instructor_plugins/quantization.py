@@ -1,26 +1,41 @@
 """int8 quantization of the encoder for a faster CPU path (``InstructorEncoder.load(..., quantize="int8")``).
 
 Every ``nn.Linear`` of the transformer becomes an :class:`Int8Linear`: weights int8 per output
-channel, activations quantized at run time (torch's dynamic int8 kernels, fbgemm/oneDNN on x86,
-qnnpack on ARM), results back in float32. Embeddings, LayerNorm, attention softmax, the pooling and
-the Dense head stay float32, so the INSTRUCTOR pooling — the mean over the *text* tokens only, each
-row with its own instruction length (:mod:`instructor_plugins.pooling`) — is exactly the fp32 code,
-run on the quantized transformer's token embeddings.
+channel, activations quantized at run time (torch's dynamic int8 kernels, fbgemm/oneDNN on x86),
+results back in float32. Embeddings, LayerNorm, attention softmax, the pooling and the Dense head
+stay float32, so the pooling the checkpoint asks for — for INSTRUCTOR the mean over the *text*
+tokens only, each row with its own instruction length (:mod:`instructor_plugins.pooling`) — is
+exactly the fp32 code, run on the quantized transformer's token embeddings.
 
-Two details keep every row within cos 0.99 of fp32 (plain ``quantize_dynamic`` gave 0.84-0.91 on
-short chatterbot texts with the bundled MiniLM, ONNX Runtime int8 0.98):
+Three details keep every row within cos 0.99 of fp32 (plain ``quantize_dynamic`` gave 0.84-0.91 on
+short chatterbot texts with the bundled MiniLM, ONNX Runtime int8 0.97-0.98):
 
 - **The first token of each row stays float32.** BERT's ``[CLS]`` (the "attention sink") carries
   activations ~7x larger than other tokens; dynamic quantization shares one activation scale per
   call, so that one token would coarsen every other token's quantization. Its row is computed with
   the float32 weights (1 token of ~20-30; the fp32 weights are kept beside the int8 ones).
-- **Full 8-bit activations on CPUs with VNNI** (torch's default reduces them to 7 bits to avoid
-  int16 overflow in the older AVX2 kernels; with VNNI there is none).
+- **Padding positions are zeroed before each int8 product.** Their hidden states are never used
+  (attention and pooling mask them), but they entered the shared activation scale: in a batch of
+  mixed lengths a short row's tokens were quantized on a range set by other rows' padding (a 1-token
+  text fell to cos 0.988). A forward pre-hook on the transformer hands each layer the batch's
+  attention mask (per thread).
+- **Full 8-bit activations**, which only CPUs with AVX-512 VNNI run exactly: the AVX2 and plain
+  AVX-512 kernels add pairs of int8 products in int16, so torch reduces activations to 7 bits there
+  (``reduce_range``), and 7 bits miss the bound.
 
-Why torch and not ONNX Runtime int8: measured in ``benchmarks/quantize.py`` (figures in the README,
-"Faster CPU encoding"); beside speed, torch needs no export step, no extra dependency and no second
-runtime, quantizes any checkpoint :meth:`~instructor_plugins.model.InstructorEncoder.load` reads,
-and lets the first token stay float32.
+**Where int8 is used** (:data:`INT8_ISAS`) was decided by measurement on both x86 classes
+(``benchmarks/quantize.py``; the AVX2 class emulated on an AVX-512 VNNI machine with
+``ATEN_CPU_CAPABILITY=avx2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2``, which makes torch,
+fbgemm and oneDNN run their AVX2 kernels). With AVX2 kernels no method met both cos >= 0.99 and >= 1.2x
+fp32: one activation scale per call (7 bits) was fast but reached min cos 0.969; per-token activation
+scales (each token divided by its own absolute maximum before the product) reached 0.995 but ran at
+0.9x fp32, also when only the feed-forward layers got them. ONNX Runtime int8 on an AVX2 EPYC: 1.10x at
+0.970. So on AVX2 (and AVX-512 without VNNI, whose kernels also need 7 bits) ``quantize="int8"`` raises
+and ``"auto"`` keeps fp32 (:class:`Int8Unsupported`, one line that says why).
+
+At load a fixed probe batch is embedded in fp32 and in int8 (:func:`probe_check`); below
+:data:`MIN_PROBE_COS` the int8 model is not used either. The result (CPU class, method, probe
+cosine, or why fp32 was kept) is ``InstructorEncoder.quantization`` and in ``/info``.
 
 CPU only. On CUDA the fast path is bf16, the default there. Run with ``OMP_WAIT_POLICY=PASSIVE``
 (Serve replicas do by default): the int8 kernels and the float32 first-token product alternate
@@ -30,19 +45,88 @@ between thread pools, and spinning OpenMP threads made int8 slower than fp32 on 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import warnings
-from typing import Literal
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["QUANTIZE_CHOICES", "Int8Linear", "Quantize", "check_quantize", "quantize_int8"]
+__all__ = [
+    "INT8_ISAS",
+    "MIN_PROBE_COS",
+    "QUANTIZE_CHOICES",
+    "Int8Linear",
+    "Int8Unsupported",
+    "Quantization",
+    "Quantize",
+    "check_quantize",
+    "cpu_isa",
+    "dequantize",
+    "method_name",
+    "probe_check",
+    "quantize_int8",
+    "unsupported_reason",
+]
 
 logger = logging.getLogger(__name__)
 
-Quantize = Literal["int8"]
-QUANTIZE_CHOICES: tuple[str, ...] = ("int8",)
-"""Valid values of ``quantize`` (``None`` means no quantization)."""
+Quantize = Literal["int8", "auto"]
+QUANTIZE_CHOICES: tuple[str, ...] = ("int8", "auto")
+"""Valid values of ``quantize`` (``None`` means no quantization; ``"auto"``: int8 where it keeps its bound on this
+CPU, else float32)."""
+
+MIN_PROBE_COS = 0.99
+"""The smallest per-row cosine to fp32 that the load-time probe accepts (the bound the README promises)."""
+
+
+@dataclass(frozen=True)
+class Int8Method:
+    """How int8 runs on one CPU class, and what it measured there (``benchmarks/quantize.py``)."""
+
+    activation_bits: int
+    """8, or 7 where the kernels add int8 products in int16 (``reduce_range``)."""
+    speedup: float
+    """Texts/s against fp32 on the 2-core machines of this project (bundled MiniLM, 1,024 short texts)."""
+    min_cos: float
+    """Smallest per-row cosine to fp32 on the same texts."""
+
+
+INT8_ISAS: dict[str, Int8Method] = {
+    "avx512_vnni": Int8Method(activation_bits=8, speedup=1.43, min_cos=0.9954),
+}
+"""The CPU classes where int8 is used, each with its method and what it measured (``benchmarks/quantize.py``, 1,024
+texts, AMD EPYC with AVX-512 VNNI, 2 vCPUs, quiet: 1.43x fp32 at min cos 0.9954; an earlier run 1.95x). Elsewhere
+``quantize="int8"`` raises and ``"auto"`` keeps fp32: on AVX2 and plain AVX-512 no int8 method met the bound at a
+gain worth having (module docstring), and ARM was not measured."""
+
+
+class Int8Unsupported(ValueError):
+    """int8 would not keep its bound here (CPU class or the load-time probe); the message says why."""
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """What ``quantize=`` did at load: reported by ``InstructorEncoder.quantization`` and ``/info``."""
+
+    requested: str
+    """``"int8"`` or ``"auto"``."""
+    isa: str
+    """The CPU class of the int8 kernels (:func:`cpu_isa`)."""
+    method: str
+    """``"torch int8, per-token 8-bit activations"`` and the like, or ``"float32"`` when ``auto`` kept fp32."""
+    probe_min_cos: float | None
+    """Smallest per-row cosine of the probe batch to fp32 (None: not probed, int8 not tried here)."""
+    reason: str = ""
+    """Why ``auto`` kept fp32 (empty when int8 is used)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able fields."""
+        return asdict(self)
 
 
 def check_quantize(quantize: str | None, device: torch.device, dtype: torch.dtype) -> str | None:
@@ -77,26 +161,45 @@ def check_quantize(quantize: str | None, device: torch.device, dtype: torch.dtyp
     return quantize
 
 
-def _quantized_engine() -> str:
-    """Pick the int8 kernel library this CPU supports (x86/fbgemm, else qnnpack on ARM)."""
-    supported = torch.backends.quantized.supported_engines
-    for engine in ("x86", "fbgemm", "qnnpack"):
-        if engine in supported:
-            return engine
-    raise RuntimeError(f"this torch build has no int8 CPU kernels; supported engines: {supported}")
-
-
-def _cpu_has_vnni() -> bool:
-    """Whether the CPU has AVX-512 VNNI or AVX-VNNI (int8 dot products without int16 overflow)."""
+def _cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
             for line in handle:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return set()
+
+
+def cpu_isa(
+    flags: set[str] | None = None, env: dict[str, str] | None = None, torch_capability: str | None = None
+) -> str:
+    """The class of x86 int8 kernels torch runs here: ``"avx512_vnni"``, ``"avx512"``, ``"avx2"`` or ``"other"``.
+
+    From the CPU's flags, lowered by what torch and its kernel libraries are told to use
+    (``ATEN_CPU_CAPABILITY``, ``FBGEMM_ENABLE_INSTRUCTIONS``, ``ONEDNN_MAX_CPU_ISA``: set them to ``avx2`` /
+    ``AVX2`` to run the AVX2 kernels on a bigger CPU). AVX-VNNI without AVX-512 counts as AVX2: fbgemm's VNNI
+    kernels need AVX-512. The arguments default to this machine and process (tests pass others).
+    """
+    flags = _cpu_flags() if flags is None else flags
+    env = dict(os.environ) if env is None else env
+    capability = torch.backends.cpu.get_cpu_capability() if torch_capability is None else torch_capability
+    if "avx2" not in flags:
+        return "other"
+    limits = [env.get("FBGEMM_ENABLE_INSTRUCTIONS", ""), env.get("ONEDNN_MAX_CPU_ISA", ""), capability]
+    if any(limit.upper().startswith("AVX2") for limit in limits) or "avx512f" not in flags:
+        return "avx2"
+    return "avx512_vnni" if "avx512_vnni" in flags else "avx512"
+
+
+def _quantized_engine() -> str:
+    """The x86 int8 kernel library of this torch build."""
+    supported = torch.backends.quantized.supported_engines
+    for engine in ("x86", "fbgemm"):
+        if engine in supported:
+            return engine
+    raise Int8Unsupported(f"this torch build has no x86 int8 CPU kernels; supported engines: {supported}")
 
 
 class Int8Linear(nn.Module):
@@ -107,11 +210,14 @@ class Int8Linear(nn.Module):
 
     Args:
         linear: the float32 layer to replace (its weights are kept for the first position).
-        reduce_range: quantize activations to 7 bits (needed by x86 kernels without VNNI).
+        reduce_range: quantize activations to 7 bits (what x86 kernels without VNNI need).
+        mask: where :func:`quantize_int8`'s hook keeps the batch's attention mask (``.value``, ``(batch, seq,
+            1)`` float); positions it marks 0 are zeroed before the int8 product.
     """
 
-    def __init__(self, linear: nn.Linear, *, reduce_range: bool) -> None:
+    def __init__(self, linear: nn.Linear, *, reduce_range: bool, mask: threading.local | None = None) -> None:
         super().__init__()
+        self._mask = mask
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.weight = nn.Parameter(linear.weight.detach().float(), requires_grad=False)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().float(), requires_grad=False)
@@ -128,32 +234,110 @@ class Int8Linear(nn.Module):
         return torch.ops.quantized.linear_dynamic(x.contiguous(), self._packed, reduce_range=self.reduce_range)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x @ W.T + b`` with int8 weights; the first position of 3-d inputs in float32."""
+        """``x @ W.T + b`` with int8 weights; the first position of 3-d inputs in float32, padding zeroed."""
         x = x.float()
         if x.dim() != 3 or x.shape[1] < 2:
             return self._int8(x)
         first = nn.functional.linear(x[:, 0].contiguous(), self.weight, self.bias).unsqueeze(1)
-        return torch.cat([first, self._int8(x[:, 1:])], dim=1)
+        rest = x[:, 1:]
+        mask = getattr(self._mask, "value", None)
+        if mask is not None and mask.shape[:2] == x.shape[:2]:
+            rest = rest * mask[:, 1:]  # padding outputs become the bias: finite, and masked downstream
+        return torch.cat([first, self._int8(rest)], dim=1)
+
+    def to_linear(self) -> nn.Linear:
+        """The float32 layer this one replaced."""
+        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        with torch.no_grad():
+            linear.weight.copy_(self.weight)
+            if self.bias is not None:
+                linear.bias.copy_(self.bias)
+        return linear.eval()
 
     def extra_repr(self) -> str:
         """Shapes and the activation range, for ``print(module)``."""
         return f"in_features={self.in_features}, out_features={self.out_features}, reduce_range={self.reduce_range}"
 
 
-def quantize_int8(encoder: nn.Module) -> nn.Module:
+def _replace(encoder: nn.Module, kind: type[nn.Module], make: Callable[[Any], nn.Module]) -> int:
+    found = [(name, m) for name, m in encoder.named_modules() if type(m) is kind]
+    for name, module in found:
+        parent, _, attr = name.rpartition(".")
+        setattr(encoder.get_submodule(parent) if parent else encoder, attr, make(module))
+    return len(found)
+
+
+def quantize_int8(encoder: nn.Module, isa: str | None = None) -> nn.Module:
     """Replace every ``nn.Linear`` of ``encoder`` by an :class:`Int8Linear`, in place; return ``encoder``.
 
     The module must be in eval mode, on CPU, in float32.
+
+    Raises:
+        Int8Unsupported: the CPU class ``isa`` (default :func:`cpu_isa`) is not in :data:`INT8_ISAS`.
     """
+    isa = cpu_isa() if isa is None else isa
+    if isa not in INT8_ISAS:
+        raise Int8Unsupported(f"{unsupported_reason(isa)}: use quantize=None, or 'auto' to fall back to float32")
     engine = _quantized_engine()
     if torch.backends.quantized.engine != engine:
         torch.backends.quantized.engine = engine
-    reduce_range = engine in ("x86", "fbgemm") and not _cpu_has_vnni()
-    linears = [(name, m) for name, m in encoder.named_modules() if type(m) is nn.Linear]
-    for name, linear in linears:
-        parent, _, attr = name.rpartition(".")
-        setattr(
-            encoder.get_submodule(parent) if parent else encoder, attr, Int8Linear(linear, reduce_range=reduce_range)
-        )
-    logger.info("quantized %d Linear layers to int8 (%s kernels, reduce_range=%s)", len(linears), engine, reduce_range)
+    reduce_range = INT8_ISAS[isa].activation_bits < 8
+    mask = threading.local()
+    count = _replace(encoder, nn.Linear, lambda linear: Int8Linear(linear, reduce_range=reduce_range, mask=mask))
+
+    def keep_mask(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        attention_mask = kwargs.get("attention_mask")
+        mask.value = None if attention_mask is None else attention_mask.to(torch.float32).unsqueeze(-1)
+
+    encoder._int8_mask_hook = encoder.register_forward_pre_hook(keep_mask, with_kwargs=True)  # type: ignore[assignment]
+    logger.info(
+        "quantized %d Linear layers to int8 (%s kernels, %s, reduce_range=%s)", count, engine, isa, reduce_range
+    )
     return encoder
+
+
+def unsupported_reason(isa: str) -> str:
+    """Why int8 is not used on CPU class ``isa`` (one line)."""
+    if isa in ("avx2", "avx512"):
+        return (
+            f"int8 is not used on this CPU class ({isa}: its int8 kernels need 7-bit activations): no int8 method "
+            "kept cos >= 0.99 to float32 at >= 1.2x its speed there (see instructor_plugins.quantization)"
+        )
+    return f"int8 was not measured on this CPU class ({isa!r}; int8 runs on: {sorted(INT8_ISAS)})"
+
+
+def dequantize(encoder: nn.Module) -> nn.Module:
+    """Put the float32 ``nn.Linear`` layers back in place of every :class:`Int8Linear`; return ``encoder``."""
+    _replace(encoder, Int8Linear, lambda layer: layer.to_linear())
+    hook = getattr(encoder, "_int8_mask_hook", None)
+    if hook is not None:
+        hook.remove()
+        del encoder._int8_mask_hook
+    return encoder
+
+
+#: Real short texts of the kinds that stress int8 most (a few words, a greeting, numbers, code), half with an
+#: instruction: the load-time probe.
+PROBE = [
+    ("Represent the question for retrieving supporting answers: ", "What is AI?"),
+    ("", "Hi."),
+    ("Represent the sentence: ", "The cat sat on the mat, and the dog barked at the mailman twice."),
+    ("", "I am doing well, thank you."),
+    ("Represent the document for retrieval: ", "a river bank"),
+    ("", "Call 555-0199 before 6 pm on 12/24."),
+    ("Represent the code: ", "def add(a, b): return a + b"),
+    ("", "Yes"),
+]
+
+
+def probe_check(encode: Callable[[Sequence[str], Sequence[str]], np.ndarray], reference: np.ndarray) -> float:
+    """Smallest per-row cosine between ``encode``'s vectors for :data:`PROBE` and ``reference`` (fp32's)."""
+    texts, instructions = [t for _, t in PROBE], [i for i, _ in PROBE]
+    got = encode(texts, instructions)
+    cos = np.sum(got * reference, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1))
+    return float(cos.min())
+
+
+def method_name(isa: str) -> str:
+    """A readable name of the int8 method used on CPU class ``isa``."""
+    return f"torch dynamic int8, {INT8_ISAS[isa].activation_bits}-bit activations, first token float32"

@@ -154,8 +154,10 @@ class ServeArgs(BaseModel):
     """Encoder device; default ``cuda`` when ``num_gpus > 0`` else ``cpu``."""
     dtype: str | None = None
     """Encoder dtype; default bf16 on CUDA, fp32 on CPU."""
-    quantize: Literal["int8"] | None = None
-    """``int8``: the transformer's Linear layers run as int8 (CPU only, fp32 model; faster, cos >= 0.99 to fp32)."""
+    quantize: Literal["int8", "auto"] | None = None
+    """``int8``: the transformer's Linear layers run as int8 (CPU only, fp32 model; faster, cos >= 0.99 to fp32;
+    refused on CPUs where int8 cannot keep that, see ``instructor_plugins.quantization``). ``auto``: int8 where it
+    can, else fp32."""
     query_instruction: str | None = None
     """Default query instruction, overriding what the model's files say (shown by ``/info``; clients such as
     ``InstructorEmbeddings(endpoint=...)`` use it when they set none). None: the model's own."""
@@ -519,6 +521,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     warn_if_exposed(http.host, key is not None)
+    if args.quantize == "int8" and not address:  # the replicas run on this machine: refuse now, not in each one
+        from instructor_plugins.quantization import INT8_ISAS, cpu_isa, unsupported_reason
+
+        if cpu_isa() not in INT8_ISAS:
+            print(
+                f"{prog}: error: --quantize int8: {unsupported_reason(cpu_isa())}; use --quantize auto", file=sys.stderr
+            )
+            return 2
     if address:
         try:
             join_cluster(address)

@@ -267,6 +267,8 @@ class EmbeddingService:
             "device": str(getattr(encoder, "device", "cpu")),
             "dtype": str(getattr(encoder, "dtype", "float32")).removeprefix("torch."),
             "quantize": getattr(encoder, "quantize", None),
+            # the CPU class, int8 method and load-time probe, or why quantize="auto" kept float32
+            "quantization": q.to_dict() if (q := getattr(encoder, "quantization", None)) is not None else None,
             # How the checkpoint pools and where its defaults came from (InstructorEncoder.describe).
             "model_info": encoder.describe() if hasattr(encoder, "describe") else None,
             "replica": self.replica,
