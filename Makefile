@@ -77,7 +77,7 @@ $(PEER_STAMP):
 	$(PEER_VENV)/bin/python -m pip install -q '$(INFINITY)'
 	touch $(PEER_STAMP)
 
-bench-peers: setup $(PEER_STAMP) ## Ours (defaults, --quantize int8) vs infinity-emb, same model and client (~5 min)
+bench-peers: setup $(PEER_STAMP) ## Ours (defaults, --quantize auto) vs infinity-emb, same model and client (~5 min)
 	$(LOOPBACK) env INSTRUCTOR_PEER_VENV=$(PEER_VENV) $(PY) benchmarks/serve.py --mode peers --seconds $(PEER_SECONDS)
 
 clean: ## Remove the virtual environments and caches

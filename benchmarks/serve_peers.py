@@ -4,7 +4,7 @@ Servers, all on 127.0.0.1, all serving the bundled all-MiniLM-L6-v2 through the 
 ``POST /v1/embeddings`` (no instruction: the peer has none):
 
 - ours with the CLI defaults (``build_app`` with default :class:`~ray_backend.serve.ServeArgs`);
-- ours with ``quantize="int8"`` (otherwise the defaults);
+- ours with ``quantize="auto"`` (int8 on CPUs where it keeps cos >= 0.99, else fp32; otherwise the defaults);
 - infinity-emb, when its venv is found (``--peer-venv``, env ``INSTRUCTOR_PEER_VENV``, default
   ``.venv-peers``; ``make bench-peers`` creates it), started as
   ``infinity_emb v2 --model-id DIR --served-model-name NAME --url-prefix /v1 --host 127.0.0.1
@@ -210,7 +210,7 @@ def main(port: int, budget_s: float, venv: Path) -> None:
     # The peer starts first and loads while our replicas do.
     with InfinityPeer(exe, bundled_model_dir()) if exe else contextlib.nullcontext() as peer:
         results = {}
-        for name, args in (("fp32 (CLI defaults)", {}), ("int8 (--quantize int8)", {"quantize": "int8"})):
+        for name, args in (("fp32 (CLI defaults)", {}), ("--quantize auto", {"quantize": "auto"})):
             serve.run(build_app(args), name="peers", route_prefix="/")
             url = f"http://127.0.0.1:{port}"
             if peer is not None and not results:

@@ -80,4 +80,5 @@ def test_bad_arguments_name_the_valid_choices() -> None:
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(evals_instructions).failed == 0
+    result = doctest.testmod(evals_instructions)
+    assert result.attempted > 0 and result.failed == 0, result  # examples ran, and passed

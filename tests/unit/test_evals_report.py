@@ -57,5 +57,7 @@ def test_compare_cli_and_missing_folder(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(evals_report).failed == 0
-    assert doctest.testmod(evals_compare).failed == 0
+    result = doctest.testmod(evals_report)
+    assert result.attempted > 0 and result.failed == 0, result  # examples ran, and passed
+    result = doctest.testmod(evals_compare)
+    assert result.attempted > 0 and result.failed == 0, result  # examples ran, and passed

@@ -52,6 +52,23 @@ async def test_openai_route_matches_in_process_encoder_with_true_usage(bundled_e
     np.testing.assert_array_equal(b64, served)
 
 
+async def test_normalize_false_over_http_gives_the_encoders_raw_vectors(bundled_encoder) -> None:
+    service = EmbeddingService(encoder=bundled_encoder)
+    texts = ["How do I reset my password?", "cats"]
+    async with client_for(service) as client:
+        raw = await client.post(
+            "/embed", json={"texts": texts, "instruction": "Represent the query: ", "normalize": False}
+        )
+        unit = await client.post("/embed", json={"texts": texts, "instruction": "Represent the query: "})
+    assert raw.status_code == unit.status_code == 200, raw.text
+    served_raw = np.array(raw.json()["embeddings"], dtype=np.float32)
+    served_unit = np.array(unit.json()["embeddings"], dtype=np.float32)
+    expected = bundled_encoder.encode(texts, "Represent the query: ", normalize=False)
+    np.testing.assert_allclose(served_raw, expected, rtol=1e-5, atol=1e-5)
+    assert np.all(np.abs(np.linalg.norm(served_raw, axis=1) - 1.0) > 0.01)  # not unit length
+    np.testing.assert_allclose(np.linalg.norm(served_unit, axis=1), 1.0, atol=1e-5)
+
+
 async def test_embed_pairs_mix_instructions_per_row(bundled_encoder) -> None:
     service = EmbeddingService(encoder=bundled_encoder)
     pairs = [["Represent the query: ", "cats"], ["Represent the document: ", "cats"], ["", "cats"]]

@@ -105,3 +105,26 @@ def test_pre_tokenized_jobs_equal_text_jobs(bundled_encoder) -> None:
     ]
     for a, b in zip(run_jobs(bundled_encoder, plain), run_jobs(bundled_encoder, tokenized), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_mixed_normalize_in_one_batch_through_the_real_encoder(bundled_encoder) -> None:
+    """The hash fake ignores ``normalize``; the real encoder does not: each job gets its own setting back."""
+    policy = BatchPolicy()
+    jobs = [
+        EmbedJob(["a river bank", "What is AI?"], ["Represent the query: ", ""], 12, policy=policy),
+        EmbedJob(
+            ["a river bank", "The cat sat on the mat."],
+            ["Represent the query: ", ""],
+            14,
+            normalize=False,
+            policy=policy,
+        ),
+    ]
+    normalized, raw = run_jobs(bundled_encoder, jobs)
+    np.testing.assert_allclose(normalized, bundled_encoder.encode(jobs[0].texts, jobs[0].instructions), atol=1e-5)
+    np.testing.assert_allclose(
+        raw, bundled_encoder.encode(jobs[1].texts, jobs[1].instructions, normalize=False), atol=1e-5
+    )
+    np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, atol=1e-5)
+    assert np.all(np.abs(np.linalg.norm(raw, axis=1) - 1.0) > 0.01)  # really not normalized
+    np.testing.assert_allclose(raw[0] / np.linalg.norm(raw[0]), normalized[0], atol=1e-5)  # same row, same direction

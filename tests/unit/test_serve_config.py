@@ -23,7 +23,9 @@ def test_checked_in_config_is_valid_and_builds() -> None:
     module, _, attr = app.import_path.partition(":")
     assert module == "ray_backend.serve" and attr == "build_app"
     application = serve_module.build_app(app.args)
-    assert application is not None
+    from ray.serve import Application
+
+    assert isinstance(application, Application)  # a Serve application, built from the YAML's args
     (deployment,) = app.deployments
     assert deployment.name == serve_module.DEPLOYMENT_NAME
     BatchPolicy.from_config(deployment.user_config)  # every key is a batch option
