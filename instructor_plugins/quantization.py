@@ -100,7 +100,7 @@ INT8_ISAS: dict[str, Int8Method] = {
     "avx512_vnni": Int8Method(activation_bits=8, speedup=1.43, min_cos=0.9954),
 }
 """The CPU classes where int8 is used, each with its method and what it measured (``benchmarks/quantize.py``, 1,024
-texts, AMD EPYC with AVX-512 VNNI, 2 vCPUs, quiet: 1.43x fp32 at min cos 0.9954; an earlier run 1.95x). Elsewhere
+texts, AMD EPYC with AVX-512 VNNI, 2 vCPUs, two quiet runs: 1.43x and 1.57x fp32 at min cos 0.9954). Elsewhere
 ``quantize="int8"`` raises and ``"auto"`` keeps fp32: on AVX2 and plain AVX-512 no int8 method met the bound at a
 gain worth having (module docstring), and ARM was not measured."""
 
