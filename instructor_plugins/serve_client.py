@@ -3,8 +3,11 @@
 - :class:`ServeBackend` speaks HTTP (``POST /embed``) with httpx, sync and async, with timeouts and
   bounded retries with exponential backoff and jitter (tenacity) on exactly these: 429, 502, 503,
   504 (honouring ``Retry-After``) and connection errors (refused, connect timeout, connection
-  dropped before an answer). Not retried: any other status, 500 included (a 500 is an answer; its
-  retries are what kept an overloaded replica crashing), and read timeouts (the server is still
+  dropped before an answer). A 500 that is not the app's own JSON error is Ray Serve's proxy saying
+  the replica died before it answered (its node was lost, the process was killed): that one is
+  retried **once**, as first failure of a request, so the request goes to a surviving replica.
+  Not retried: the app's own 500 and any other status (a 500 is an answer; unbounded retries of
+  them are what kept an overloaded replica crashing), and read timeouts (the server is still
   working; a retry would queue the same work again). A :class:`RetryBudget` shared by one client's
   requests caps retries at a fraction of requests, so a struggling server is not hit with a
   retry storm. Other errors raise :class:`ServeError` with the server's message.
@@ -78,25 +81,32 @@ class ModelMismatchError(ValueError):
 
 
 class _Retryable(Exception):
-    """A 429/5xx answer worth retrying (after ``retry_after`` seconds when the server said so)."""
+    """A 429/5xx answer worth retrying (after ``retry_after`` seconds when the server said so).
 
-    def __init__(self, error: ServeError, retry_after: float | None) -> None:
+    ``first_only``: retried only when it is the request's first failure (a replica lost mid-request).
+    """
+
+    def __init__(self, error: ServeError, retry_after: float | None, *, first_only: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        self.first_only = first_only
 
 
 def _check_response(response: Any) -> np.ndarray:
-    """Vectors of a 200 answer; :class:`_Retryable` (429, 502, 503, 504) or :class:`ServeError` otherwise."""
+    """Vectors of a 200 answer; :class:`_Retryable` (429, 502-504, a proxy's 500) or :class:`ServeError` otherwise."""
     if response.status_code == 200:
         body = response.json()
         rows = [np.frombuffer(base64.b64decode(item), dtype="<f4") for item in body["embeddings"]]
         return np.stack(rows).astype(np.float32)
+    from_app = True
     try:
         message = response.json()["error"]["message"]
     except Exception:  # noqa: BLE001 - a proxy error page, not the app's JSON
-        message = response.text[:500]
+        message, from_app = response.text[:500], False
     error = ServeError(response.status_code, message)
+    if response.status_code == 500 and not from_app:  # the replica died before answering: another one will
+        raise _Retryable(error, None, first_only=True)
     if response.status_code in RETRY_STATUSES:
         header = response.headers.get("retry-after")
         retry_after = float(header) if header and header.replace(".", "", 1).isdigit() else None
@@ -185,6 +195,9 @@ class ServeBackend:
         )
 
         def retry(state: tenacity.RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, _Retryable) and exc.first_only and state.attempt_number > 1:
+                return False
             return bool(retryable(state)) and self.retry_budget.withdraw()
 
         self.retry_budget.deposit()

@@ -108,7 +108,8 @@ def test_a_node_removed_under_load_loses_nothing_for_serve_backend(
         f"{len(raw.outcomes)} requests, {len(failures)} failed ({len(late)} started after the removal); "
         f"2 replicas again after {back_at - removed_at:.1f} s, on {sorted(n[:8] for n in after)}"
     )
-    assert not backend.lost, backend.lost
+    assert not backend.lost, backend.lost  # a proxy's 500 for the lost replica is retried once (ServeBackend)
+    assert len(failures) <= 2, failures  # raw clients: at most the requests in flight (2 clients, one each)
     assert backend.done > 0 and sum(1 for o in raw.outcomes if o[0] > back_at) > 0
     want = bundled_encoder.encode(TEXTS)
     for got in backend.vectors[-3:]:

@@ -74,13 +74,43 @@ def test_retries_connection_errors_429_502_503_504_then_succeeds() -> None:
 
 
 @pytest.mark.parametrize("failure", [500, httpx.ReadTimeout("slow")], ids=["500", "read-timeout"])
-def test_500s_and_read_timeouts_are_not_retried(failure: int | Exception) -> None:
-    # A 500 (even a proxy's plain-text one) is an answer; retrying it kept an overloaded replica
+def test_the_apps_500s_and_read_timeouts_are_not_retried(failure: int | Exception) -> None:
+    # The app's own (JSON) 500 is an answer; unbounded retries of 500s kept an overloaded replica
     # crashing. A read timeout means the server is still working: a retry would queue the work twice.
     script = Script(failure)
     with pytest.raises((ServeError, httpx.ReadTimeout)):
         backend(script).embed(["a"])
     assert len(script.requests) == 1
+
+
+class ProxyScript(Script):
+    """Answers with Ray Serve's plain-text 500 (the replica died mid-request) ``fails`` times, then OK."""
+
+    def __init__(self, fails: int, before: tuple[int, ...] = ()) -> None:
+        super().__init__(*before)
+        self.fails = fails
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/info" and not self.plan and self.fails:
+            self.requests.append(request)
+            self.fails -= 1
+            return httpx.Response(500, text="Internal Server Error")
+        return super().__call__(request)
+
+
+def test_a_proxys_500_for_a_lost_replica_is_retried_once() -> None:
+    script = ProxyScript(fails=1)  # the node of the replica that had the request was lost
+    out = backend(script, max_retries=8).embed(["a", "b"], "q: ")
+    np.testing.assert_array_equal(out, expected(["a", "b"], ["q: ", "q: "]))
+    assert len(script.requests) == 2
+    again = ProxyScript(fails=5)  # a replica that keeps dying is not hammered: one retry, then the error
+    with pytest.raises(ServeError, match="HTTP 500: Internal Server Error"):
+        backend(again, max_retries=8).embed(["a"])
+    assert len(again.requests) == 2
+    late = ProxyScript(fails=1, before=(503,))  # only as a request's first failure
+    with pytest.raises(ServeError, match="HTTP 500"):
+        backend(late, max_retries=8).embed(["a"])
+    assert len(late.requests) == 2
 
 
 def test_the_retry_budget_caps_retries_across_requests() -> None:
