@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -31,31 +30,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 INSTRUCTION = "Represent the dictionary definition for retrieval: "
-
-
-def cpu_description() -> str:
-    """The CPU's model name and its SIMD class (AVX-512 VNNI, AVX-512, AVX2...), from /proc/cpuinfo."""
-    name, flags = platform.processor() or "unknown CPU", set[str]()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                if name and flags:
-                    break
-    except OSError:
-        pass
-    isa = next(
-        (
-            label
-            for flag, label in (("avx512_vnni", "AVX-512 VNNI"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
-            if flag in flags
-        ),
-        "no AVX2",
-    )
-    return f"{name} ({isa}, {os.cpu_count()} logical CPUs)"
 
 
 def timed_job(
@@ -111,6 +85,7 @@ def main() -> None:
     from ray.cluster_utils import Cluster
 
     from instructor_plugins.corpora import wordnet_synsets
+    from instructor_plugins.quantization import cpu_description
 
     synsets = wordnet_synsets("noun", limit=args.rows)
     tmp = Path(tempfile.mkdtemp(prefix="bench-cluster-", dir="/tmp"))

@@ -122,15 +122,6 @@ def onnx_encoders(base: InstructorEncoder, workdir: Path) -> dict[str, Instructo
     return out
 
 
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            return next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "unknown CPU")
-    except OSError:
-        return "unknown CPU"
-
-
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
 
@@ -147,7 +138,7 @@ def main() -> None:
     from instructor_plugins import quantization
 
     isa = quantization.cpu_isa()
-    print(f"CPU: {cpu_name()}; int8 kernel class: {isa}")
+    print(f"CPU: {quantization.cpu_description()}")
     fp32 = InstructorEncoder.load(device="cpu")
     candidates: dict[str, InstructorEncoder] = {"fp32": fp32}
     if isa in quantization.INT8_ISAS:

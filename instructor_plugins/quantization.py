@@ -65,6 +65,7 @@ __all__ = [
     "Quantization",
     "Quantize",
     "check_quantize",
+    "cpu_description",
     "cpu_isa",
     "dequantize",
     "method_name",
@@ -161,15 +162,25 @@ def check_quantize(quantize: str | None, device: torch.device, dtype: torch.dtyp
     return quantize
 
 
-def _cpu_flags() -> set[str]:
+def _cpuinfo_field(name: str) -> str:
+    """The first ``name`` line of /proc/cpuinfo (empty when there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
             for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(name):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return ""
+
+
+def _cpu_flags() -> set[str]:
+    return set(_cpuinfo_field("flags").split())
+
+
+def cpu_description() -> str:
+    """The CPU's model name, its int8 kernel class (:func:`cpu_isa`) and logical CPUs, for benchmark output."""
+    return f"{_cpuinfo_field('model name') or 'unknown CPU'} ({cpu_isa()} int8 kernels, {os.cpu_count()} logical CPUs)"
 
 
 def cpu_isa(

@@ -86,10 +86,9 @@ def adopt_storage_environment(env: dict[str, str] | None) -> list[str]:
 
     A node's own setting wins: only missing variables are set. Returns their names.
     """
-    added = [k for k, v in (env or {}).items() if k in S3_ENV and v and not os.environ.get(k)]
-    for name in added:
-        os.environ[name] = (env or {})[name]
-    return added
+    added = {k: v for k, v in (env or {}).items() if k in S3_ENV and v and not os.environ.get(k)}
+    os.environ.update(added)
+    return list(added)
 
 
 class StorageError(OSError):

@@ -52,7 +52,7 @@ from ray_backend.batch_plan import (
 )
 from ray_backend.batch_scan import Duplicate, FileScan, find_duplicates, find_duplicates_ray, scan_file
 from ray_backend.embedder import load_encoder
-from ray_backend.net import RayOptions
+from ray_backend.net import RayOptions, alive_node_count
 
 __all__ = [
     "BatchConfig",
@@ -492,13 +492,6 @@ def check_shared_storage(job: Job, alive_nodes: int) -> None:
             "write its own disk, scattering the shards. Use object storage (s3://, gs://...) or, for a path every "
             "node mounts (NFS), pass --shared-storage"
         )
-
-
-def alive_node_count() -> int:
-    """Alive nodes of the connected Ray cluster."""
-    import ray
-
-    return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
 def check_cluster(job: Job) -> None:

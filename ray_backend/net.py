@@ -36,6 +36,7 @@ __all__ = [
     "ClusterUnreachable",
     "InsufficientResources",
     "RayOptions",
+    "alive_node_count",
     "check_address",
     "free_port",
     "init_local_ray",
@@ -141,6 +142,13 @@ def join_cluster(address: str, **kwargs: Any) -> Any:
     import ray
 
     return ray.init(address=address, **kwargs)
+
+
+def alive_node_count() -> int:
+    """Alive nodes of the connected Ray cluster."""
+    import ray
+
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
 class InsufficientResources(RuntimeError):

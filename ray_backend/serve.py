@@ -524,10 +524,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
     if args.quantize == "int8" and not address:  # the replicas run on this machine: refuse now, not in each one
         from instructor_plugins.quantization import INT8_ISAS, cpu_isa, unsupported_reason
 
-        if cpu_isa() not in INT8_ISAS:
-            print(
-                f"{prog}: error: --quantize int8: {unsupported_reason(cpu_isa())}; use --quantize auto", file=sys.stderr
-            )
+        isa = cpu_isa()
+        if isa not in INT8_ISAS:
+            print(f"{prog}: error: --quantize int8: {unsupported_reason(isa)}; use --quantize auto", file=sys.stderr)
             return 2
     if address:
         try:

@@ -306,15 +306,14 @@ def check_cluster(cfg: RecipeConfig) -> None:
     """
     import os
 
-    import ray
-
     from instructor_plugins.storage import StorageError
+    from ray_backend.net import alive_node_count
     from training.train import check_resources
 
     if not os.environ.get("RAY_ADDRESS"):
         return
     _start_ray()
-    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    nodes = alive_node_count()
     if nodes > 1 and not cfg.shared_storage:
         raise StorageError(
             f"--output {cfg.output} is a local folder, and this Ray cluster has {nodes} nodes: the recipe keeps its "

@@ -100,10 +100,11 @@ def check_shared_storage(local: bool, shared: bool) -> None:
     import ray
 
     from instructor_plugins.storage import StorageError
+    from ray_backend.net import alive_node_count
 
     if not local or shared or not ray.is_initialized():
         return
-    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    nodes = alive_node_count()
     if nodes > 1:
         raise StorageError(
             f"--storage-path is a local path, and this Ray cluster has {nodes} nodes: each worker would keep its "
