@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-import numpy as np
 import pytest
-from scipy import stats
 
 from instructor_plugins import cli
 from training.seeds import SeedRun, across_seeds, load_run, seeds_table
@@ -48,12 +47,33 @@ def _write(folder: Path, results: dict) -> Path:
     return folder
 
 
+# Student-t critical values t(0.975, df) and t(0.95, df), as printed in any statistics table.
+T975 = {1: 12.7062, 2: 4.3027, 5: 2.5706}
+T95 = {2: 2.9200}
+
+
+def _by_hand(values: list[float], t: float) -> tuple[float, float, float]:
+    """Mean +- t * s / sqrt(n), with s the sample standard deviation (n - 1), in plain arithmetic."""
+    n = len(values)
+    mean = sum(values) / n
+    s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, mean - t * s / math.sqrt(n), mean + t * s / math.sqrt(n)
+
+
 def test_across_seeds_is_the_student_t_interval() -> None:
+    # 1, 2, 3: mean 2, s = 1, half-width 4.3027 / sqrt(3) = 2.4842
+    one_two_three = across_seeds([1.0, 2.0, 3.0])
+    assert (one_two_three.estimate, one_two_three.low, one_two_three.high) == pytest.approx(
+        (2.0, -0.4842, 4.4842), abs=1e-3
+    )
+    assert one_two_three.level == 0.95
+    # the level is honoured: 90 % uses t(0.95, 2) = 2.9200, half-width 1.6859
+    ninety = across_seeds([1.0, 2.0, 3.0], level=0.90)
+    assert (ninety.low, ninety.high) == pytest.approx((0.3141, 3.6859), abs=1e-3)
     values = [5.24, 4.85, 5.20, 5.61, 5.88, 5.84]
     interval = across_seeds(values)
-    low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
-    assert interval.estimate == pytest.approx(np.mean(values))
-    assert (interval.low, interval.high) == (pytest.approx(low), pytest.approx(high))
+    assert (interval.estimate, interval.low, interval.high) == pytest.approx(_by_hand(values, T975[5]), abs=1e-3)
+    assert (interval.estimate, interval.low, interval.high) == pytest.approx((5.4367, 5.0096, 5.8638), abs=1e-3)
     assert across_seeds([1.0, 1.0]).low == across_seeds([1.0, 1.0]).high == 1.0
     with pytest.raises(ValueError, match="at least 2"):
         across_seeds([1.0])
@@ -63,9 +83,9 @@ def test_across_seeds_is_the_student_t_interval() -> None:
 
 def test_table_rows_mean_and_counts() -> None:
     runs = [
-        SeedRun.from_results(_results(0, 5.24, 2.75, wins=4, ablation=0.99), "0"),
+        SeedRun.from_results(_results(0, 5.24, 2.75, wins=4, ablation=1.00), "0"),
         SeedRun.from_results(_results(1, 4.85, -0.44, wins=2, ablation=None), "1"),  # --no-ablation
-        SeedRun.from_results(_results(2, 5.88, 0.33, wins=3, ablation=-1.18), "2"),
+        SeedRun.from_results(_results(2, 5.88, 0.33, wins=3, ablation=-1.20), "2"),
     ]
     assert [r.wins for r in runs] == [4, 2, 3] and runs[0].held_out == 5
     lines = seeds_table(runs).splitlines()
@@ -76,8 +96,11 @@ def test_table_rows_mean_and_counts() -> None:
     assert "not run" in row1 and row1[-1] == "2 of 5 |"
     assert "**+2.75 [+0.25, +5.25] above**" in lines[2]  # a run's own interval, against its target
     mean = lines[5].split(" | ")
-    assert mean[1] == str(across_seeds([5.24, 4.85, 5.88]))  # +5.32 [+4.03, +6.62]: contains +5, no verdict
-    assert mean[3] == str(across_seeds([0.99, -1.18]))  # over the runs that trained the ablation
+    # 5.24, 4.85, 5.88: mean 5.3233, s = 0.5200, half-width 4.3027 * 0.5200 / sqrt(3) = 1.2918; contains +5: no verdict
+    assert mean[1] == "+5.32 [+4.03, +6.62]"
+    assert _by_hand([5.24, 4.85, 5.88], T975[2]) == pytest.approx((5.3233, 4.0315, 6.6152), abs=1e-3)
+    # over the two runs that trained the ablation, 1.00 and -1.20: mean -0.10, s = 1.5556, half-width 12.7062 * 1.1
+    assert mean[3] == "-0.10 [-14.08, +13.88]"
     assert mean[-1] == "3.0 |"
     counts = lines[6].split(" | ")
     assert counts[1] == "2 of 3 (above 0, below 0)"  # 4.85 < 5; no run's interval leaves +5 out
