@@ -235,8 +235,8 @@ def main() -> None:
     cpus = os.cpu_count() or 2
     pool = texts_pool()
     tmp = tempfile.mkdtemp(prefix="ray-bench-")
-    from ray_backend.ingress import plan_ingress, ray_has_direct_ingress
     from ray_backend.net import free_port, init_local_ray
+    from ray_backend.serving.ingress import plan_ingress, ray_has_direct_ingress
 
     # Where requests enter, decided as `instructor serve` decides it (one replica at a time here).
     plan = plan_ingress(

@@ -10,7 +10,7 @@ import numpy as np
 import ray
 
 from instructor_plugins.model import InstructorEncoder
-from ray_backend.embedder import InstructorBatchEmbedder
+from ray_backend.batch.embedder import InstructorBatchEmbedder
 
 DOCS = [
     {"id": 1, "text": "Mary Shelley wrote Frankenstein in 1818.", "task": "Represent the document for retrieval: "},

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ray_backend.ingress import plan_ingress, ray_has_direct_ingress
 from ray_backend.net import free_port, init_local_ray, wait_healthy
+from ray_backend.serving.ingress import plan_ingress, ray_has_direct_ingress
 
 __all__ = ["FINETUNED_MODEL", "choose_model", "main"]
 

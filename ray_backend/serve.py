@@ -1,4 +1,4 @@
-"""Ray Serve app: INSTRUCTOR encoder replicas behind the FastAPI routes of :mod:`ray_backend.app`.
+"""Ray Serve app: INSTRUCTOR encoder replicas behind the FastAPI routes of :mod:`ray_backend.serving.app`.
 
 Run it any of these ways (it listens on 127.0.0.1 unless told otherwise)::
 
@@ -10,7 +10,7 @@ Run it any of these ways (it listens on 127.0.0.1 unless told otherwise)::
 Each replica loads one :class:`~instructor_plugins.model.InstructorEncoder` (bf16 on GPU, fp32 on
 CPU) and answers requests through ``@serve.batch``: requests queued within
 ``batch_wait_timeout_s`` are concatenated, bounded by rows *and* tokens (see
-:mod:`ray_backend.batching`), embedded in one ``encode`` call with per-row instructions, and
+:mod:`ray_backend.serving.batching`), embedded in one ``encode`` call with per-row instructions, and
 split back. ``user_config`` (``max_batch_rows``, ``max_batch_tokens``, ``batch_wait_timeout_s``,
 ``encode_batch_size``, ``sub_batch_rows``, ``sub_batch_tokens``) changes batching live through
 ``reconfigure``.
@@ -19,15 +19,15 @@ Readiness: a replica loads its model and runs a warm-up batch in its constructor
 ``check_health`` fails until both are done, so Serve routes no request to a replica that cannot
 answer it (a replacement for a killed replica, or one added by scaling up).
 
-Sizing (:mod:`ray_backend.sizing`): with no ``num_cpus``, CPU replicas share the node's CPUs
+Sizing (:mod:`ray_backend.serving.sizing`): with no ``num_cpus``, CPU replicas share the node's CPUs
 (``torch_threads`` = CPUs / replicas, at least 1; each reserves its share); :func:`build_app`
 decides it, so the CLI, ``serve run ... key=value`` and the YAML config behave the same.
 
-Metrics (:mod:`ray_backend.metrics`): each replica records into ``ray.serve.metrics`` (exported by
+Metrics (:mod:`ray_backend.serving.metrics`): each replica records into ``ray.serve.metrics`` (exported by
 Ray's metrics agent; the CLI pins its port, ``--metrics-export-port``) and serves the same series
 as Prometheus text at ``GET /metrics`` on the app's port.
 
-Ingress (:mod:`ray_backend.ingress`): ``instructor serve`` with one replica (the default) lets the
+Ingress (:mod:`ray_backend.serving.ingress`): ``instructor serve`` with one replica (the default) lets the
 replica answer HTTP itself on ``--port`` (Ray's direct ingress; no proxy hop); with several
 replicas, or on a cluster it joins, Ray Serve's HTTP proxy answers on ``--port``. ``--ingress``
 chooses explicitly.
@@ -59,11 +59,6 @@ from ray.serve import Application
 from ray.serve.schema import ReplicaState
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
-from ray_backend.api import ServerLimits, check_input
-from ray_backend.app import create_app
-from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost
-from ray_backend.ingress import IngressChoice, IngressPlan, plan_ingress, ray_has_direct_ingress
-from ray_backend.metrics import ServiceMetrics
 from ray_backend.net import (
     ClusterUnreachable,
     RayOptions,
@@ -73,8 +68,13 @@ from ray_backend.net import (
     join_cluster,
     loopback_replica_grpc,
 )
-from ray_backend.service import EmbeddingService
-from ray_backend.sizing import ReplicaSizing, node_cpus, replica_count, size_replica
+from ray_backend.serving.api import ServerLimits, check_input
+from ray_backend.serving.app import create_app
+from ray_backend.serving.batching import BatchPolicy, EmbedJob, batch_cost
+from ray_backend.serving.ingress import IngressChoice, IngressPlan, plan_ingress, ray_has_direct_ingress
+from ray_backend.serving.metrics import ServiceMetrics
+from ray_backend.serving.service import EmbeddingService
+from ray_backend.serving.sizing import ReplicaSizing, node_cpus, replica_count, size_replica
 
 __all__ = [
     "APP_NAME",
@@ -249,7 +249,7 @@ class InstructorDeployment:
 
         Args:
             args: :class:`ServeArgs` fields.
-            sizing: the :class:`~ray_backend.sizing.ReplicaSizing` :func:`build_app` chose (as a dict).
+            sizing: the :class:`~ray_backend.serving.sizing.ReplicaSizing` :func:`build_app` chose (as a dict).
         """
         loopback_replica_grpc()  # before Serve starts this replica's gRPC server (after the constructor)
         opts = ServeArgs.model_validate(args)
@@ -353,7 +353,7 @@ def _running_replicas() -> int | None:
 def build_app(args: dict[str, Any] | ServeArgs | None = None) -> Application:
     """The Serve application (``serve run ray_backend.serve:build_app model=... num_replicas=2``).
 
-    Replicas are sized here (:mod:`ray_backend.sizing`), from the CPUs of the Ray cluster this process
+    Replicas are sized here (:mod:`ray_backend.serving.sizing`), from the CPUs of the Ray cluster this process
     is connected to, so every way of building the app sizes them alike.
 
     Args:
@@ -422,7 +422,7 @@ def warn_if_exposed(host: str, has_key: bool) -> bool:
 
 @dataclass
 class HttpOptions:
-    """Where HTTP requests enter (flags of ``instructor serve``; see :mod:`ray_backend.ingress`)."""
+    """Where HTTP requests enter (flags of ``instructor serve``; see :mod:`ray_backend.serving.ingress`)."""
 
     host: str = "127.0.0.1"
     """HTTP host (default: loopback only)."""
@@ -475,7 +475,7 @@ def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def plan_cli_ingress(args: ServeArgs, http: HttpOptions, *, starts_ray: bool) -> IngressPlan:
-    """The ingress ``instructor serve`` sets up for these flags (:func:`ray_backend.ingress.plan_ingress`)."""
+    """The ingress ``instructor serve`` sets up for these flags (:func:`ray_backend.serving.ingress.plan_ingress`)."""
     return plan_ingress(
         http.ingress,
         port=http.port,

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from instructor_plugins.model import InstructorEncoder
-from ray_backend.batch_plan import OutputDir
+from ray_backend.batch.plan import OutputDir
 from ray_backend.net import free_port
 from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
 

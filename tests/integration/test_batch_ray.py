@@ -20,8 +20,8 @@ import pytest
 
 from instructor_plugins.model import InstructorEncoder
 from ray_backend.batch import BatchConfig, locate, run_batch, scan_local, scan_ray
-from ray_backend.batch_io import BadRowsError
-from ray_backend.batch_plan import MANIFEST_NAME, REJECTS_NAME, OutputDir
+from ray_backend.batch.io import BadRowsError
+from ray_backend.batch.plan import MANIFEST_NAME, REJECTS_NAME, OutputDir
 from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ import pytest
 
 from instructor_plugins.model import InstructorEncoder
 from ray_backend.batch import BatchConfig, run_batch
-from ray_backend.batch_plan import MANIFEST_NAME, OutputDir
+from ray_backend.batch.plan import MANIFEST_NAME, OutputDir
 from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
 from tests.s3 import SECRET_KEY, upload
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from instructor_plugins.model import InstructorEncoder
-from ray_backend.batch_plan import MANIFEST_NAME, OutputDir
+from ray_backend.batch.plan import MANIFEST_NAME, OutputDir
 from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
 from tests.s3 import s3_server, upload
 

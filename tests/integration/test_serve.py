@@ -32,9 +32,9 @@ from instructor_plugins.testing import HashEncoder
 pytestmark = pytest.mark.integration
 
 serve = pytest.importorskip("ray.serve")
-from ray_backend.ingress import direct_ingress_env  # noqa: E402
 from ray_backend.net import free_port, wait_healthy  # noqa: E402
 from ray_backend.serve import APP_NAME, DEPLOYMENT_NAME, build_app  # noqa: E402
+from ray_backend.serving.ingress import direct_ingress_env  # noqa: E402
 
 QUERY = "Represent the question for retrieving supporting answers: "
 DOC = "Represent the answer for retrieval: "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_backend.batch_plan import OutputDir
+from ray_backend.batch.plan import OutputDir
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ray_backend.batch import BatchConfig, Prepared, locate, plan, scan_local
-from ray_backend.batch_io import BadRowsError, find_inputs, iter_batches
-from ray_backend.batch_plan import read_unit
+from ray_backend.batch.io import BadRowsError, find_inputs, iter_batches
+from ray_backend.batch.plan import read_unit
 from tests.batch_data import wordnet_rows, write_rows
 
 FORMATS = ("jsonl", "parquet", "csv")

@@ -12,8 +12,8 @@ import pytest
 from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.testing import HashEncoder
 from ray_backend.batch import BatchConfig, main, prepare, run_in_process
-from ray_backend.batch_io import BadRowsError
-from ray_backend.batch_plan import MANIFEST_NAME, PLAN_NAME, REJECTS_NAME, OutputDir
+from ray_backend.batch.io import BadRowsError
+from ray_backend.batch.plan import MANIFEST_NAME, PLAN_NAME, REJECTS_NAME, OutputDir
 from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
 
 

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from instructor_plugins.testing import HashEncoder
-from ray_backend.batch_io import find_inputs
-from ray_backend.batch_lock import OutputLock, OutputLockedError
-from ray_backend.batch_plan import OutputDir, RowLayout, UnitEmbedder, WorkUnit, fingerprint, plan_units, shard_table
-from ray_backend.batch_scan import Duplicate, FileScan, find_duplicates, scan_file
+from ray_backend.batch.io import find_inputs
+from ray_backend.batch.lock import OutputLock, OutputLockedError
+from ray_backend.batch.plan import OutputDir, RowLayout, UnitEmbedder, WorkUnit, fingerprint, plan_units, shard_table
+from ray_backend.batch.scan import Duplicate, FileScan, find_duplicates, scan_file
 from tests.batch_data import vectors, wordnet_rows, write_rows
 
 

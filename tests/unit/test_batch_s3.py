@@ -8,9 +8,9 @@ import pytest
 from instructor_plugins.storage import StorageError, resolve
 from instructor_plugins.testing import HashEncoder
 from ray_backend.batch import BatchConfig, locate, main, prepare, run_in_process
-from ray_backend.batch_io import find_inputs
-from ray_backend.batch_lock import OutputLock, OutputLockedError
-from ray_backend.batch_plan import MANIFEST_NAME, OutputDir
+from ray_backend.batch.io import find_inputs
+from ray_backend.batch.lock import OutputLock, OutputLockedError
+from ray_backend.batch.plan import MANIFEST_NAME, OutputDir
 from tests.batch_data import INSTRUCTION, vectors, wordnet_rows, write_rows
 from tests.s3 import ACCESS_KEY, SECRET_KEY, upload
 from tests.unit.test_batch_pipeline import CrashingEncoder

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from instructor_plugins.model import InstructorEncoder
-from ray_backend.embedder import InstructorBatchEmbedder
+from ray_backend.batch.embedder import InstructorBatchEmbedder
 
 TEXTS = ["Mary Shelley wrote Frankenstein.", "Where was Frankenstein written?", "The Rhine flows through Basel."]
 TASKS = ["Represent the document: ", "Represent the question: ", "Represent the document: "]

@@ -303,8 +303,8 @@ def test_llama_index_defaults_are_the_checkpoint_prompts(plugin_decoder: Decoder
 async def test_serve_per_request_instruction_matches(plugin_decoder: Decoder, texts: list[str]) -> None:
     import httpx
 
-    from ray_backend.app import create_app
-    from ray_backend.service import EmbeddingService
+    from ray_backend.serving.app import create_app
+    from ray_backend.serving.service import EmbeddingService
 
     service = EmbeddingService(encoder=plugin_decoder.encoder)
     transport = httpx.ASGITransport(app=create_app(service))
@@ -331,7 +331,7 @@ async def test_serve_per_request_instruction_matches(plugin_decoder: Decoder, te
 @pytest.mark.parametrize("side", ["query", "document"])
 def test_batch_job_in_process_matches(plugin_decoder: Decoder, texts: list[str], tmp_path: Path, side: str) -> None:
     from ray_backend.batch import BatchConfig, run_in_process
-    from ray_backend.batch_plan import OutputDir
+    from ray_backend.batch.plan import OutputDir
     from tests.batch_data import vectors, write_rows
 
     rows = [{"id": f"row-{i}", "text": t} for i, t in enumerate(texts)]
@@ -350,7 +350,7 @@ def test_batch_job_in_process_matches(plugin_decoder: Decoder, texts: list[str],
 def test_ray_data_embedder_per_row_instructions_match(plugin_decoder: Decoder, texts: list[str]) -> None:
     import pyarrow as pa
 
-    from ray_backend.embedder import InstructorBatchEmbedder
+    from ray_backend.batch.embedder import InstructorBatchEmbedder
 
     embedder = InstructorBatchEmbedder(
         str(plugin_decoder.root), instruction_column="task", device="cpu", batch_size=BATCH

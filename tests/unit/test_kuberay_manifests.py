@@ -181,8 +181,8 @@ def test_rayservice_serve_config_builds_our_app_args_without_ray() -> None:
     import ray
     from ray.serve.schema import ServeDeploySchema
 
-    from ray_backend.batching import BatchPolicy
     from ray_backend.serve import DEPLOYMENT_NAME, ServeArgs
+    from ray_backend.serving.batching import BatchPolicy
 
     manifest = load("rayservice.yaml")
     config = ServeDeploySchema.model_validate(yaml.safe_load(manifest["spec"]["serveConfigV2"]))

@@ -17,9 +17,9 @@ from instructor_plugins.quantization import (
     check_quantize,
     cpu_isa,
 )
-from ray_backend.app import create_app
 from ray_backend.serve import ServeArgs, _parse_cli
-from ray_backend.service import EmbeddingService
+from ray_backend.serving.app import create_app
+from ray_backend.serving.service import EmbeddingService
 
 QUERY = "Represent the question for retrieving supporting answers: "
 

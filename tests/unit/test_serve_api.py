@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from ray_backend.api import (
+from ray_backend.serving.api import (
     ApiError,
     EmbedRequest,
     OpenAIEmbeddingRequest,

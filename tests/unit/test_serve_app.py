@@ -10,12 +10,12 @@ import httpx
 import numpy as np
 import pytest
 
-import ray_backend.service as service_module
+import ray_backend.serving.service as service_module
 from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.testing import HashEncoder
-from ray_backend.api import ServerLimits
-from ray_backend.app import create_app
-from ray_backend.service import EmbeddingService
+from ray_backend.serving.api import ServerLimits
+from ray_backend.serving.app import create_app
+from ray_backend.serving.service import EmbeddingService
 
 
 def client_for(service: EmbeddingService, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from instructor_plugins.testing import HashEncoder
-from ray_backend.batching import BatchPolicy, EmbedJob, batch_cost, run_jobs
+from ray_backend.serving.batching import BatchPolicy, EmbedJob, batch_cost, run_jobs
 
 
 def job(rows: int, tokens: int, policy: BatchPolicy, normalize: bool = True) -> EmbedJob:

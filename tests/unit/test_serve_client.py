@@ -13,8 +13,8 @@ from instructor_plugins.backends import HandleBackend, LocalBackend, ServeBacken
 from instructor_plugins.defaults import InstructionDefaults
 from instructor_plugins.serve_client import ModelMismatchError, RetryBudget, ServeError
 from instructor_plugins.testing import HashEncoder
-from ray_backend.app import create_app
-from ray_backend.service import EmbeddingService
+from ray_backend.serving.app import create_app
+from ray_backend.serving.service import EmbeddingService
 
 ENC = HashEncoder(dim=8)
 

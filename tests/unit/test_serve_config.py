@@ -5,7 +5,7 @@ from importlib.resources import files
 import pytest
 import yaml
 
-from ray_backend.batching import BatchPolicy
+from ray_backend.serving.batching import BatchPolicy
 
 pytest.importorskip("ray.serve")
 HASH = "instructor_plugins.testing:hash_encoder"

@@ -6,7 +6,13 @@ import socket
 
 import pytest
 
-from ray_backend.ingress import IngressError, IngressPlan, direct_ingress_env, plan_ingress, ray_has_direct_ingress
+from ray_backend.serving.ingress import (
+    IngressError,
+    IngressPlan,
+    direct_ingress_env,
+    plan_ingress,
+    ray_has_direct_ingress,
+)
 
 
 def _free() -> int:

@@ -9,10 +9,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from instructor_plugins.testing import HashEncoder
-from ray_backend.api import ServerLimits
-from ray_backend.app import create_app
-from ray_backend.metrics import METRICS, ServiceMetrics
-from ray_backend.service import EmbeddingService
+from ray_backend.serving.api import ServerLimits
+from ray_backend.serving.app import create_app
+from ray_backend.serving.metrics import METRICS, ServiceMetrics
+from ray_backend.serving.service import EmbeddingService
 
 
 def samples(text: bytes | str) -> dict[tuple[str, frozenset], float]:

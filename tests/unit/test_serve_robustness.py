@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from instructor_plugins.testing import HashEncoder
-from ray_backend.admission import Admission, estimate_tokens
-from ray_backend.api import ApiError, ServerLimits
-from ray_backend.app import create_app
-from ray_backend.batching import BatchPolicy, EmbedJob
-from ray_backend.service import EmbeddingService, pieces
+from ray_backend.serving.admission import Admission, estimate_tokens
+from ray_backend.serving.api import ApiError, ServerLimits
+from ray_backend.serving.app import create_app
+from ray_backend.serving.batching import BatchPolicy, EmbedJob
+from ray_backend.serving.service import EmbeddingService, pieces
 
 
 def client_for(service: EmbeddingService) -> httpx.AsyncClient:

@@ -7,7 +7,7 @@ from importlib.resources import files
 import pytest
 import yaml
 
-from ray_backend.sizing import ReplicaSizing, replica_count, size_replica
+from ray_backend.serving.sizing import ReplicaSizing, replica_count, size_replica
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_autoscaling_sizes_for_the_most_replicas() -> None:
 def test_cli_build_app_and_yaml_config_deploy_the_same_replicas(monkeypatch) -> None:
     pytest.importorskip("ray.serve")
     from ray_backend import serve as serve_module
-    from ray_backend import sizing as sizing_module
+    from ray_backend.serving import sizing as sizing_module
 
     monkeypatch.setattr(sizing_module, "local_cpus", lambda: 6)  # Ray is not running here: this machine's CPUs
 

@@ -12,7 +12,7 @@ output folder (a local path or an ``s3://``/``gs://`` prefix) holds:
   ``--resume`` refuses to continue a folder whose plan differs.
 - ``part-00000.parquet`` ...: id, ``embedding`` (fixed-size float32 list) and pass-through columns.
 - ``_rejects.jsonl``: the bad rows skipped under ``--on-bad-rows skip``.
-- ``_lock.json`` while a run is active (:mod:`ray_backend.batch_lock`).
+- ``_lock.json`` while a run is active (:mod:`ray_backend.batch.lock`).
 - ``_SUCCESS.json``: the manifest, written last; its presence means the output is complete.
 """
 
@@ -37,8 +37,8 @@ import pyarrow.parquet as pq
 
 from instructor_plugins.storage import Location, StorageError, atomic_write, resolve
 from instructor_plugins.types import Encoder
-from ray_backend.batch_io import EMBEDDING_COLUMN, BadRow, InputFile, iter_batches, row_problems
-from ray_backend.batch_scan import Duplicate, FileScan
+from ray_backend.batch.io import EMBEDDING_COLUMN, BadRow, InputFile, iter_batches, row_problems
+from ray_backend.batch.scan import Duplicate, FileScan
 
 logger = logging.getLogger(__name__)
 #: Schema metadata key of a shard naming the node that embedded it.

@@ -15,17 +15,16 @@ What keeps one replica responsive (see ``README``, "Serving"):
   other, so a small request that arrives meanwhile runs after at most one piece of a big one.
 - **Cancellation.** When Serve cancels a request (client disconnected or timed out) its pieces not
   yet started are dropped: the pending executor call or ``@serve.batch`` slot is cancelled.
-- **Admission by expected wait** (:mod:`ray_backend.admission`): 429 + ``Retry-After`` when a
+- **Admission by expected wait** (:mod:`ray_backend.serving.admission`): 429 + ``Retry-After`` when a
   request is expected to finish later than ``limits.max_queue_wait_s``.
 - **Readiness**: :attr:`EmbeddingService.ready` only after the model loaded *and* a warm-up batch ran.
-- **Metrics** (:mod:`ray_backend.metrics`): batch rows and tokens, queue depth and load time go to
+- **Metrics** (:mod:`ray_backend.serving.metrics`): batch rows and tokens, queue depth and load time go to
   :attr:`EmbeddingService.metrics`; the HTTP app adds requests and latency.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import socket
@@ -41,10 +40,11 @@ import numpy as np
 
 from instructor_plugins.defaults import override_defaults
 from instructor_plugins.types import Encoder
-from ray_backend.admission import Admission, estimate_tokens
-from ray_backend.api import ApiError, ServerLimits
-from ray_backend.batching import BatchPolicy, EmbedJob, run_jobs
-from ray_backend.metrics import ServiceMetrics
+from ray_backend.loading import import_object, load_encoder
+from ray_backend.serving.admission import Admission, estimate_tokens
+from ray_backend.serving.api import ApiError, ServerLimits
+from ray_backend.serving.batching import BatchPolicy, EmbedJob, run_jobs
+from ray_backend.serving.metrics import ServiceMetrics
 
 __all__ = ["BatchStats", "EmbeddingService", "import_object", "load_encoder", "pieces"]
 
@@ -79,52 +79,6 @@ INLINE_TOKENIZE_CHARS = 2048
 """Requests up to this many characters are tokenized on the event loop; bigger ones on the encode thread."""
 
 
-def import_object(path: str) -> Any:
-    """The object named by ``"package.module:attribute"`` (Ray's import-path idiom).
-
-    Raises:
-        ValueError: ``path`` is not ``module:attribute`` or names nothing importable.
-    """
-    module_name, sep, attr = path.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"encoder factory must be an import path 'module:callable', got {path!r}")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot import encoder factory {path!r}: {exc}") from None
-    return obj
-
-
-def load_encoder(
-    model: str | None,
-    *,
-    device: str | None = None,
-    dtype: str | None = None,
-    factory: str | None = None,
-    quantize: str | None = None,
-) -> Encoder:
-    """Load ``model`` (``None`` = the bundled model) with ``InstructorEncoder.load``, or with ``factory``.
-
-    Args:
-        model: model name or path.
-        device: encoder device.
-        dtype: encoder dtype.
-        factory: import path ``"module:callable"`` of ``callable(model, *, device, dtype) -> Encoder``
-            (e.g. ``"instructor_plugins.testing:hash_encoder"`` for plumbing tests); it gets
-            ``quantize=`` too when that is set.
-        quantize: ``"int8"`` for the int8 CPU path (see :mod:`instructor_plugins.quantization`).
-    """
-    if factory is not None:
-        extra = {} if quantize is None else {"quantize": quantize}
-        encoder: Encoder = import_object(factory)(model, device=device, dtype=dtype, **extra)
-        return encoder
-    from instructor_plugins.model import InstructorEncoder
-
-    return InstructorEncoder.load(model, device=device, dtype=dtype, quantize=quantize)
-
-
 class EmbeddingService:
     """Loads the encoder (in the background by default) and answers embedding jobs.
 
@@ -140,8 +94,9 @@ class EmbeddingService:
         api_key: when set, requests other than ``/health`` need ``Authorization: Bearer <api_key>``.
         encoder: an already loaded encoder (skips loading).
         encoder_factory: import path of the function that loads the encoder (see :func:`load_encoder`).
-        metrics: where observations go (default: a fresh :class:`~ray_backend.metrics.ServiceMetrics`).
-        sizing: the replica's CPU sizing (:class:`~ray_backend.sizing.ReplicaSizing` as a dict), shown by ``/info``.
+        metrics: where observations go (default: a fresh :class:`~ray_backend.serving.metrics.ServiceMetrics`).
+        sizing: the replica's CPU sizing (:class:`~ray_backend.serving.sizing.ReplicaSizing` as a dict),
+            shown by ``/info``.
         background: load (and warm up) in a thread so ``/health`` answers 503 meanwhile; with
             ``False`` the constructor returns only when the service is ready (what a Serve replica
             wants: Serve routes no traffic to it before then).
@@ -327,7 +282,7 @@ class EmbeddingService:
 
         Raises:
             ApiError: 503 while the model loads; 429 when admission control refuses the request
-                (see :class:`~ray_backend.admission.Admission`).
+                (see :class:`~ray_backend.serving.admission.Admission`).
         """
         encoder = self.encoder  # raises 503 while loading
         policy = self.policy

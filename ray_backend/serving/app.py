@@ -1,8 +1,8 @@
-"""FastAPI routes of the embedding server, built around an :class:`~ray_backend.service.EmbeddingService`.
+"""FastAPI routes of the embedding server, built around an :class:`~ray_backend.serving.service.EmbeddingService`.
 
 Routes: ``POST /v1/embeddings`` (OpenAI shape + ``instruction``), ``POST /embed`` (texts +
 instruction, or pairs), ``GET /health`` (503 until the model is loaded and warmed up), ``GET /info``,
-``GET /metrics`` (Prometheus text of this replica, see :mod:`ray_backend.metrics`; behind the API key
+``GET /metrics`` (Prometheus text of this replica, see :mod:`ray_backend.serving.metrics`; behind the API key
 like every route but ``/health``). Every request is counted by route and status code, and timed.
 Every error is a JSON body ``{"error": {"message", "type", "code"}}``; bad input never gives 500.
 With an API key set, ``/docs``, ``/redoc`` and ``/openapi.json`` are off (they would describe the
@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ray_backend.api import (
+from ray_backend.serving.api import (
     ApiError,
     EmbedRequest,
     OpenAIEmbeddingRequest,
@@ -38,8 +38,8 @@ from ray_backend.api import (
     rows_of,
     truncate_dimensions,
 )
-from ray_backend.metrics import CONTENT_TYPE, ServiceMetrics
-from ray_backend.service import EmbeddingService
+from ray_backend.serving.metrics import CONTENT_TYPE, ServiceMetrics
+from ray_backend.serving.service import EmbeddingService
 
 __all__ = ["create_app"]
 

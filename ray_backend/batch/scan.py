@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ray_backend.batch_io import BadRow, InputFile, id_key, iter_batches, row_problems
+from ray_backend.batch.io import BadRow, InputFile, id_key, iter_batches, row_problems
 
 __all__ = ["KEY_SCHEMA", "Duplicate", "FileScan", "find_duplicates", "find_duplicates_ray", "scan_file"]
 

@@ -12,7 +12,7 @@ Row checks (:func:`row_problems`), one reason per bad row, id problems first:
   Unicode), ``id_out_of_range`` (an integer outside signed 64-bit, e.g. ``2**70``);
 - ``null_text``, ``non_string_text``, ``empty_text``, ``invalid_text`` (not valid Unicode: a lone
   surrogate such as ``"a\ud800"`` in JSON, or bytes that are not UTF-8);
-- ``duplicate_id`` (found across all files by :mod:`ray_backend.batch_scan`; the first occurrence
+- ``duplicate_id`` (found across all files by :mod:`ray_backend.batch.scan`; the first occurrence
   in input order is kept). Ids are compared as strings, so ``1`` and ``"1"`` are duplicates.
 
 Rows are numbered from 0 per file (data rows; blank JSONL lines are not rows).

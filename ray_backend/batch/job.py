@@ -8,9 +8,9 @@ Usage::
 Input and output are local paths or object-store URIs (``s3://``, ``gs://``; credentials and
 endpoint from the standard AWS environment, see :mod:`instructor_plugins.storage`). The driver never
 holds the corpus: it lists the input files, then one Ray task per file streams and checks the rows
-(:mod:`ray_backend.batch_scan`) and a hash-partitioned Ray Data groupby finds duplicate ids; the
+(:mod:`ray_backend.batch.scan`) and a hash-partitioned Ray Data groupby finds duplicate ids; the
 driver only receives per-file summaries and the bad rows. It cuts each file into numbered work units,
-locks the output (:mod:`ray_backend.batch_lock`) and writes the plan (:mod:`ray_backend.batch_plan`).
+locks the output (:mod:`ray_backend.batch.lock`) and writes the plan (:mod:`ray_backend.batch.plan`).
 Ray Data then maps the pending unit numbers over a pool of actors (``map_batches`` with a callable
 class holding one encoder per actor); each actor reads its unit's rows straight from storage, embeds
 them and writes the unit's shard atomically. The driver writes the manifest last. This module is only
@@ -36,9 +36,10 @@ from tqdm.auto import tqdm
 from instructor_plugins.flags import add_config_flags, command_parser
 from instructor_plugins.flags import config_from_args as config_from_args_of
 from instructor_plugins.storage import StorageError, check_reachable
-from ray_backend.batch_io import BAD_ROW_POLICIES, EMBEDDING_COLUMN, BadRow, BadRowsError, InputFile, find_inputs
-from ray_backend.batch_lock import OutputLock, OutputLockedError
-from ray_backend.batch_plan import (
+from ray_backend.batch.embedder import load_encoder
+from ray_backend.batch.io import BAD_ROW_POLICIES, EMBEDDING_COLUMN, BadRow, BadRowsError, InputFile, find_inputs
+from ray_backend.batch.lock import OutputLock, OutputLockedError
+from ray_backend.batch.plan import (
     PLAN_NAME,
     REJECTS_NAME,
     Encoder,
@@ -50,8 +51,7 @@ from ray_backend.batch_plan import (
     fingerprint,
     plan_units,
 )
-from ray_backend.batch_scan import Duplicate, FileScan, find_duplicates, find_duplicates_ray, scan_file
-from ray_backend.embedder import load_encoder
+from ray_backend.batch.scan import Duplicate, FileScan, find_duplicates, find_duplicates_ray, scan_file
 from ray_backend.net import RayOptions, alive_node_count
 
 __all__ = [
@@ -575,7 +575,3 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
         ray.shutdown()
     print(json.dumps(asdict(manifest), indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

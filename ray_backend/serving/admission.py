@@ -27,7 +27,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ray_backend.api import ApiError
+from ray_backend.serving.api import ApiError
 
 __all__ = ["Admission", "Ticket", "estimate_tokens"]
 
