@@ -65,7 +65,7 @@ def evaluate(embeddings: InstructorEmbeddings, task: QATask) -> dict[str, float]
     (``embed_query`` embeds one text per call; the unit tests prove it equals the batched encode.)
     """
     docs = np.asarray(embeddings.embed_documents(task.docs), dtype=np.float32)
-    queries = embeddings.backend.embed(task.queries, embeddings.instructions().query)
+    queries = embeddings.embedding_backend.embed(task.queries, embeddings.instructions().query)
     return retrieval_metrics(queries @ docs.T, task.relevant)
 
 

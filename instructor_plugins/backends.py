@@ -60,11 +60,12 @@ class LoadOptions:
     trust_remote_code: bool = False
     revision: str | None = None
     cache_folder: str | None = None
+    backend: str | None = None
 
     def in_process_only(self) -> dict[str, Any]:
         """The options that were set and only mean something in process (all but ``model``)."""
         unset = LoadOptions()
-        names = ("device", "dtype", "trust_remote_code", "revision", "cache_folder")
+        names = ("device", "dtype", "trust_remote_code", "revision", "cache_folder", "backend")
         return {n: getattr(self, n) for n in names if getattr(self, n) != getattr(unset, n)}
 
 
@@ -89,6 +90,7 @@ def shared_encoder(
                 trust_remote_code=key.trust_remote_code,
                 revision=key.revision,
                 cache_folder=key.cache_folder,
+                backend=key.backend,
             )
             _ENCODERS[key] = encoder
         return encoder
@@ -152,6 +154,7 @@ def make_backend(
     trust_remote_code: bool = False,
     revision: str | None = None,
     cache_folder: str | None = None,
+    backend: str | None = None,
     batch_size: int = 32,
     normalize: bool = True,
     show_progress: bool = False,
@@ -169,6 +172,8 @@ def make_backend(
         trust_remote_code: in process: allow model code from the checkpoint.
         revision: in process: hub revision.
         cache_folder: in process: hub cache folder.
+        backend: in process: ``"torch"`` (``None``) or ``"onnx"`` (ONNX Runtime, CPU; see
+            :mod:`instructor_plugins.runtimes`).
         batch_size: rows per forward pass in process; texts per HTTP request remotely.
         normalize: L2-normalise the vectors.
         show_progress: progress bar.
@@ -178,7 +183,7 @@ def make_backend(
         ValueError: an in-process option together with an endpoint (the server decides those).
         TypeError: remote options without an endpoint.
     """
-    options = LoadOptions(model, device, dtype, trust_remote_code, revision, cache_folder)
+    options = LoadOptions(model, device, dtype, trust_remote_code, revision, cache_folder, backend)
     if endpoint is None:
         if remote_options:
             raise TypeError(f"unexpected options for the in-process backend: {sorted(remote_options)}")

@@ -47,6 +47,7 @@ from instructor_plugins.checkpoint import (
 from instructor_plugins.defaults import InstructionDefaults, find_defaults, write_defaults
 from instructor_plugins.pooling import PoolingSpec, pool, pooling_mask
 from instructor_plugins.quantization import Quantization, check_quantize
+from instructor_plugins.runtimes import Runtime, check_backend
 from instructor_plugins.types import Instruction, instruction_rows
 
 __all__ = ["Features", "InstructorEncoder", "InstructorModule", "ModelLoadError", "resolve_dtype"]
@@ -250,6 +251,8 @@ class InstructorEncoder:
         quantize: ``"int8"`` when the transformer's Linear layers are int8, else ``None``.
         quantization: what ``quantize=`` did at load (CPU class, method, probe cosine; why ``"auto"`` kept
             float32), or ``None`` when not asked.
+        runtime: where the transformer runs (``backend=`` at load: ``"torch"`` or ``"onnx"``, with the ONNX
+            Runtime version, the export and its load-time probe; :class:`~instructor_plugins.runtimes.Runtime`).
         spec: what the checkpoint says (:class:`~instructor_plugins.checkpoint.CheckpointSpec`), including its
             ``family`` (``"instructor"``, ``"sentence-transformers"``, ``"plain"``) and why.
         defaults_source: why :attr:`defaults` are what they are (``"instructor.json"``, ``"ST prompts"``,
@@ -273,6 +276,7 @@ class InstructorEncoder:
         self.module = module
         self.quantize = quantize
         self.quantization: Quantization | None = None
+        self.runtime = Runtime("torch")
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "right"
         self.spec = spec
@@ -301,6 +305,7 @@ class InstructorEncoder:
         cache_folder: str | os.PathLike[str] | None = None,
         quantize: str | None = None,
         defaults: InstructionDefaults | None = None,
+        backend: str | None = None,
     ) -> InstructorEncoder:
         """Load a model; its pooling, Dense layers and default instructions come from the checkpoint's files.
 
@@ -320,12 +325,16 @@ class InstructorEncoder:
                 it keeps the bound, else float32 (one log line says why). ``None``: no quantization.
             defaults: the model's default query/document instructions, overriding what the checkpoint says
                 (see :func:`~instructor_plugins.defaults.find_defaults`; the choice and its reason are logged).
+            backend: where the transformer runs: ``"torch"`` (``None``, the default) or ``"onnx"``: exported once
+                (cached) and run by ONNX Runtime, CPU and float32 only, faster on CPU at cos >= 0.99999 to torch
+                (checked at load; see :mod:`instructor_plugins.runtimes`). Pooling and the Dense head stay torch.
 
         Raises:
             ModelLoadError: the model cannot be found, or its files describe a pipeline we cannot reproduce
                 exactly (an unknown module, pooling mode or field; model code without ``trust_remote_code``).
-            ValueError: an unknown ``dtype`` or ``quantize``, ``quantize`` with a non-CPU device or dtype, or
-                float16 for a T5 encoder (it overflows to NaN; use bfloat16 or float32).
+            ValueError: an unknown ``dtype``, ``quantize`` or ``backend``; ``quantize`` or ``backend="onnx"`` with a
+                non-CPU device or dtype, or together; float16 for a T5 encoder (it overflows to NaN).
+            BackendUnavailable: ``backend="onnx"`` without ONNX Runtime installed (names the ``pip install``).
         """
         root = (
             bundled_model_dir()
@@ -338,6 +347,12 @@ class InstructorEncoder:
         )
         torch_dtype = resolve_dtype(dtype, dev)
         quantize = check_quantize(quantize, dev, torch_dtype)
+        backend = check_backend(backend, dev, torch_dtype)
+        if backend != "torch" and quantize is not None:
+            raise ValueError(
+                f"quantize={quantize!r} applies to backend='torch' only, got backend={backend!r}; "
+                "valid: quantize with backend='torch', or backend='onnx' without quantize"
+            )
 
         from transformers import AutoTokenizer
 
@@ -371,9 +386,42 @@ class InstructorEncoder:
         )
         loaded = cls(module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name, defaults=defaults)
         loaded.defaults_source = source
+        if backend == "onnx":
+            loaded._use_onnx(root)
         if quantize is not None:
             loaded._quantize(quantize)  # the transformer only: pooling and the Dense head stay float32
         return loaded
+
+    def _use_onnx(self, root: Path) -> None:
+        """Run the transformer with ONNX Runtime (exported once, cached), after checking it against torch here.
+
+        Raises:
+            ModelLoadError: the export's load-time probe is below
+                :data:`~instructor_plugins.runtimes.MIN_EXACT_COS` to torch float32 (torch is kept).
+        """
+        from instructor_plugins.quantization import PROBE, probe_check
+        from instructor_plugins.runtimes import MIN_EXACT_COS, OrtTransformer, export_dir, export_onnx
+
+        texts, instructions = [t for _, t in PROBE], [i for i, _ in PROBE]
+
+        def probe(texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
+            return self.encode(list(texts), list(instructions), batch_size=len(texts))
+
+        reference = probe(texts, instructions)
+        sample = self.tokenize(texts[:2], instructions[:2])
+        torch_encoder = self.module.encoder
+        path = export_onnx(torch_encoder, (sample.input_ids, sample.attention_mask), export_dir(root))
+        ort_encoder = OrtTransformer(path, torch_encoder.config, torch.get_num_threads())
+        self.module.encoder = ort_encoder
+        cos = probe_check(probe, reference)
+        if cos < MIN_EXACT_COS:
+            self.module.encoder = torch_encoder
+            raise ModelLoadError(
+                f"backend='onnx': the export {path} gave min cos {cos:.7f} to torch float32 on the load-time probe "
+                f"(< {MIN_EXACT_COS}); use backend='torch' (and report the model, please)"
+            )
+        self.runtime = Runtime("onnx", f"onnxruntime {ort_encoder.version}, {path}", round(cos, 7))
+        logger.info("%s: ONNX Runtime %s, load-time probe min cos %.7f to torch", self.name, ort_encoder.version, cos)
 
     def _quantize(self, requested: str) -> None:
         """Make the transformer int8 where that keeps its bound here (CPU class, load-time probe), else keep fp32.
@@ -432,6 +480,11 @@ class InstructorEncoder:
             raise ValueError(
                 f"cannot save a quantize={self.quantize!r} encoder: save the float32 model and pass quantize= "
                 "to load() instead"
+            )
+        if self.runtime.backend != "torch":
+            raise ValueError(
+                f"cannot save a backend={self.runtime.backend!r} encoder: load with backend='torch' to save, and pass "
+                "backend= to load() when you use it"
             )
         root = Path(directory)
         root.mkdir(parents=True, exist_ok=True)
@@ -504,6 +557,7 @@ class InstructorEncoder:
             "normalize": self.spec.normalize,
             "defaults_source": self.defaults_source,
             "quantization": None if self.quantization is None else self.quantization.to_dict(),
+            "runtime": self.runtime.to_dict(),
         }
 
     @property
@@ -680,5 +734,6 @@ class InstructorEncoder:
         return (
             f"InstructorEncoder(name={self.name!r}, dim={self.dim}, max_seq_length={self.max_seq_length}, "
             f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r}"
-            + (f", quantize={self.quantize!r})" if self.quantize else ")")
+            + (f", quantize={self.quantize!r}" if self.quantize else "")
+            + (f", backend={self.runtime.backend!r})" if self.runtime.backend != "torch" else ")")
         )

@@ -146,14 +146,18 @@ class InstructorPlugin:
         raise NotImplementedError
 
     @property
-    def backend(self) -> EmbeddingBackend:
-        """The backend that computes vectors, built on first use and again if its fields change."""
+    def embedding_backend(self) -> EmbeddingBackend:
+        """What computes the vectors (in process, or a client of the server), built on first use.
+
+        Built again when its fields change. (The ``backend`` field is where an in-process encoder runs:
+        ``"torch"`` or ``"onnx"``.)
+        """
         return self._slot.get(self._backend_settings())
 
     @property
     def model_defaults(self) -> InstructionDefaults:
         """The model's instruction defaults (loads the model, or asks the server, on first use)."""
-        return self.backend.defaults
+        return self.embedding_backend.defaults
 
     def _model_key(self) -> str:
         settings = self._backend_settings()

@@ -64,8 +64,8 @@ async def test_async_equals_sync(emb: InstructorEmbeddings) -> None:
 
 def test_instances_share_one_encoder(emb: InstructorEmbeddings) -> None:
     other = InstructorEmbeddings.for_task("clustering", device="cpu", batch_size=7)
-    assert isinstance(emb.backend, LocalBackend) and isinstance(other.backend, LocalBackend)
-    assert other.backend.encoder is emb.backend.encoder
+    assert isinstance(emb.embedding_backend, LocalBackend) and isinstance(other.embedding_backend, LocalBackend)
+    assert other.embedding_backend.encoder is emb.embedding_backend.encoder
 
 
 def test_embed_instruction_and_model_name_aliases() -> None:
@@ -128,7 +128,7 @@ def test_from_backend_keeps_its_backend_and_passes_instructions() -> None:
     emb.batch_size = 3  # changing a field does not replace an injected backend
     emb.embed_query("a")
     emb.embed_documents(["b", "c"])
-    assert emb.backend is backend
+    assert emb.embedding_backend is backend
     assert backend.calls == [(["a"], "q: "), (["b", "c"], "d: ")]
     with pytest.raises(TypeError, match="EmbeddingBackend"):
         InstructorEmbeddings.from_backend(object())  # type: ignore[arg-type]
@@ -144,13 +144,14 @@ def test_backend_is_built_from_the_fields_and_rebuilt_when_they_change(monkeypat
     monkeypatch.setattr(plugin_module, "make_backend", fake_make_backend)
     emb = InstructorEmbeddings(model="some/model", endpoint="http://127.0.0.1:8000", batch_size=5)
     assert made == []  # built lazily
-    first = emb.backend
-    assert emb.backend is first and len(made) == 1
+    first = emb.embedding_backend
+    assert emb.embedding_backend is first and len(made) == 1
     assert made[0] == {
         "model": "some/model",
         "endpoint": "http://127.0.0.1:8000",
         "device": None,
         "dtype": None,
+        "backend": None,
         "trust_remote_code": False,
         "revision": None,
         "cache_folder": None,
@@ -159,9 +160,9 @@ def test_backend_is_built_from_the_fields_and_rebuilt_when_they_change(monkeypat
         "show_progress": False,
     }
     emb.query_instruction = "q: "  # instructions are per call: same backend
-    assert emb.backend is first
+    assert emb.embedding_backend is first
     emb.batch_size = 9
-    assert emb.backend is not first and made[-1]["batch_size"] == 9
+    assert emb.embedding_backend is not first and made[-1]["batch_size"] == 9
 
 
 class _BlockingEncoder(HashEncoder):

@@ -55,8 +55,8 @@ async def test_async_equals_sync(emb: InstructorEmbedding) -> None:
 
 def test_shares_the_encoder_with_langchain(emb: InstructorEmbedding) -> None:
     other = InstructorEmbeddings(device="cpu")
-    assert isinstance(emb.backend, LocalBackend) and isinstance(other.backend, LocalBackend)
-    assert emb.backend.encoder is other.backend.encoder
+    assert isinstance(emb.embedding_backend, LocalBackend) and isinstance(other.embedding_backend, LocalBackend)
+    assert emb.embedding_backend.encoder is other.embedding_backend.encoder
 
 
 def test_fields_for_task_and_serialization() -> None:
@@ -105,7 +105,7 @@ def test_vector_store_index_retrieves_the_answers() -> None:
     questions = [p.question for p in pairs[::5]]
     # One batched forward pass for all questions (with the query instruction) instead of one per
     # question; the retriever then searches with the given vectors.
-    vectors = emb.backend.embed(questions, emb.query_instruction)
+    vectors = emb.embedding_backend.embed(questions, emb.query_instruction)
     results = [
         retriever.retrieve(QueryBundle(q, embedding=v.tolist())) for q, v in zip(questions, vectors, strict=True)
     ]

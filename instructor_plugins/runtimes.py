@@ -1,0 +1,211 @@
+"""Where the transformer runs on CPU: torch (the default) or ONNX Runtime (``backend="onnx"``).
+
+``InstructorEncoder.load(..., backend="onnx")`` exports the checkpoint's transformer to ONNX once
+(token embeddings out, dynamic batch and length), runs it with ONNX Runtime, and keeps everything
+after it in torch: the checkpoint's pooling (for INSTRUCTOR the mean over the *text* tokens only,
+each row with its own instruction length), the Dense head and normalisation. So the vectors are the
+torch path's, up to float rounding; a load-time probe checks that (:data:`MIN_EXACT_COS`) and
+refuses the backend when it is not met.
+
+Measured on the 2-core machines of this project (``benchmarks/encode.py``, the bundled MiniLM, fp32):
+ONNX Runtime ran 1.3-1.4x torch on AVX-512 VNNI and 1.08x on AVX2 (the issue's AVX2 EPYC), at min cos
+0.9999999. It is CPU and float32 only (on CUDA the fast path is the default bf16 torch model).
+
+Exports are cached (:func:`export_dir`): keyed by the checkpoint's files, the torch and transformers
+versions and the opset, written to a temporary folder and renamed into place, so replicas loading
+at once export at most once each and never read a half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+__all__ = [
+    "BACKENDS",
+    "MIN_EXACT_COS",
+    "Backend",
+    "BackendUnavailable",
+    "OrtTransformer",
+    "Runtime",
+    "check_backend",
+    "export_dir",
+    "export_onnx",
+]
+
+logger = logging.getLogger(__name__)
+
+Backend = Literal["torch", "onnx"]
+BACKENDS: tuple[str, ...] = ("torch", "onnx")
+_PACKAGES = {"onnx": ("onnxruntime", "onnx")}
+_EXTRA = {"onnx": 'pip install "instructor-plugins[onnx]"'}
+OPSET = 17
+MIN_EXACT_COS = 0.99999
+"""The smallest per-row cosine to the torch float32 vectors that an exported backend must reach at load."""
+
+
+class BackendUnavailable(ImportError):
+    """The backend's package is not installed; the message names the ``pip install`` that adds it."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What ``backend=`` did at load: reported by ``InstructorEncoder.runtime`` and ``/info``."""
+
+    backend: str
+    """``"torch"`` or ``"onnx"``."""
+    detail: str = ""
+    """The runtime's version and where the export lives (empty for torch)."""
+    probe_min_cos: float | None = None
+    """Smallest per-row cosine of the load-time probe to torch float32 (None for torch itself)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able fields."""
+        return asdict(self)
+
+
+def check_backend(backend: str | None, device: torch.device, dtype: torch.dtype) -> str:
+    """Validate a ``backend`` option against the device and dtype it would run with.
+
+    Returns:
+        The backend (``None`` means ``"torch"``).
+
+    Raises:
+        ValueError: an unknown value, or ``"onnx"`` with a non-CPU device or a dtype other than float32.
+        BackendUnavailable: the backend's package is missing (names the ``pip install`` extra).
+    """
+    if backend is None:
+        return "torch"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {list(BACKENDS)}")
+    if backend == "torch":
+        return backend
+    if device.type != "cpu":
+        raise ValueError(
+            f"backend={backend!r} runs on CPU only, got device {str(device)!r}; valid devices: ['cpu'] "
+            "(on CUDA use backend='torch', bf16 by default)"
+        )
+    if dtype != torch.float32:
+        raise ValueError(
+            f"backend={backend!r} runs a float32 export, got dtype {str(dtype).removeprefix('torch.')!r}; "
+            "valid dtypes: ['float32'] (or leave dtype unset)"
+        )
+    missing = [p for p in _PACKAGES[backend] if importlib.util.find_spec(p) is None]
+    if missing:
+        raise BackendUnavailable(f"backend={backend!r} needs {missing}: {_EXTRA[backend]}")
+    return backend
+
+
+def _cache_root() -> Path:
+    env = os.environ.get("INSTRUCTOR_EXPORT_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "instructor-plugins" / "onnx"
+
+
+def export_dir(root: Path) -> Path:
+    """The cache folder of ``root``'s export: ``$INSTRUCTOR_EXPORT_CACHE`` or ``~/.cache/instructor-plugins/onnx``.
+
+    Keyed by the checkpoint's path, the size and modification time of each of its files, and the torch,
+    transformers and ONNX opset versions: a changed checkpoint or library exports anew.
+    """
+    import transformers
+
+    digest = hashlib.sha256()
+    digest.update(
+        f"{root.resolve()}|torch {torch.__version__}|transformers {transformers.__version__}|{OPSET}".encode()
+    )
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"|{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return _cache_root() / f"{root.name}-{digest.hexdigest()[:16]}"
+
+
+class _TokenEmbeddings(nn.Module):
+    """The transformer with one output, the token embeddings: what the exported graph computes."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The token embeddings."""
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def export_onnx(encoder: nn.Module, sample: tuple[torch.Tensor, torch.Tensor], target: Path) -> Path:
+    """Export ``encoder`` (a float32 transformer) to ``target/model.onnx`` unless it is there; returns the file.
+
+    ``sample`` is an ``(input_ids, attention_mask)`` batch to trace with; batch and length stay dynamic.
+    The export goes to a temporary folder beside ``target`` and is renamed into place (atomic; a
+    concurrent exporter that wins the rename is kept).
+    """
+    model = target / "model.onnx"
+    if model.is_file():
+        return model
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        axes = {name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "token_embeddings")}
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            # the tracer's notes on Python-side branches of the HF model code; the load-time probe checks the result
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _TokenEmbeddings(encoder).eval(),
+                sample,
+                str(work / "model.onnx"),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["token_embeddings"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        try:
+            os.rename(work, target)
+        except OSError:
+            if not model.is_file():  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return model
+
+
+class OrtTransformer(nn.Module):
+    """An exported transformer run by ONNX Runtime, in place of ``InstructorModule.encoder``.
+
+    It returns what a Hugging Face encoder returns to the pooling (``last_hidden_state`` as a float32
+    tensor) and keeps the transformer's ``config``; it has no parameters and cannot be trained or saved.
+    """
+
+    def __init__(self, path: Path, config: Any, threads: int) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.path = path
+        self.config = config
+        self.version = ort.__version__
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
+        """``last_hidden_state``: the token embeddings, float32 ``(batch, length, hidden)``."""
+        feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
+        (hidden,) = self.session.run(["token_embeddings"], feeds)
+        return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden))
