@@ -39,6 +39,7 @@ def load_encoder(
     dtype: str | None = None,
     factory: str | None = None,
     quantize: str | None = None,
+    backend: str | None = None,
 ) -> Encoder:
     """Load ``model`` (``None`` = the bundled model) with ``InstructorEncoder.load``, or with ``factory``.
 
@@ -48,13 +49,14 @@ def load_encoder(
         dtype: encoder dtype.
         factory: import path ``"module:callable"`` of ``callable(model, *, device, dtype) -> Encoder``
             (e.g. ``"instructor_plugins.testing:hash_encoder"`` for plumbing tests); it gets
-            ``quantize=`` too when that is set.
+            ``quantize=`` and ``backend=`` too when they are set.
         quantize: ``"int8"`` for the int8 CPU path (see :mod:`instructor_plugins.quantization`).
+        backend: ``"torch"`` (``None``) or ``"onnx"`` (see :mod:`instructor_plugins.runtimes`).
     """
     if factory is not None:
-        extra = {} if quantize is None else {"quantize": quantize}
+        extra = {k: v for k, v in (("quantize", quantize), ("backend", backend)) if v is not None}
         encoder: Encoder = import_object(factory)(model, device=device, dtype=dtype, **extra)
         return encoder
     from instructor_plugins.model import InstructorEncoder
 
-    return InstructorEncoder.load(model, device=device, dtype=dtype, quantize=quantize)
+    return InstructorEncoder.load(model, device=device, dtype=dtype, quantize=quantize, backend=backend)

@@ -158,6 +158,10 @@ class ServeArgs(BaseModel):
     """``int8``: the transformer's Linear layers run as int8 (CPU only, fp32 model; faster, cos >= 0.99 to fp32;
     refused on CPUs where int8 cannot keep that, see ``instructor_plugins.quantization``). ``auto``: int8 where it
     can, else fp32."""
+    backend: Literal["torch", "onnx"] | None = None
+    """Where the transformer runs: ``torch`` (default) or ``onnx``: exported once and run by ONNX Runtime (CPU,
+    fp32; faster on CPU at cos >= 0.99999 to torch, checked at load; ``pip install "instructor-plugins[onnx]"``;
+    see ``instructor_plugins.runtimes``)."""
     query_instruction: str | None = None
     """Default query instruction, overriding what the model's files say (shown by ``/info``; clients such as
     ``InstructorEmbeddings(endpoint=...)`` use it when they set none). None: the model's own."""
@@ -208,6 +212,17 @@ class ServeArgs(BaseModel):
                     f"quantize={self.quantize!r} runs on CPU only; got num_gpus={self.num_gpus} (valid: 0)"
                 )
             check_quantize(self.quantize, device, resolve_dtype(self.dtype, device))
+        if self.backend == "onnx":
+            if self.num_gpus > 0 or (self.device or "cpu") != "cpu":
+                raise ValueError(
+                    f"backend='onnx' runs on CPU only; got num_gpus={self.num_gpus}, device={self.device!r} "
+                    "(valid: num_gpus 0, device cpu)"
+                )
+            if self.quantize is not None or (self.dtype or "float32") not in ("float32", "fp32"):
+                raise ValueError(
+                    f"backend='onnx' runs the float32 export; got quantize={self.quantize!r}, dtype={self.dtype!r} "
+                    "(valid: quantize and dtype unset, or backend='torch')"
+                )
         return self
 
     def policy(self) -> BatchPolicy:
@@ -273,6 +288,7 @@ class InstructorDeployment:
             device=device,
             dtype=opts.dtype,
             quantize=opts.quantize,
+            backend=opts.backend,
             query_instruction=opts.query_instruction,
             document_instruction=opts.document_instruction,
             encoder_factory=opts.encoder_factory,
@@ -527,6 +543,16 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
         isa = cpu_isa()
         if isa not in INT8_ISAS:
             print(f"{prog}: error: --quantize int8: {unsupported_reason(isa)}; use --quantize auto", file=sys.stderr)
+            return 2
+    if args.backend == "onnx" and not address:  # the replicas run on this machine: check the package now
+        import torch
+
+        from instructor_plugins.runtimes import BackendUnavailable, check_backend
+
+        try:
+            check_backend("onnx", torch.device("cpu"), torch.float32)
+        except BackendUnavailable as exc:
+            print(f"{prog}: error: --backend onnx: {exc}", file=sys.stderr)
             return 2
     if address:
         try:

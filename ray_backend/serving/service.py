@@ -87,6 +87,7 @@ class EmbeddingService:
         device: encoder device (default: CUDA when visible, else CPU).
         dtype: encoder dtype (default: bf16 on CUDA, fp32 on CPU).
         quantize: ``"int8"``: int8 Linear layers on CPU (see :mod:`instructor_plugins.quantization`).
+        backend: ``"onnx"``: the transformer run by ONNX Runtime on CPU (see :mod:`instructor_plugins.runtimes`).
         query_instruction: overrides the model's default query instruction (``/info``, clients that ask for it).
         document_instruction: overrides the model's default document instruction.
         limits: request limits.
@@ -119,9 +120,11 @@ class EmbeddingService:
         quantize: str | None = None,
         query_instruction: str | None = None,
         document_instruction: str | None = None,
+        backend: str | None = None,
     ) -> None:
         self.model = model
         self.quantize = quantize
+        self.backend = backend
         self._instruction_overrides = {"query": query_instruction, "document": document_instruction}
         self.encoder_factory = encoder_factory
         self.limits = limits or ServerLimits()
@@ -163,7 +166,12 @@ class EmbeddingService:
     def _load(self, device: str | None, dtype: str | None) -> None:
         try:
             self._encoder = load_encoder(
-                self.model, device=device, dtype=dtype, factory=self.encoder_factory, quantize=self.quantize
+                self.model,
+                device=device,
+                dtype=dtype,
+                factory=self.encoder_factory,
+                quantize=self.quantize,
+                backend=self.backend,
             )
             self._override_defaults(self._encoder)
             self._warm_up()
@@ -222,6 +230,8 @@ class EmbeddingService:
             "device": str(getattr(encoder, "device", "cpu")),
             "dtype": str(getattr(encoder, "dtype", "float32")).removeprefix("torch."),
             "quantize": getattr(encoder, "quantize", None),
+            # where the transformer runs: torch, or ONNX Runtime with its version, export and load-time probe
+            "runtime": r.to_dict() if (r := getattr(encoder, "runtime", None)) is not None else None,
             # the CPU class, int8 method and load-time probe, or why quantize="auto" kept float32
             "quantization": q.to_dict() if (q := getattr(encoder, "quantization", None)) is not None else None,
             # How the checkpoint pools and where its defaults came from (InstructorEncoder.describe).

@@ -146,3 +146,59 @@ def test_plugin_classes_take_the_backend(
         assert float(np.dot(got, want)) >= MIN_EXACT_COS
     with pytest.raises(ValueError, match="backend"):
         InstructorEmbeddings(backend="tensorrt")
+
+
+async def test_the_server_loads_the_backend_and_reports_it(
+    export_cache: Path, bundled_encoder: InstructorEncoder
+) -> None:
+    import httpx
+
+    from ray_backend.serving.app import create_app
+    from ray_backend.serving.service import EmbeddingService
+
+    service = EmbeddingService(device="cpu", backend="onnx", background=False)
+    texts = ["How are you?", "Fine, and you?", "The cat sat on the mat."]
+    transport = httpx.ASGITransport(app=create_app(service))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        info = (await client.get("/info")).json()
+        r = await client.post("/v1/embeddings", json={"input": texts, "instruction": INSTRUCTIONS[0]})
+    assert info["runtime"]["backend"] == "onnx" and info["runtime"]["probe_min_cos"] >= MIN_EXACT_COS
+    assert info["model_info"]["runtime"] == info["runtime"]
+    served = np.array([d["embedding"] for d in r.json()["data"]], dtype=np.float32)
+    assert cos_rows(served, bundled_encoder.encode(texts, INSTRUCTIONS[0])).min() >= MIN_EXACT_COS
+
+
+def test_serve_args_and_cli_check_the_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    from ray_backend.serve import ServeArgs, _parse_cli
+
+    assert ServeArgs(backend="onnx").backend == "onnx" and ServeArgs().backend is None
+    for bad, message in (
+        ({"backend": "tensorrt"}, "torch"),
+        ({"backend": "onnx", "num_gpus": 1}, "CPU only"),
+        ({"backend": "onnx", "quantize": "int8"}, "float32 export"),
+        ({"backend": "onnx", "dtype": "bf16"}, "float32 export"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            ServeArgs.model_validate(bad)
+    for argv, message in (
+        (["--backend", "tensorrt"], "invalid choice: 'tensorrt'"),
+        (["--backend", "onnx", "--num-gpus", "1"], "CPU only"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            _parse_cli(argv, "instructor serve")
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert _parse_cli(["--backend", "onnx"], "instructor serve")[0].backend == "onnx"
+
+
+def test_instructor_serve_without_the_runtime_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    from ray_backend.serve import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main(["--backend", "onnx"], prog="instructor serve") == 2  # before Ray or Serve start
+    assert "instructor serve: error: --backend onnx: backend='onnx' needs ['onnxruntime']" in capsys.readouterr().err
