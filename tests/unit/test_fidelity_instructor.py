@@ -1,11 +1,8 @@
 """Fidelity to the official InstructorEmbedding package, on a checked-in checkpoint it made and vectors it computed.
 
-``tests/fixtures/instructor_t5/`` is made by ``tests/fixtures/make_instructor_t5.py`` (in a venv of its own
-with ``InstructorEmbedding==1.0.1`` and sentence-transformers 2.2.2): a tiny random T5 encoder with a real
-SentencePiece tokenizer, saved by the official package (``official/``), and that package's vectors for
-(instruction, text) rows covering its edge cases (``reference.json``). The hub layout of ``hkunlp/instructor-*``
-(plain sentence-transformers module types, old-format ``1_Pooling/config.json`` without ``include_prompt``, a
-model card naming the package) is made here from the same files.
+The fixture and the official vectors are described in :mod:`tests.references`. The hub layout of
+``hkunlp/instructor-*`` (plain sentence-transformers module types, old-format ``1_Pooling/config.json`` without
+``include_prompt``, a model card naming the package) is made here from the same files.
 """
 
 from __future__ import annotations
@@ -20,15 +17,12 @@ import pytest
 from instructor_plugins.instructions import preset
 from instructor_plugins.model import InstructorEncoder
 from tests.fixtures.make_instructor_t5 import build_hub
-
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "instructor_t5"
-OFFICIAL = FIXTURE / "official"
-MIN_COSINE = 0.99999
+from tests.references import MIN_COSINE, OFFICIAL, assert_rows_match, official_reference, reference_vectors
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict[str, Any]:
-    return json.loads((FIXTURE / "reference.json").read_text(encoding="utf-8"))
+    return official_reference()
 
 
 @pytest.fixture(scope="module")
@@ -41,24 +35,6 @@ def hub_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module", params=["official", "hub"])
 def layout(request: pytest.FixtureRequest, hub_dir: Path) -> Path:
     return OFFICIAL if request.param == "official" else hub_dir
-
-
-def reference_vectors(reference: dict[str, Any]) -> np.ndarray:
-    return np.array([row["vector"] for row in reference["rows"]], dtype=np.float64)
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
-def assert_rows_match(got: np.ndarray, reference: dict[str, Any], label: str) -> None:
-    cos = cosine_rows(np.asarray(got, dtype=np.float64), reference_vectors(reference))
-    bad = [
-        f"{row['note']}: cos {c:.7f} (official masked {row['masked_tokens']} instruction tokens)"
-        for row, c in zip(reference["rows"], cos, strict=True)
-        if not c >= MIN_COSINE
-    ]
-    assert not bad, f"{label} differs from the official package on {len(bad)} rows:\n" + "\n".join(bad)
 
 
 def test_fixture_covers_the_edge_cases(reference: dict[str, Any]) -> None:
