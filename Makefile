@@ -24,7 +24,7 @@ setup: $(STAMP) /usr/share/wordnet/data.noun text-data ## Create .venv and insta
 		{ apt-get update -qq >/dev/null && apt-get install -y -qq wordnet-base >/dev/null; }; \
 	else echo "WordNet missing: install Debian's wordnet-base (tests that need it will skip)"; fi
 
-# Offline text for the finetuning corpus (training/sources): the dictd dictionaries, the man pages and the
+# Offline text for the finetuning corpus (training/recipe/sources): the dictd dictionaries, the man pages and the
 # English Debian package index. As root with apt-get they are installed; otherwise one line says what is
 # missing and the corpus skips that source (recorded in its manifest).
 DICT_PACKAGES := dict-gcide dict-foldoc dict-jargon dict-vera

@@ -47,9 +47,11 @@ COMMANDS: dict[str, Command] = {
     "serve": Command("ray_backend.serve", "run the Ray Serve embedding app (HTTP)"),
     "batch": Command("ray_backend.batch", "embed a corpus into Parquet shards with Ray Data"),
     "train": Command("training.train", "finetune on MEDI-format data with Ray Train"),
-    "corpus": Command("training.corpus", "build the offline multi-task finetuning corpus"),
+    "corpus": Command("training.recipe.corpus", "build the offline multi-task finetuning corpus"),
     "recipe": Command("training.recipe", "corpus -> finetune -> ablation -> before/after report, one command"),
-    "seeds": Command("training.seeds", "line up recipe runs of several seeds: every target per run and across runs"),
+    "seeds": Command(
+        "training.recipe.seeds", "line up recipe runs of several seeds: every target per run and across runs"
+    ),
     "eval": Command("evals.run", "evaluate a model on offline or MTEB tasks"),
     "compare": Command("evals.compare", "compare evaluation runs side by side"),
 }

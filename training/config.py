@@ -63,14 +63,17 @@ class TrainConfig:
     longest row: same gradients, less padding (1 = one block padded to the longest row)."""
     no_instructions: bool = False
     """Ablation: blank every instruction."""
+    # Opt-in regulariser, off by default: its logic and checks live in training.regularizers, which the
+    # trainer imports only when distill_weight > 0.
     distill_weight: float = 0.0
-    """Weight of the similarity-distillation term (training.distill) that keeps each batch's document
-    neighbourhoods as the frozen base model sees them, at the contrastive temperature; 0 = off."""
+    """Opt-in: weight of the similarity-distillation term (training.regularizers.distill) that keeps each batch's
+    document neighbourhoods as the frozen base model sees them, at the contrastive temperature; 0 = off."""
     distill_texts: str | None = None
-    """General texts (JSONL of {"text": ...} or one per line; a path or URI) on which the distillation also
-    keeps the base model's neighbourhoods, a few each step (training.general_text); None = the batch only."""
+    """Opt-in: general texts (JSONL of {"text": ...} or one per line; a path or URI) on which the distillation also
+    keeps the base model's neighbourhoods, a few each step (training.regularizers.general_text); None = the batch
+    only."""
     distill_texts_per_step: int = 32
-    """General texts per step over all workers (split evenly), when distill_texts is given."""
+    """Opt-in: general texts per step over all workers (split evenly), when distill_texts is given."""
     seed: int = 0
     """Seed of the batch plan, dropout and init."""
     checkpoint_every: int = 50
@@ -115,21 +118,10 @@ class TrainConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.max_seq_length < 2:
             raise ValueError(f"max_seq_length must be >= 2, got {self.max_seq_length}")
-        if not self.distill_weight >= 0:
-            raise ValueError(f"distill_weight must be >= 0 (0 = off), got {self.distill_weight}")
-        if self.distill_weight > 0 and self.batch_size // self.num_workers < 2:
-            raise ValueError(
-                f"distill_weight > 0 needs at least 2 triples per worker (batch_size {self.batch_size} over "
-                f"{self.num_workers} workers): a document needs neighbours to distil"
-            )
-        if self.distill_texts is not None:
-            if self.distill_weight <= 0:
-                raise ValueError("distill_texts needs distill_weight > 0 (the term's weight)")
-            if self.distill_texts_per_step % self.num_workers or self.distill_texts_per_step // self.num_workers < 3:
-                raise ValueError(
-                    f"distill_texts_per_step must be a multiple of num_workers {self.num_workers} with at least 3 "
-                    f"per worker (a text needs two neighbours to rank), got {self.distill_texts_per_step}"
-                )
+        if self.distill_weight != 0 or self.distill_texts is not None:  # an opt-in regulariser is on
+            from training.regularizers import check_config
+
+            check_config(self)
         if self.length_buckets < 1:
             raise ValueError(f"length_buckets must be >= 1, got {self.length_buckets}")
         if self.grad_cache_chunk is not None and self.grad_cache_chunk < 1:

@@ -203,7 +203,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.t
         print(f"{prog}: error: {cfg.data}: {exc}", file=sys.stderr)
         return 2
     if cfg.distill_texts is not None:
-        from training.general_text import read_texts
+        from training.regularizers.general_text import read_texts
 
         try:
             read_texts(cfg.distill_texts)

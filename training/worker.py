@@ -21,22 +21,23 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from instructor_plugins.model import InstructorEncoder
 from training.batching import TaskBatchSampler
 from training.config import TrainConfig
-from training.distill import DistilledLoss, document_texts, general_step, teacher_embeddings
 from training.errors import record_data_error
-from training.general_text import read_texts, step_texts
 from training.loss import contrastive_loss
 from training.medi import MediError, MediExample, load_medi
 from training.state import TrainState, read_optimizer_state, save_checkpoint
 from training.step import LossFn, grad_cache_step, plain_step, triple_features
 from training.storage import StepLog
 from training.tracking import NullTracker, Tracker, make_tracker
+
+if TYPE_CHECKING:
+    from training.regularizers.distill import Distillation
 
 #: Key of ``train_loop_config`` with the driver's S3 variables (``storage.storage_environment``).
 STORAGE_ENV_KEY = "_storage_env"
@@ -152,7 +153,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 cfg.check_resumable_from(TrainState.read(ckpt_dir).config)
         examples = load_medi(cfg.data, blank_instructions=cfg.no_instructions)
         sampler = TaskBatchSampler([e.task for e in examples], cfg.batch_size, world, cfg.seed)
-        general = read_texts(cfg.distill_texts) if cfg.distill_texts is not None else []
+        general: list[str] = []
+        if cfg.distill_texts is not None:  # opt-in regulariser (training.regularizers)
+            from training.regularizers.general_text import read_texts
+
+            general = read_texts(cfg.distill_texts)
     except (MediError, FileNotFoundError, ValueError) as exc:
         if rank == 0:
             record_data_error(cfg.run_uri, exc)
@@ -170,7 +175,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     encoder.without_instruction_pooling()
     model_max_length = encoder.max_seq_length  # saved checkpoints keep the model's own limit
     encoder.max_seq_length = min(cfg.max_seq_length, model_max_length)
-    teacher = _teacher(cfg, device, encoder.max_seq_length) if cfg.distill_weight > 0 else None
+    distill: Distillation | None = None
+    if cfg.distill_weight > 0:  # opt-in regulariser (training.regularizers)
+        from training.regularizers.distill import Distillation, load_teacher
+
+        distill = Distillation(cfg, load_teacher(cfg, device, encoder.max_seq_length), general)
 
     total = cfg.total_steps(sampler.steps_per_epoch)
     encoder.module.train()
@@ -213,11 +222,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         optimizer.zero_grad(set_to_none=True)
         step_loss: LossFn = loss_fn
         general_loss = 0.0
-        if teacher is not None and general:
-            general_loss = _general_step(model, encoder, teacher, general, batch, step, rank, world, cfg, autocast)
-        if teacher is not None:
-            targets = teacher_embeddings(teacher, document_texts(batch))
-            step_loss = DistilledLoss(loss_fn, targets, weight=cfg.distill_weight, temperature=cfg.temperature)
+        if distill is not None:
+            general_loss = distill.general_term(model, encoder, batch, step, rank, world, autocast)
+            step_loss = distill.batch_loss(loss_fn, batch)
         if cfg.grad_cache_chunk:
             loss = grad_cache_step(model, features, step_loss, cfg.grad_cache_chunk, autocast)
         else:
@@ -235,10 +242,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "lr": lr,
             "texts_per_s_worker": 3 * len(indices) / seconds,
         }
-        if isinstance(step_loss, DistilledLoss):  # this worker's parts (the loss is the workers' mean)
-            record.update({f"{k}_loss": v for k, v in step_loss.last_parts.items()})
-        if general:
-            record["general_distill_loss"] = general_loss
+        if distill is not None:  # this worker's parts (the loss is the workers' mean)
+            record.update(distill.record(general_loss))
         state.history.append(record)
         state.next_step = step + 1
         step_log.append({**record, "rank": rank, "pid": os.getpid(), "node": node, "resumed_from": start})
@@ -256,40 +261,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if rank == 0:
         _log_final_model(tracker, encoder, model_max_length, cfg.output)
         tracker.close()
-
-
-def _general_step(
-    model: torch.nn.Module,
-    encoder: InstructorEncoder,
-    teacher: InstructorEncoder,
-    general: list[str],
-    batch: list[MediExample],
-    step: int,
-    rank: int,
-    world: int,
-    cfg: TrainConfig,
-    autocast: Callable[[], Any],
-) -> float:
-    """Distil on this step's general texts, embedded with the batch's document instruction; the unweighted term."""
-    per_worker = cfg.distill_texts_per_step // world
-    texts = step_texts(general, step=step, rank=rank, per_worker=per_worker, world=world, seed=cfg.seed)
-    instruction = batch[0].pos[0]  # one task per batch: its document side ("" in the ablation)
-    features = encoder.tokenize(texts, [instruction] * len(texts)).to(encoder.device)
-    targets = teacher_embeddings(teacher, texts)
-    term = general_step(
-        model, features, targets, weight=cfg.distill_weight, temperature=cfg.temperature, autocast=autocast
-    )
-    return float(term)
-
-
-def _teacher(cfg: TrainConfig, device: torch.device, max_seq_length: int) -> InstructorEncoder:
-    """The frozen base model (``cfg.model``, also on a resumed run) for the distillation targets."""
-    teacher = InstructorEncoder.load(cfg.model, device=device, dtype=torch.float32)
-    teacher.without_instruction_pooling()  # the same pooling as the student it guides
-    teacher.max_seq_length = max_seq_length
-    teacher.module.max_buckets = cfg.length_buckets
-    teacher.module.eval().requires_grad_(False)
-    return teacher
 
 
 def _log_final_model(tracker: Tracker, encoder: InstructorEncoder, model_max_length: int, output: str) -> None:

@@ -32,8 +32,8 @@ from ray_backend.net import free_port
 from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
 from tests.s3 import s3_server, upload
 from training.medi import MediExample, save_medi
-from training.recipe_eval import SETTINGS
-from training.seeds import load_run, seeds_table
+from training.recipe.evaluation import SETTINGS
+from training.recipe.seeds import load_run, seeds_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

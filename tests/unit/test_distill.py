@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from training.config import TrainConfig
-from training.distill import DistilledLoss, document_texts, similarity_distillation, teacher_embeddings
 from training.loss import contrastive_loss
 from training.recipe import RecipeConfig
+from training.regularizers.distill import DistilledLoss, document_texts, similarity_distillation, teacher_embeddings
 from training.step import grad_cache_step, plain_step, triple_features
 
 from .test_training_loss import _examples, _grads

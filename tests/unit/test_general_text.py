@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from training.config import TrainConfig
-from training.distill import general_step, similarity_distillation, teacher_embeddings
-from training.general_text import read_texts, step_texts, wikipedia_paragraphs, write_texts
 from training.recipe import RecipeConfig
+from training.regularizers.distill import general_step, similarity_distillation, teacher_embeddings
+from training.regularizers.general_text import read_texts, step_texts, wikipedia_paragraphs, write_texts
 
 from .test_training_loss import _grads
 
@@ -137,7 +137,8 @@ def test_settings(tmp_path):
 
 
 def test_recipe_writes_the_general_texts_or_skips_them_in_one_line(tmp_path, monkeypatch, caplog):
-    from training import general_text, recipe
+    from training.recipe import pipeline as recipe
+    from training.regularizers import general_text
 
     cfg = RecipeConfig(output=str(tmp_path / "run"))
     path = recipe._general_text(cfg)

@@ -94,7 +94,7 @@ def test_int8_chatterbot_ndcg_within_one_point(
     int8_encoder: InstructorEncoder, bundled_encoder: InstructorEncoder
 ) -> None:
     from evals.offline_data import chatterbot_qa
-    from training.quality import ndcg_at_k
+    from training.recipe.quality import ndcg_at_k
 
     data = chatterbot_qa()
     queries, doc_texts = list(data.queries.values()), list(data.corpus.values())

@@ -14,9 +14,9 @@ from scipy.stats import spearmanr
 
 from evals.offline_data import lee_ratings
 from instructor_plugins.model import InstructorEncoder
-from training.bootstrap import Interval, paired_mean_difference, paired_sts_difference, sts_spearman
-from training.quality import RetrievalTask, evaluate_per_query, evaluate_rows, ndcg_at_k, ndcg_per_query
-from training.recipe_eval import instruction_effect, lee_similarity
+from training.recipe.bootstrap import Interval, paired_mean_difference, paired_sts_difference, sts_spearman
+from training.recipe.evaluation import instruction_effect, lee_similarity
+from training.recipe.quality import RetrievalTask, evaluate_per_query, evaluate_rows, ndcg_at_k, ndcg_per_query
 
 
 def test_a_clear_difference_is_a_win_and_a_swapped_one_a_loss() -> None:
@@ -145,7 +145,7 @@ def test_suite_items_match_mteb_scores(tmp_path: Path, bundled_encoder: Instruct
 
     from sklearn.metrics import v_measure_score
 
-    from training.recipe_eval import _evals_suite, held_out_references
+    from training.recipe.evaluation import _evals_suite, held_out_references
 
     cfg = SimpleNamespace(output=str(tmp_path), evals_in_domain=False, evals_max_items=40)
     scores, items = _evals_suite(cfg, bundled_encoder, "base", False)
@@ -158,7 +158,7 @@ def test_suite_items_match_mteb_scores(tmp_path: Path, bundled_encoder: Instruct
 
 
 def test_resamples_without_a_defined_statistic_are_left_out() -> None:
-    from training.bootstrap import paired_bootstrap
+    from training.recipe.bootstrap import paired_bootstrap
 
     ok = paired_bootstrap(lambda idx: 1.0 if len(set(idx.tolist())) > 1 else float("nan"), 3, resamples=200)
     assert (ok.estimate, ok.low, ok.high) == (1.0, 1.0, 1.0)  # the 3 of 27 one-unit resamples are skipped
@@ -166,7 +166,9 @@ def test_resamples_without_a_defined_statistic_are_left_out() -> None:
         paired_bootstrap(lambda idx: float("nan"), 3, resamples=200)
 
 
-@pytest.mark.parametrize("module", ["training.bootstrap", "training.quality", "training.instruction_variants"])
+@pytest.mark.parametrize(
+    "module", ["training.recipe.bootstrap", "training.recipe.quality", "training.recipe.instruction_variants"]
+)
 def test_doctests(module: str) -> None:
     import doctest
     import importlib

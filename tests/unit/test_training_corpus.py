@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import corpus as corpus_mod
-from training import instruction_variants
-from training.corpus import CorpusConfig, build_corpus, load_rows, mine_negatives
 from training.medi import load_medi
-from training.recipe import CorpusError, RecipeConfig, check_corpus, drop_resume_checkpoints
+from training.recipe import CorpusError, RecipeConfig, check_corpus, drop_resume_checkpoints, instruction_variants
+from training.recipe import corpus as corpus_mod
 from training.recipe import main as recipe_main
-from training.sources import Pair, SourceUnavailable, get_source
+from training.recipe.corpus import CorpusConfig, build_corpus, load_rows, mine_negatives
+from training.recipe.sources import Pair, SourceUnavailable, get_source
 
 WORDNET = Path("/usr/share/wordnet/data.noun").is_file()
 
@@ -121,7 +120,7 @@ def test_missing_source_is_skipped_with_one_line(
         raise SourceUnavailable("chatterbot: not installed (pip install chatterbot-corpus)")
 
     monkeypatch.setattr(corpus_mod, "get_source", lambda name: dataclasses.replace(real, locate=gone))
-    with caplog.at_level(logging.WARNING, logger="training.corpus"):
+    with caplog.at_level(logging.WARNING, logger="training.recipe.corpus"):
         manifest = build_corpus(_small(tmp_path, sources=("chatterbot",), mine=False))
     assert manifest["skipped"] == {"chatterbot": "chatterbot: not installed (pip install chatterbot-corpus)"}
     assert [r.message for r in caplog.records] == [
@@ -147,11 +146,11 @@ def test_recipe_exits_2_before_ray_on_a_bad_corpus(tmp_path: Path, capsys: pytes
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("module", ["training.recipe", "training.corpus"])
+@pytest.mark.parametrize("module", ["training.recipe", "training.recipe.corpus"])
 def test_sources_help_names_every_source(module: str, capsys: pytest.CaptureFixture[str]) -> None:
     import importlib
 
-    from training.sources import DEFAULT_SOURCES, SOURCES
+    from training.recipe.sources import DEFAULT_SOURCES, SOURCES
 
     with pytest.raises(SystemExit):
         importlib.import_module(module).main(["--help"])
@@ -188,7 +187,7 @@ def test_instruction_variants_vary_training_rows_only(small_corpus: tuple[Path, 
 
 
 def test_every_trained_task_has_two_variants_in_the_unified_format() -> None:
-    from training.corpus import DEFAULT_HOLDOUT
+    from training.recipe.corpus import DEFAULT_HOLDOUT
 
     for name, variants in instruction_variants.VARIANTS.items():
         assert name not in DEFAULT_HOLDOUT
@@ -211,7 +210,7 @@ def test_recipe_reuses_a_corpus_built_before_a_setting_existed(
 ) -> None:
     import shutil
 
-    from training import recipe
+    from training.recipe import pipeline as recipe
 
     out, manifest = small_corpus
     cfg = RecipeConfig(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from instructor_plugins import cli
-from training.seeds import SeedRun, across_seeds, load_run, seeds_table
-from training.seeds import main as seeds_main
+from training.recipe.seeds import SeedRun, across_seeds, load_run, seeds_table
+from training.recipe.seeds import main as seeds_main
 
 HELD = ["man_pages", "computing_terms", "LeeNewsSTS", "PolarityClassification", "NewsgroupsClustering"]
 

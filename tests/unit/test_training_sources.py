@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from instructor_plugins.corpora import QAPair
-from training.sources import (
+from training.recipe.sources import (
     DEFAULT_SOURCES,
     SOURCES,
     SourceUnavailable,
@@ -24,7 +24,7 @@ from training.sources import (
     task,
     wordnet,
 )
-from training.sources.splits import SPLITS, same_split_partner, split_of
+from training.recipe.sources.splits import SPLITS, same_split_partner, split_of
 
 TRANSLATION = """Package: foo
 Description-md5: 1
@@ -246,8 +246,8 @@ def test_doctests(module: object) -> None:
 
 
 def test_sentiment_and_paraphrase_are_opt_in() -> None:
-    from training.corpus import CorpusConfig
     from training.recipe import RecipeConfig
+    from training.recipe.corpus import CorpusConfig
 
     assert set(SOURCES) - set(DEFAULT_SOURCES) == {"sentiment", "paraphrase"}
     assert CorpusConfig("x").sources == RecipeConfig("x").sources == DEFAULT_SOURCES

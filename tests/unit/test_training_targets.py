@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.bootstrap import Interval, Resampled, average_difference, mean_part, paired_mean_difference
-from training.targets import interval_lines, target_intervals
+from training.recipe.bootstrap import Interval, Resampled, average_difference, mean_part, paired_mean_difference
+from training.recipe.targets import interval_lines, target_intervals
 
 
 def test_one_part_is_the_plain_paired_bootstrap() -> None:

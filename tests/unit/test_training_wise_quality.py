@@ -11,8 +11,8 @@ import torch
 
 from instructor_plugins.model import InstructorEncoder
 from ray_backend.demo import choose_model
-from training.quality import RetrievalTask, evaluate_rows, ndcg_at_k
-from training.wise import interpolate
+from training.recipe.quality import RetrievalTask, evaluate_rows, ndcg_at_k
+from training.recipe.wise import interpolate
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from training.sources import Pair, Source, SourceUnavailable, TaskPairs, dictd, task, wordnet
+from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, dictd, task, wordnet
 
 __all__ = ["SOURCE", "build", "locate", "overlap"]
 

@@ -18,7 +18,7 @@ contrastive loss's temperature both terms speak in the same units (logits of cos
 With several workers each computes the term over its own rows (no all-gather); DDP averages.
 
 **General text.** The batch's documents come from the training domains. A run can also keep the
-base geometry on general prose (:mod:`training.general_text`): each step, :func:`general_step`
+base geometry on general prose (:mod:`training.regularizers.general_text`): each step, :func:`general_step`
 embeds a few such paragraphs with the step's document instruction (blank in the ablation) and adds
 the same term on them, at the same weight. It runs its own forward and backward before the main
 step, inside DDP's ``no_sync``, so gradients are still all-reduced once per step.
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,18 @@ from instructor_plugins.model import Features, InstructorEncoder
 from training.medi import MediExample
 from training.step import LossFn
 
-__all__ = ["DistilledLoss", "document_texts", "general_step", "similarity_distillation", "teacher_embeddings"]
+if TYPE_CHECKING:
+    from training.config import TrainConfig
+
+__all__ = [
+    "DistilledLoss",
+    "Distillation",
+    "document_texts",
+    "general_step",
+    "load_teacher",
+    "similarity_distillation",
+    "teacher_embeddings",
+]
 
 
 def document_texts(examples: Sequence[MediExample]) -> list[str]:
@@ -143,3 +154,74 @@ def general_step(
         distill = similarity_distillation(embeddings.float(), targets, temperature=temperature)
         (weight * distill).backward()
     return distill.detach()
+
+
+def load_teacher(cfg: TrainConfig, device: torch.device, max_seq_length: int) -> InstructorEncoder:
+    """The frozen base model (``cfg.model``, also on a resumed run) for the distillation targets."""
+    teacher = InstructorEncoder.load(cfg.model, device=device, dtype=torch.float32)
+    teacher.without_instruction_pooling()  # the same pooling as the student it guides
+    teacher.max_seq_length = max_seq_length
+    teacher.module.max_buckets = cfg.length_buckets
+    teacher.module.eval().requires_grad_(False)
+    return teacher
+
+
+class Distillation:
+    """One worker's distillation (``TrainConfig.distill_weight > 0``): teacher, general texts, each step's terms.
+
+    The worker builds one only when the term is switched on; without it the step is the plain contrastive loss.
+
+    Args:
+        cfg: the run's config (``distill_weight``, ``distill_texts_per_step``, ``temperature``, ``seed``).
+        teacher: the frozen base model (:func:`load_teacher`).
+        general: the general texts (:func:`training.regularizers.general_text.read_texts`); empty = the batch only.
+    """
+
+    def __init__(self, cfg: TrainConfig, teacher: InstructorEncoder, general: Sequence[str]) -> None:
+        self.cfg, self.teacher, self.general = cfg, teacher, list(general)
+        self.last_loss: DistilledLoss | None = None
+
+    def general_term(
+        self,
+        model: nn.Module,
+        encoder: InstructorEncoder,
+        batch: Sequence[MediExample],
+        step: int,
+        rank: int,
+        world: int,
+        autocast: Callable[[], Any],
+    ) -> float:
+        """Distil on this step's general texts, embedded with the batch's document instruction; the unweighted term.
+
+        0.0 without general texts.
+        """
+        if not self.general:
+            return 0.0
+        from training.regularizers.general_text import step_texts
+
+        cfg = self.cfg
+        per_worker = cfg.distill_texts_per_step // world
+        texts = step_texts(self.general, step=step, rank=rank, per_worker=per_worker, world=world, seed=cfg.seed)
+        instruction = batch[0].pos[0]  # one task per batch: its document side ("" in the ablation)
+        features = encoder.tokenize(texts, [instruction] * len(texts)).to(encoder.device)
+        targets = teacher_embeddings(self.teacher, texts)
+        term = general_step(
+            model, features, targets, weight=cfg.distill_weight, temperature=cfg.temperature, autocast=autocast
+        )
+        return float(term)
+
+    def batch_loss(self, loss_fn: LossFn, batch: Sequence[MediExample]) -> DistilledLoss:
+        """The step's loss: ``loss_fn`` plus the distillation term on the batch's documents."""
+        targets = teacher_embeddings(self.teacher, document_texts(batch))
+        self.last_loss = DistilledLoss(
+            loss_fn, targets, weight=self.cfg.distill_weight, temperature=self.cfg.temperature
+        )
+        return self.last_loss
+
+    def record(self, general_loss: float) -> dict[str, float]:
+        """The step log's extra fields: this worker's parts of the last step's loss, and the general term if any."""
+        parts = self.last_loss.last_parts if self.last_loss is not None else {}
+        out = {f"{k}_loss": v for k, v in parts.items()}
+        if self.general:
+            out["general_distill_loss"] = general_loss
+        return out

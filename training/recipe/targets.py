@@ -1,7 +1,7 @@
 """The recipe's targets as differences with 95 % intervals: is a gain (or a shortfall) more than evaluation noise?
 
-Each target compares two settings on the same evaluation items (see :mod:`training.recipe_eval` for the
-settings). The difference of two averages over tasks is resampled per task (:func:`training.bootstrap.
+Each target compares two settings on the same evaluation items (see :mod:`training.recipe.evaluation` for the
+settings). The difference of two averages over tasks is resampled per task (:func:`training.recipe.bootstrap.
 average_difference`), each task by its own evaluation units (:func:`task_part`): a retrieval task by its
 queries, the classification by its test texts, Lee STS by its documents, the clustering by its posts. A
 task without per-item results enters at its fixed difference, which makes that interval a lower bound
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from training.bootstrap import Interval, Resampled, average_difference, clustering_part, mean_part, sts_part
+from training.recipe.bootstrap import Interval, Resampled, average_difference, clustering_part, mean_part, sts_part
 
 __all__ = [
     "TARGETS",

@@ -21,8 +21,8 @@ import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
 
-from training.sources import Pair, Source, SourceUnavailable, TaskPairs, task
-from training.sources.splits import same_split_partner
+from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
+from training.recipe.sources.splits import same_split_partner
 
 __all__ = ["SOURCE", "DebianRaw", "build", "locate", "parse_records"]
 

@@ -14,8 +14,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from instructor_plugins.corpora import QAPair, chatterbot_pairs
-from training.sources import Pair, Source, SourceUnavailable, TaskPairs, task
-from training.sources.splits import same_split_partner
+from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
+from training.recipe.sources.splits import same_split_partner
 
 __all__ = ["SOURCE", "build", "locate"]
 

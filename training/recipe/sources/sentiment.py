@@ -1,6 +1,6 @@
 """Sentence sentiment: WordNet's example sentences labelled by VADER (MIT, pip ``vaderSentiment``).
 
-Raw input: WordNet's ``data.*`` texts, as :mod:`training.sources.wordnet` reads them. Each example
+Raw input: WordNet's ``data.*`` texts, as :mod:`training.recipe.sources.wordnet` reads them. Each example
 sentence gets VADER's compound score (a rule-based scorer over a lexicon of 7,500 human-rated words,
 with negation and intensifiers). A sentence at or above ``+THRESHOLD`` is positive, at or below
 ``-THRESHOLD`` negative; the rest are not used. Each synset is one split key, as in the WordNet
@@ -19,8 +19,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from training.sources import Pair, Source, SourceUnavailable, TaskPairs, task, wordnet
-from training.sources.splits import same_split_partner
+from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task, wordnet
+from training.recipe.sources.splits import same_split_partner
 
 __all__ = ["SOURCE", "THRESHOLD", "build", "label_of", "locate"]
 

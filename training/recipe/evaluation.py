@@ -10,8 +10,8 @@ Columns: the average nDCG@10 of the trained tasks' test splits (in-domain), each
 (two held-out retrieval families, scored by nDCG@10, and the offline evals suite's untouched
 tasks, scored by mteb's main score) and their average, all in points (x 100). For the base and the
 finetuned model, the report also gives the instruction effect on each held-out task (with minus
-without) with a paired bootstrap interval (:mod:`training.bootstrap`), and every target as a
-difference with its interval (:mod:`training.targets`).
+without) with a paired bootstrap interval (:mod:`training.recipe.bootstrap`), and every target as a
+difference with its interval (:mod:`training.recipe.targets`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ import numpy as np
 from instructor_plugins.defaults import InstructionDefaults
 from instructor_plugins.instructions import preset
 from instructor_plugins.model import InstructorEncoder
-from training.bootstrap import Interval, average_difference
-from training.corpus import load_rows
-from training.quality import RetrievalTask, evaluate_per_query, evaluate_rows, task_means
-from training.targets import instruction_wins, interval_lines, target_intervals, task_part, wins_needed
-from training.wise import interpolate
+from training.recipe.bootstrap import Interval, average_difference
+from training.recipe.corpus import load_rows
+from training.recipe.quality import RetrievalTask, evaluate_per_query, evaluate_rows, task_means
+from training.recipe.targets import instruction_wins, interval_lines, target_intervals, task_part, wins_needed
+from training.recipe.tasks import HELDOUT_EVAL_TASKS, HELDOUT_RETRIEVAL, INDOMAIN_EVAL_TASKS
+from training.recipe.wise import interpolate
 
 __all__ = [
     "SETTINGS",
@@ -130,7 +131,6 @@ def _evals_suite(
     from evals import offline_data
     from evals.run import RunConfig
     from evals.run import run as run_evals
-    from training.recipe import HELDOUT_EVAL_TASKS, INDOMAIN_EVAL_TASKS
 
     folder = Path(cfg.output) / "evals" / setting.replace(" + ", "_").replace(" ", "_")
     summary = run_evals(
@@ -161,7 +161,7 @@ def _evals_suite(
 def held_out_references(max_items: int | None = None) -> dict[str, Any]:
     """What the evals suite's held-out STS and clustering tasks are scored against.
 
-    Lee STS's human similarity matrix and the newsgroups' true groups (see :func:`training.targets.task_part`).
+    Lee STS's human similarity matrix and the newsgroups' true groups (see :func:`training.recipe.targets.task_part`).
     """
     from evals import offline_data
 
@@ -175,8 +175,6 @@ def evaluate_recipe(
     cfg: Any, manifest: dict[str, Any], trained: list[str], raw_model: Path, raw_ablation: Path | None
 ) -> dict[str, Any]:
     """Pick WiSE-FT alphas on dev, save ``DIR/model`` and ``DIR/ablation``, evaluate every setting on test."""
-    from training.recipe import HELDOUT_EVAL_TASKS, HELDOUT_RETRIEVAL
-
     out = Path(cfg.output)
     corpus = out / "corpus"
     base = _load(cfg.model)
@@ -269,7 +267,7 @@ def instruction_effect(
     """``model`` + instructions minus ``model``, per held-out task, with paired bootstrap intervals.
 
     ``per_query[setting][task]`` is a task's per-item results and ``references`` what the STS and
-    clustering tasks are scored against (:func:`training.targets.task_part`).
+    clustering tasks are scored against (:func:`training.recipe.targets.task_part`).
     """
     with_i, without = per_query[f"{model} + instructions"], per_query[model]
     return {

@@ -1,7 +1,7 @@
 """Across seeds: does the recipe meet a target, or did one seed? ``instructor seeds DIR DIR [DIR ...]``.
 
 Each recipe output (``python -m training.recipe --output DIR --seed N``) holds in ``DIR/results.json``
-its targets as differences with 95 % intervals over the evaluation's items (:mod:`training.targets`).
+its targets as differences with 95 % intervals over the evaluation's items (:mod:`training.recipe.targets`).
 Those intervals say how much one run's figures would move on other queries and texts; they say nothing
 about the training seed. This command lines the runs up, one row per run, and adds:
 
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
-from training.bootstrap import Interval
-from training.targets import TARGETS, instruction_wins, wins_needed
+from training.recipe.bootstrap import Interval
+from training.recipe.targets import TARGETS, instruction_wins, wins_needed
 
 __all__ = ["SeedRun", "SeedsConfig", "across_seeds", "load_run", "main", "seeds_table"]
 
@@ -99,7 +99,7 @@ def load_run(folder: str | Path) -> SeedRun:
 
 def _cell(target: Mapping[str, Any]) -> str:
     interval = Interval(target["estimate"], target["low"], target["high"], target["level"])
-    verdict = target["verdict"]  # the run's own, against its target (training.targets)
+    verdict = target["verdict"]  # the run's own, against its target (training.recipe.targets)
     return f"{interval}" if verdict == "within noise" else f"**{interval} {verdict}**"
 
 
@@ -150,7 +150,7 @@ class SeedsConfig:
             raise ValueError(f"give at least two recipe output folders, got {len(self.runs)}")
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.seeds") -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.recipe.seeds") -> int:
     """CLI entry point (``instructor seeds``): print the table; 2 for a missing or too old run folder."""
     parser = command_parser(prog, __doc__)
     add_config_flags(parser, SeedsConfig, positional=["runs"])

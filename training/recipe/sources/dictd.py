@@ -17,7 +17,7 @@ import gzip
 import re
 from pathlib import Path
 
-from training.sources import Pair, Source, SourceUnavailable, TaskPairs, task
+from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
 
 __all__ = ["DICTIONARIES", "SOURCE", "build", "decode_number", "entries", "locate", "read"]
 

@@ -1,6 +1,6 @@
 """General text for the distillation term: prose from outside every training and evaluation domain.
 
-The similarity distillation of :mod:`training.distill` keeps the base model's neighbourhoods on the
+The similarity distillation of :mod:`training.regularizers.distill` keeps the base model's neighbourhoods on the
 training batches' own documents. Those are Debian packages and dictionary entries: the same narrow
 domains the contrastive loss pulls on. Forgetting shows on *other* text (news, reviews, forum
 posts), so a run can also distil on a stream of general paragraphs, a few per step

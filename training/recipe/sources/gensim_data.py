@@ -12,8 +12,8 @@ from __future__ import annotations
 import random
 
 from evals.offline_data import LabeledTexts, newsgroups, polarity
-from training.sources import Pair, Source, SourceUnavailable, TaskPairs, task
-from training.sources.splits import same_split_partner
+from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
+from training.recipe.sources.splits import same_split_partner
 
 __all__ = ["SOURCE", "build", "locate"]
 

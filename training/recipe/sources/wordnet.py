@@ -16,8 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.sources import Pair, Source, SourceUnavailable, TaskPairs, task
-from training.sources.splits import same_split_partner
+from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
+from training.recipe.sources.splits import same_split_partner
 
 __all__ = ["SOURCE", "WordNetSynset", "build", "locate", "parse_data", "synsets_of"]
 

@@ -4,7 +4,7 @@ Every source module exposes ``SOURCE`` (a :class:`Source`): its name, licence, t
 reads (``locate()``, which raises :class:`SourceUnavailable` with one line naming what to install)
 and a **pure function** ``build(raw) -> list[TaskPairs]`` from the raw text to MEDI pairs. A MEDI
 row is a pair plus a hard negative; negatives are mined later with the base encoder
-(:mod:`training.corpus`), because that needs a model.
+(:mod:`training.recipe.corpus`), because that needs a model.
 
 Every task names its task type in both instructions, in the paper's unified format
 ("Represent the (domain) (text type) for (objective): "), so the model can learn what the
@@ -132,7 +132,7 @@ class Source:
 
 
 def _registry() -> dict[str, Source]:
-    from training.sources import chatterbot, debian, dictd, gensim_data, manpages, paraphrase, sentiment, wordnet
+    from training.recipe.sources import chatterbot, debian, dictd, gensim_data, manpages, paraphrase, sentiment, wordnet
 
     modules: Sequence[Any] = (debian, wordnet, dictd, manpages, chatterbot, gensim_data, sentiment, paraphrase)
     return {m.SOURCE.name: m.SOURCE for m in modules}

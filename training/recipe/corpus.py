@@ -1,6 +1,6 @@
-"""Build the multi-task instruction-finetuning corpus from the offline sources (:mod:`training.sources`).
+"""Build the multi-task instruction-finetuning corpus from the offline sources (:mod:`training.recipe.sources`).
 
-``python -m training.corpus --output DIR`` writes::
+``python -m training.recipe.corpus --output DIR`` writes::
 
     DIR/train.jsonl, dev.jsonl, test.jsonl   MEDI rows (+ "label" for same-label tasks)
     DIR/dataset/                             the same rows as a datasets.DatasetDict (save_to_disk)
@@ -10,7 +10,7 @@ Steps, all deterministic:
 
 1. every available source builds its tasks; a missing source is skipped with one log line and
    recorded in the manifest under ``skipped``;
-2. each pair goes to the split of its key (:func:`training.sources.splits.split_of`); each split is
+2. each pair goes to the split of its key (:func:`training.recipe.sources.splits.split_of`); each split is
    capped per task (pairs ordered by a hash of their key, so the tasks of one source pick the same
    entries); *held-out* tasks are never trained on: all their pairs become evaluation rows;
 3. no text is shared across splits: a dev, test or held-out pair whose query or positive appears
@@ -38,9 +38,17 @@ from typing import Any
 import numpy as np
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
-from training import instruction_variants
-from training.sources import DEFAULT_SOURCES, SOURCES, Pair, SourceUnavailable, TaskPairs, get_source, sources_help
-from training.sources.splits import SPLITS, split_of
+from training.recipe import instruction_variants
+from training.recipe.sources import (
+    DEFAULT_SOURCES,
+    SOURCES,
+    Pair,
+    SourceUnavailable,
+    TaskPairs,
+    get_source,
+    sources_help,
+)
+from training.recipe.sources.splits import SPLITS, split_of
 
 __all__ = ["CorpusConfig", "DEFAULT_HOLDOUT", "build_corpus", "load_rows", "main", "mine_negatives"]
 
@@ -59,12 +67,12 @@ DEFAULT_HOLDOUT = (
 
 @dataclass
 class CorpusConfig:
-    """What :func:`build_corpus` builds; ``python -m training.corpus --help`` documents each flag."""
+    """What :func:`build_corpus` builds; ``python -m training.recipe.corpus --help`` documents each flag."""
 
     output: str
     """Corpus folder (JSONL splits, the DatasetDict in dataset/, manifest.json)."""
     sources: tuple[str, ...] = DEFAULT_SOURCES
-    """Text sources to read (any of ``training.sources.SOURCES``); a missing one is skipped with one log line and
+    """Text sources to read (any of ``training.recipe.sources.SOURCES``); a missing one is skipped with one log line and
     listed under 'skipped'."""
     holdout: tuple[str, ...] = DEFAULT_HOLDOUT
     """Tasks never trained on: all their pairs become held-out evaluation rows."""
@@ -83,7 +91,7 @@ class CorpusConfig:
     mine: bool = True
     """Mine hard negatives with the encoder (--no-mine: random in-task negatives)."""
     instruction_variants: bool = False
-    """Give each training pair one of three wordings of its task's instructions (training.instruction_variants);
+    """Give each training pair one of three wordings of its task's instructions (training.recipe.instruction_variants);
     dev, test and held-out rows keep the canonical wording."""
     seed: int = 0
     """Seed of the caps' order, the fallback negatives and the instruction wordings."""
@@ -328,18 +336,20 @@ def load_rows(corpus: str | Path, split: str) -> list[dict[str, Any]]:
     """The raw JSON rows of one split (``train``, ``dev`` or ``test``) of a built corpus."""
     path = Path(corpus) / f"{split}.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: build the corpus with python -m training.corpus --output {corpus}")
+        raise FileNotFoundError(
+            f"{path} not found: build the corpus with python -m training.recipe.corpus --output {corpus}"
+        )
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m training.corpus") -> CorpusConfig:
+def parse_args(argv: Sequence[str] | None = None, *, prog: str = "python -m training.recipe.corpus") -> CorpusConfig:
     """Parse the command line into a :class:`CorpusConfig` (flags from its fields; exit 2 on a bad value)."""
     parser = command_parser(prog, __doc__)
     add_config_flags(parser, CorpusConfig, help={"sources": sources_help()})
     return config_from_args(parser, CorpusConfig, parser.parse_args(argv))
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.corpus") -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m training.recipe.corpus") -> int:
     """CLI entry point (``instructor corpus``)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     manifest = build_corpus(parse_args(argv, prog=prog))

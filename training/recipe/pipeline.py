@@ -3,25 +3,25 @@
 ``python -m training.recipe --output DIR`` (also ``make finetune``, and
 ``ray job submit --working-dir . -- python -m training.recipe --output DIR``):
 
-1. **corpus**: build the multi-task corpus (:mod:`training.corpus`) into ``DIR/corpus`` (reused when
+1. **corpus**: build the multi-task corpus (:mod:`training.recipe.corpus`) into ``DIR/corpus`` (reused when
    its manifest records the same settings);
 2. **checks** before Ray starts: at least 2 trained tasks, each with at least ``batch_size``
    training pairs;
 3. **finetune** with Ray Train (:mod:`training.train`), then the **ablation**: the same data,
    steps and seed with every instruction blanked; both add the similarity distillation toward the
-   frozen base model (:mod:`training.distill`), a guard against forgetting, on each batch's
-   documents and on general Wikipedia paragraphs (:mod:`training.general_text`, written to
+   frozen base model (:mod:`training.regularizers.distill`), a guard against forgetting, on each batch's
+   documents and on general Wikipedia paragraphs (:mod:`training.regularizers.general_text`, written to
    ``DIR/general_text.jsonl``; skipped with one line when gensim's sample is not installed);
 4. **WiSE-FT**: each model's weights are interpolated with the base model's; ``alpha`` is picked
    on the *dev* splits (never on test), for each model separately;
 5. **evaluate** base, base + instructions, finetuned, finetuned + instructions and the ablation
    on (a) the trained tasks' test splits, (b) held-out tasks never trained on (whole task
-   families: see :data:`training.corpus.DEFAULT_HOLDOUT`; plus the offline evals suite's Lee STS,
+   families: see :data:`training.recipe.corpus.DEFAULT_HOLDOUT`; plus the offline evals suite's Lee STS,
    Pang & Lee polarity and mini-newsgroups tasks);
 6. **report**: ``DIR/report.md``, ``DIR/results.json``, ``DIR/loss_curves.png``, ``DIR/results.png``;
    the models go to ``DIR/model`` and ``DIR/ablation``, each recording in ``instructor.json``
    whether it was instruction-trained and its default instructions
-   (:func:`training.recipe_eval.recorded_defaults`). A finished run's Ray Train resume checkpoints
+   (:func:`training.recipe.evaluation.recorded_defaults`). A finished run's Ray Train resume checkpoints
    (``DIR/ray_results/NAME/checkpoint_*``) are deleted; its exported model (``DIR/runs/NAME``) and step
    logs stay.
 
@@ -44,17 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
-from training.corpus import DEFAULT_HOLDOUT, CorpusConfig, build_corpus
-from training.sources import DEFAULT_SOURCES, sources_help
+from training.recipe.corpus import DEFAULT_HOLDOUT, CorpusConfig, build_corpus
+from training.recipe.sources import DEFAULT_SOURCES, sources_help
+from training.recipe.tasks import HELDOUT_EVAL_TASKS
 
 __all__ = ["HELDOUT_EVAL_TASKS", "RecipeConfig", "check_corpus", "main", "run"]
 
 logger = logging.getLogger(__name__)
-
-# Offline evals tasks that no training task touches (the chatterbot and WordNet ones are in-domain).
-HELDOUT_EVAL_TASKS = ("LeeNewsSTS", "PangLeePolarityClassification", "MiniNewsgroupsClustering")
-INDOMAIN_EVAL_TASKS = ("ChatterbotQARetrieval", "WordNetDefinitionRetrieval")
-HELDOUT_RETRIEVAL = ("computing_term_to_definition", "manpage_name_to_description")
 
 
 @dataclass
@@ -66,7 +62,7 @@ class RecipeConfig:
     model: str | None = None
     """Base model (default: the bundled all-MiniLM-L6-v2); it also mines the hard negatives."""
     sources: tuple[str, ...] = DEFAULT_SOURCES
-    """Text sources of the corpus (any of ``training.sources.SOURCES``; the CLI help lists them)."""
+    """Text sources of the corpus (any of ``training.recipe.sources.SOURCES``; the CLI help lists them)."""
     steps: int = 240
     """Optimizer steps of each training run (the finetune and the ablation)."""
     batch_size: int = 32
@@ -78,10 +74,11 @@ class RecipeConfig:
     max_seq_length: int = 128
     """Tokens per instruction + text while training."""
     distill_weight: float = 1.0
-    """Weight of the similarity distillation toward the base model (training.distill) in both runs; 0 = off."""
+    """Weight of the similarity distillation toward the base model (training.regularizers.distill) in both runs;
+    0 = off."""
     distill_general: int = 16
-    """General Wikipedia paragraphs per step that the distillation also covers (training.general_text); 0 = the
-    batch's documents only."""
+    """General Wikipedia paragraphs per step that the distillation also covers (training.regularizers.general_text);
+    0 = the batch's documents only."""
     num_workers: int = 1
     """Ray Train workers."""
     cpus_per_worker: int = 2
@@ -113,7 +110,7 @@ class RecipeConfig:
     holdout: tuple[str, ...] = DEFAULT_HOLDOUT
     """Tasks never trained on, evaluated as held-out."""
     instruction_variants: bool = False
-    """Train on three wordings of each task's instructions (training.instruction_variants); evaluation keeps the
+    """Train on three wordings of each task's instructions (training.recipe.instruction_variants); evaluation keeps the
     canonical ones."""
     use_gpu: bool = False
     """One GPU per worker, bf16 autocast."""
@@ -220,7 +217,7 @@ def _corpus(cfg: RecipeConfig) -> dict[str, Any]:
 
 def _general_text(cfg: RecipeConfig) -> str | None:
     """Write the general texts for the distillation (reused when present); None when off or unavailable."""
-    from training.general_text import GeneralTextUnavailable, wikipedia_paragraphs, write_texts
+    from training.regularizers.general_text import GeneralTextUnavailable, wikipedia_paragraphs, write_texts
 
     path = cfg.general_text_path()
     if path is None or Path(path).is_file():
@@ -325,7 +322,7 @@ def check_cluster(cfg: RecipeConfig) -> None:
 
 def run(cfg: RecipeConfig) -> dict[str, Any]:
     """Run the whole recipe; returns the results (also written to ``DIR/results.json``)."""
-    from training import recipe_eval
+    from training.recipe import evaluation as recipe_eval
 
     start = time.perf_counter()
     check_cluster(cfg)

@@ -11,7 +11,7 @@ import gzip
 import re
 from pathlib import Path
 
-from training.sources import Pair, Source, SourceUnavailable, TaskPairs, task
+from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
 
 __all__ = ["SOURCE", "build", "locate", "parse_page", "roff_to_text"]
 

@@ -1,6 +1,6 @@
 """Other wordings of each trained task's instructions, for ``--instruction-variants``.
 
-Every task of :mod:`training.sources` has one query and one document instruction. Trained on 16 fixed
+Every task of :mod:`training.recipe.sources` has one query and one document instruction. Trained on 16 fixed
 strings, a model can use each as a task ID without reading it; a held-out task always comes with an
 instruction it never saw. With ``CorpusConfig(instruction_variants=True)`` each *training* pair gets
 one of three wordings of its task's instructions (the canonical one or one of the two below, drawn by
