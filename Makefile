@@ -10,12 +10,12 @@ LOOPBACK := $(shell if [ "$$(id -u)" = 0 ] && command -v unshare >/dev/null && u
 	echo "unshare -n sh -c 'ip link set lo up 2>/dev/null || true; exec \"\$$@\"' sh"; fi)
 PYTEST_ARGS ?=
 
-.PHONY: help setup text-data demo finetune test test-fast lint bench bench-peers clean
+.PHONY: help setup text-data demo finetune test test-fast docs lint bench bench-peers clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(STAMP) /usr/share/wordnet/data.noun text-data ## Create .venv and install the project with all extras (idempotent)
+setup: $(STAMP) /usr/share/wordnet/data.noun text-data ## Create .venv and install the project with all extras, dev and docs tools (idempotent)
 
 # WordNet (Debian's wordnet-base) is real text for tests, the training sample and offline evals.
 /usr/share/wordnet/data.noun:
@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[all,dev]'
+	$(PY) -m pip install -q -e '.[all,dev,docs]'
 	touch $(STAMP)
 
 demo: setup ## Run the main job on the bundled offline model
@@ -54,6 +54,9 @@ test: setup ## Run the whole test suite (Ray tests in a loopback-only namespace)
 
 test-fast: setup ## Unit tests only (no Ray, no slow tests)
 	$(PY) -m pytest tests/unit -m "not slow" $(PYTEST_ARGS)
+
+docs: setup ## Build the docs site into site/ (mkdocs, warnings are errors)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 lint: setup ## ruff + mypy on the library packages
 	$(VENV)/bin/ruff check instructor_plugins ray_backend training evals tests benchmarks examples
