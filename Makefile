@@ -58,10 +58,11 @@ test-fast: setup ## Unit tests only (no Ray, no slow tests)
 docs: setup ## Build the docs site into site/ (mkdocs, warnings are errors)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
-lint: setup ## ruff + mypy on the library packages
+lint: setup ## ruff + mypy on the library packages; import contracts (.importlinter: no circles, trainer apart)
 	$(VENV)/bin/ruff check instructor_plugins ray_backend training evals tests benchmarks examples
 	$(VENV)/bin/ruff format --check instructor_plugins ray_backend training evals tests benchmarks examples
 	$(VENV)/bin/mypy instructor_plugins ray_backend training evals
+	$(VENV)/bin/lint-imports
 
 bench: setup ## Run the benchmarks (each prints a ratio against a baseline run in the same process)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(LOOPBACK) $(PY) $$b || exit 1; done
