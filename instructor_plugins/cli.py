@@ -1,20 +1,37 @@
-"""The ``instructor`` command: one entry point for serving, batch embedding, training and evaluation.
+"""instructor: text embeddings with instructions (INSTRUCTOR), served, batched, finetuned and evaluated on Ray.
 
-::
+Commands:
+  serve      Run an HTTP embedding service on Ray Serve: OpenAI's /v1/embeddings plus an instruction,
+             and /embed for one instruction per text.
+               instructor serve --model hkunlp/instructor-large --port 8000
+  batch      Embed a corpus (JSONL, Parquet or CSV; local or s3://) into Parquet shards with Ray Data,
+             exactly once; --resume finishes an interrupted run.
+               instructor batch --input docs/ --output emb/ --instruction "Represent the document for retrieval: "
+  train      Finetune a model on MEDI-format data (instruction, text triples) with Ray Train.
+               instructor train --data medi.json --output out/tuned --num-workers 2
+  eval       Evaluate a model on the offline suite or MTEB tasks, with the paper's instruction per task.
+               instructor eval --suite offline --output runs/eval
+  compare    Put evaluation runs side by side, with differences to the first.
+               instructor compare runs/paper runs/none
 
-    instructor serve --model hkunlp/instructor-large --num-replicas 2
-    instructor batch --input docs/ --output emb/ --instruction "Represent the document for retrieval: "
-    instructor train --data medi.json --output out/tuned
-    instructor recipe --output runs/finetune
-    instructor seeds runs/seed0 runs/seed1 runs/seed2
-    instructor eval --suite offline --output runs/paper
-    instructor compare runs/paper runs/none
+Experiment commands (this project's finetuning recipe, built on train and eval):
+  corpus     Build the offline multi-task finetuning corpus from installed text (WordNet, dictionaries, ...).
+               instructor corpus --output runs/corpus
+  recipe     Corpus, finetune, no-instruction ablation, evaluation and a before/after report, in one command.
+               instructor recipe --output runs/finetune
+  seeds      Line up recipe runs of several seeds: every target per run and its mean across runs.
+               instructor seeds runs/seed0 runs/seed1 runs/seed2
 
-Each subcommand is a module whose ``main(argv, prog=...) -> int`` parses its flags (generated from
-its config class by :mod:`instructor_plugins.flags`) and runs; ``python -m <module>`` runs the same
-``main``. Modules are imported only when their subcommand runs, so ``instructor --help`` is fast.
-Exit status: 0 success, 1 failure, 2 usage error (bad flag, bad value, bad input found up front).
+Run "instructor COMMAND --help" for a command's flags, each with its default. Exit status: 0 success,
+1 failure, 2 usage error (a bad flag or value, or bad input found before any work starts).
+
+Documentation: README.md and docs/ in the source distribution ("make docs" builds the site); measured
+results with their commands in results/.
 """
+
+# How it works: each command is a module whose main(argv, prog=...) -> int builds its parser from its config class
+# (instructor_plugins.flags) and runs; "python -m MODULE" runs the same main. A command's module is imported only
+# when it runs, so "instructor --help" is fast. The text above is the help "instructor --help" prints.
 
 from __future__ import annotations
 
@@ -66,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command",
         choices=sorted(COMMANDS),
         metavar="COMMAND",
-        help="; ".join(f"{name}: {cmd.help}" for name, cmd in COMMANDS.items()),
+        help='one of the commands above; "instructor COMMAND --help" lists its flags',
     )
     if not argv or argv[0].startswith("-"):
         parser.parse_args(argv)  # --help / --version / a missing command: argparse prints and exits

@@ -82,12 +82,21 @@ def _help_text(field: ConfigField) -> str:
 
 
 def command_parser(prog: str, description: str | None = None) -> argparse.ArgumentParser:
-    """An ``ArgumentParser`` that shows defaults and keeps the description's layout.
+    r"""An ``ArgumentParser`` that shows defaults and keeps the description's layout.
+
+    The description is usually the command module's docstring, written for the command's users: what it does and
+    an example. A docstring that goes on to explain the module to its developers puts that part under a line
+    ``How it works:``; ``--help`` shows the text above that line only.
 
     Args:
         prog: the command as typed, e.g. ``"instructor batch"`` or ``"python -m ray_backend.batch"``.
         description: usually the module docstring.
+
+    >>> command_parser("x", "Do things.\n\nHow it works:\n  internals").description
+    'Do things.'
     """
+    if description:
+        description = re.split(r"^\s*How it works:\s*$", description, maxsplit=1, flags=re.M)[0].rstrip()
     text = _plain_text(description) if description else description
     return argparse.ArgumentParser(prog=prog, description=text, formatter_class=_HelpFormatter)
 

@@ -189,3 +189,22 @@ def test_help_descriptions_are_plain_text(command: str | None, capsys: pytest.Ca
         cli.main(["--help"] if command is None else [command, "--help"])
     out = capsys.readouterr().out
     assert "``" not in out and ":mod:`" not in out and ":class:`" not in out and "::\n" not in out
+
+
+PRODUCT = ("serve", "batch", "train", "eval", "compare")
+EXPERIMENT = ("corpus", "recipe", "seeds")
+
+
+def test_top_level_help_is_written_for_users(capsys: pytest.CaptureFixture) -> None:
+    assert set(PRODUCT + EXPERIMENT) == set(cli.COMMANDS)
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    product, experiment = out.split("Experiment commands")
+    lines = [line.strip() for line in out.splitlines()]
+    for name in PRODUCT + EXPERIMENT:
+        assert any(line.startswith(f"{name} ") for line in lines), f"{name} is not described"
+        assert any(line.startswith(f"instructor {name} ") for line in lines), f"{name} has no example"
+        assert (name in PRODUCT) == (f"instructor {name} " in product), f"{name} is in the wrong group"
+    assert "docs/" in out and "README" in out and "--help" in out
+    assert "main(argv" not in out and "module" not in out
