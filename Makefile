@@ -71,17 +71,21 @@ bench: setup ## Run the benchmarks (each prints a ratio against a baseline run i
 # for .venv, so pip takes the CPU build from local disk instead of a multi-GB CUDA one.
 PEER_VENV ?= .venv-peers
 PEER_STAMP := $(PEER_VENV)/.installed
-INFINITY ?= infinity-emb[server,torch]==0.0.78
+INFINITY ?= infinity-emb[server,torch,optimum]==0.0.78
+# sentence-transformers' onnx/openvino backends and their qint8 exports (benchmarks/encode.py, via benchmarks/st_peer.py);
+# datasets for the OpenVINO calibration; numpy/hub pinned to what infinity-emb and tokenizers accept
+ST_PEERS ?= sentence-transformers[onnx,openvino] datasets numpy<2 huggingface-hub<1.0
 PEER_SECONDS ?= 60
 
 $(PEER_STAMP):
 	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
 	$(PEER_VENV)/bin/python -m pip install -q --upgrade pip
 	$(PEER_VENV)/bin/python -m pip install -q torch==2.13.0
-	$(PEER_VENV)/bin/python -m pip install -q '$(INFINITY)'
+	$(PEER_VENV)/bin/python -m pip install -q torch==2.13.0 '$(INFINITY)' $(foreach p,$(ST_PEERS),'$(p)')
 	touch $(PEER_STAMP)
 
-bench-peers: setup $(PEER_STAMP) ## Ours (defaults, --quantize auto) vs infinity-emb, same model and client (~5 min)
+bench-peers: setup $(PEER_STAMP) ## Ours vs sentence-transformers' CPU backends and infinity-emb (torch, optimum) (~15 min)
+	env INSTRUCTOR_PEER_VENV=$(PEER_VENV) $(PY) benchmarks/encode.py --no-instructor-math
 	$(LOOPBACK) env INSTRUCTOR_PEER_VENV=$(PEER_VENV) $(PY) benchmarks/serve.py --mode peers --seconds $(PEER_SECONDS)
 
 clean: ## Remove the virtual environments and caches

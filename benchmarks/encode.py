@@ -10,13 +10,28 @@ process. Two cases:
 
 Runs alternate A/B and the best of ``--repeats`` is kept for each side, since the machine is shared.
 Prints texts/s and the ratio ours / baseline.
+
+Then the CPU backends (one instruction; every side pools as the checkpoint says, so all compute the
+same vectors): ours with ``backend="torch"``, ``backend="onnx"`` and ``quantize="int8"`` (where this
+CPU class allows it) against sentence-transformers' ``torch``, ``onnx``, ``openvino`` and their qint8
+exports (``onnx`` dynamic int8 with this CPU's config, ``openvino`` static int8). The ONNX/OpenVINO
+peers need ``optimum``, whose ``transformers`` pin conflicts with ours, so they run in the peers venv
+(``make bench-peers`` builds it; ``INSTRUCTOR_PEER_VENV``, default ``.venv-peers``) in a child process
+(``benchmarks/st_peer.py``), timed there, one run at a time in turn with ours. Each row: texts/s,
+ratio to the fastest exact (fp32) peer and to the fastest qint8 peer, min per-row cosine to our torch
+fp32. A peer that cannot run is skipped with one line that says why. ``--no-backends`` skips this part.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,11 +71,24 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--no-backends", action="store_true", help="skip the CPU backends table")
+    parser.add_argument("--no-instructor-math", action="store_true", help="skip the include_prompt=False cases")
     args = parser.parse_args()
+    from instructor_plugins.quantization import cpu_description, cpu_isa
+
+    print(f"CPU: {cpu_description()} (ISA class {cpu_isa()})")
+    texts, source = load_texts(args.n)
+    if not args.no_instructor_math:
+        instructor_math(args, texts, source)
+    if not args.no_backends:
+        backends(args, texts, source)
+
+
+def instructor_math(args: argparse.Namespace, texts: list[str], source: str) -> None:
+    """Ours vs sentence-transformers (torch) with the INSTRUCTOR pooling, one and four instructions."""
 
     from sentence_transformers import SentenceTransformer
 
-    texts, source = load_texts(args.n)
     ours = InstructorEncoder.load(device="cpu", dtype="float32")
     st = SentenceTransformer(str(bundled_model_dir()), device="cpu")
     next(m for m in st if type(m).__name__ == "Pooling").include_prompt = False
@@ -96,6 +124,106 @@ def main() -> None:
             f"{name:24s} ours {len(texts) / t_ours:7.1f} texts/s | sentence-transformers {len(texts) / t_st:7.1f} "
             f"texts/s | ratio {t_st / t_ours:.2f}x | min cosine {cos:.6f}"
         )
+
+
+class StPeer:
+    """sentence-transformers' backends in the peers venv (``benchmarks/st_peer.py``), one request per line."""
+
+    def __init__(self, python: str) -> None:
+        script = Path(__file__).with_name("st_peer.py")
+        self.proc = subprocess.Popen(
+            [python, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL
+        )
+
+    def ask(self, request: dict[str, object]) -> dict[str, object]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the peer process ended (exit {self.proc.wait()})")
+        reply: dict[str, object] = json.loads(line)
+        return reply
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
+
+
+def backends(args: argparse.Namespace, texts: list[str], source: str) -> None:
+    """Our CPU backends against sentence-transformers' torch, onnx, openvino and qint8 exports."""
+    from instructor_plugins import quantization
+
+    instruction = INSTRUCTIONS[0]
+    isa = quantization.cpu_isa()
+    print(f"\nCPU backends: {len(texts)} texts ({source}), one instruction, batch {args.batch_size}, fp32 unless int8")
+    ours: dict[str, InstructorEncoder] = {
+        "ours torch": InstructorEncoder.load(device="cpu"),
+        "ours onnx": InstructorEncoder.load(device="cpu", backend="onnx"),
+    }
+    if isa in quantization.INT8_ISAS:
+        ours["ours torch int8"] = InstructorEncoder.load(device="cpu", quantize="int8")
+    else:
+        print(f"ours torch int8: refused on this CPU class ({quantization.unsupported_reason(isa)})")
+    for enc in ours.values():
+        enc.encode(texts[:64], instruction, batch_size=args.batch_size)
+    work = Path(tempfile.mkdtemp(prefix="encode-bench-"))
+    peer: StPeer | None = None
+    peer_names: list[str] = []
+    python = os.path.join(os.environ.get("INSTRUCTOR_PEER_VENV", ".venv-peers"), "bin", "python")
+    if not os.path.exists(python):
+        print(f"sentence-transformers onnx/openvino peers: skipped, no peers venv at {python} (make bench-peers)")
+    else:
+        (work / "texts.txt").write_text("\n\x00\n".join(texts), encoding="utf-8")
+        peer = StPeer(python)
+        st_isa = isa if isa in ("avx2", "avx512", "avx512_vnni") else "avx2"
+        setup = peer.ask(
+            {
+                "cmd": "setup",
+                "model": str(bundled_model_dir()),
+                "texts": str(work / "texts.txt"),
+                "prompt": instruction,
+                "batch_size": args.batch_size,
+                "isa": st_isa,
+                "out": str(work),
+            }
+        )
+        peer_names = list(setup["ready"])  # type: ignore[call-overload]
+        for name, reason in dict(setup["skipped"]).items():  # type: ignore[call-overload]
+            print(f"{name}: skipped ({reason})")
+    best: dict[str, float] = {}
+    vectors: dict[str, np.ndarray] = {}
+    for _ in range(args.repeats):  # in turn, so every candidate sees the same machine load
+        for name, enc in ours.items():
+            seconds, vectors[name] = best_time(
+                lambda enc=enc: enc.encode(texts, instruction, batch_size=args.batch_size), 1
+            )
+            best[name] = min(best.get(name, float("inf")), seconds)
+        for name in peer_names:
+            assert peer is not None
+            reply = peer.ask({"cmd": "run", "name": name})
+            best[name] = min(best.get(name, float("inf")), float(reply["seconds"]))  # type: ignore[arg-type]
+            vectors[name] = np.load(str(reply["vectors"]))
+    if peer is not None:
+        peer.close()
+    reference = vectors["ours torch"]
+    exact_peers = [n for n in peer_names if "qint8" not in n]
+    int8_peers = [n for n in peer_names if "qint8" in n]
+    fastest_exact = min(exact_peers, key=lambda n: best[n], default=None)
+    fastest_int8 = min(int8_peers, key=lambda n: best[n], default=None)
+    print(f"{'candidate':32s} {'texts/s':>8s} {'vs fastest fp32 peer':>21s} {'vs fastest qint8 peer':>22s} min cos")
+    for name in [*ours, *peer_names]:
+        rate = len(texts) / best[name]
+        vs_exact = f"{best[fastest_exact] / best[name]:.2f}x" if fastest_exact else "-"
+        vs_int8 = f"{best[fastest_int8] / best[name]:.2f}x" if fastest_int8 else "-"
+        print(f"{name:32s} {rate:8.1f} {vs_exact:>21s} {vs_int8:>22s} {min_cosine(vectors[name], reference):9.6f}")
+    if fastest_exact:
+        print(f"fastest fp32 peer: {fastest_exact}; fastest qint8 peer: {fastest_int8}")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ Servers, all on 127.0.0.1, all serving the bundled all-MiniLM-L6-v2 through the 
 
 - ours with the CLI defaults (``build_app`` with default :class:`~ray_backend.serve.ServeArgs`);
 - ours with ``quantize="auto"`` (int8 on CPUs where it keeps cos >= 0.99, else fp32; otherwise the defaults);
+- ours with ``backend="onnx"`` (the transformer run by ONNX Runtime; otherwise the defaults);
 - infinity-emb, when its venv is found (``--peer-venv``, env ``INSTRUCTOR_PEER_VENV``, default
   ``.venv-peers``; ``make bench-peers`` creates it), started as
   ``infinity_emb v2 --model-id DIR --served-model-name NAME --url-prefix /v1 --host 127.0.0.1
-  --port PORT --device cpu --engine torch`` and stopped at the end. Absent: one line says so.
+  --port PORT --device cpu --engine ENGINE`` and stopped at the end, once per engine: ``torch`` against
+  our defaults and ``--quantize auto``, ``optimum`` (ONNX Runtime) against our ``--backend onnx``.
+  Absent: one line says so; an engine that does not start is skipped with its log's first line.
 
 The identical client workload per slice: 4 concurrent requests of 100 real short texts (chatterbot
 answers of at most 400 characters) -> bulk texts/s; then 8 clients sending 32 one-text requests ->
@@ -34,7 +37,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-import serve as bench  # benchmarks/serve.py: the shared client burst
+from bursts import burst  # benchmarks/bursts.py: the shared client burst
 
 PEER_VENV_ENV = "INSTRUCTOR_PEER_VENV"
 SERVED_NAME = "all-MiniLM-L6-v2"
@@ -88,7 +91,7 @@ class Figures:
 
 def _parallel(clients: list[httpx.Client], calls: int, work: Callable[[httpx.Client, int], Any]) -> tuple[float, list]:
     """``calls`` calls of ``work(client, i)`` over one thread per client; (wall seconds, latencies)."""
-    return bench.burst(len(clients), calls, lambda c, i: work(clients[c], i))
+    return burst(len(clients), calls, lambda c, i: work(clients[c], i))
 
 
 def run_slice(url: str, texts: list[str], k: int, figures: Figures) -> None:
@@ -135,13 +138,14 @@ def peer_command(venv: Path) -> Path | None:
 class InfinityPeer:
     """infinity-emb on a free loopback port, serving ``model_dir``; a context manager that stops it."""
 
-    def __init__(self, exe: Path, model_dir: Path) -> None:
+    def __init__(self, exe: Path, model_dir: Path, engine: str = "torch") -> None:
+        self.engine = engine
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="infinity-", suffix=".log", delete=False)  # noqa: SIM115
         args = [str(exe), "v2", "--model-id", str(model_dir), "--served-model-name", SERVED_NAME]
         args += ["--url-prefix", "/v1", "--host", "127.0.0.1", "--port", str(self.port)]
-        args += ["--device", "cpu", "--engine", "torch"]
+        args += ["--device", "cpu", "--engine", engine]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
         self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
@@ -195,6 +199,15 @@ def report(label: str, ours: Figures, peer: Figures | None) -> None:
         )
 
 
+#: (our configuration, its serve arguments, the infinity-emb engine it is compared with): our defaults and int8 against
+#: infinity's torch engine; our fastest exact CPU path (ONNX Runtime) against infinity's ONNX engine (optimum).
+RUNS = (
+    ("fp32 (CLI defaults)", {}, "torch"),
+    ("--quantize auto", {"quantize": "auto"}, "torch"),
+    ("--backend onnx", {"backend": "onnx"}, "optimum"),
+)
+
+
 def main(port: int, budget_s: float, venv: Path) -> None:
     """Run the comparison on a Serve instance already started on ``port`` (see ``serve.py``)."""
     from ray import serve
@@ -207,30 +220,41 @@ def main(port: int, budget_s: float, venv: Path) -> None:
     exe = peer_command(venv)
     if exe is None:
         print(f"infinity-emb: not found in {venv} (make bench-peers installs it): peer skipped", flush=True)
-    # The peer starts first and loads while our replicas do.
-    with InfinityPeer(exe, bundled_model_dir()) if exe else contextlib.nullcontext() as peer:
-        results = {}
-        for name, args in (("fp32 (CLI defaults)", {}), ("--quantize auto", {"quantize": "auto"})):
-            serve.run(build_app(args), name="peers", route_prefix="/")
-            url = f"http://127.0.0.1:{port}"
-            if peer is not None and not results:
-                peer.wait_ready()
-            info = httpx.get(f"{url}/info", timeout=30).json()
-            threads = f"torch threads {info['torch_threads']}, " if "torch_threads" in info else ""
-            print(f"\nours, {name}: {threads}quantize {info.get('quantize')}", flush=True)
-            with httpx.Client() as c:
-                # 16 texts: one sub-batch and one forward pass on both sides. int8 activation scales are per
-                # forward pass, so the check compares the same batch (other batches agree within cos 0.99).
-                served = embed(c, url, texts[:16])
-                if args:
-                    cos = min_cosine(served, InstructorEncoder.load(device="cpu", **args).encode(texts[:16]))
-                    verdict = "equal" if cos >= 0.99999 else "DIFFERENT"
-                    print(f"served int8 vs in-process int8 (same batch): min cosine {cos:.6f} ({verdict})", flush=True)
-                elif peer is not None:
-                    cos = min_cosine(served, embed(c, peer.url, texts[:16]))
-                    print(f"infinity-emb vs ours (fp32): min cosine {cos:.6f} (the same model)", flush=True)
-            results[name] = compare(url, peer.url if peer else None, texts, budget_s)
-            serve.delete("peers")
-    for name, (ours, theirs) in results.items():
-        report(f"ours {name} vs infinity-emb 0.0.78 fp32 (same client, same slices)", ours, theirs)
+    results = {}
+    for engine in dict.fromkeys(e for _, _, e in RUNS):
+        # The peer starts first and loads while our replicas do.
+        with InfinityPeer(exe, bundled_model_dir(), engine) if exe else contextlib.nullcontext() as peer:
+            ready = False
+            for name, args, run_engine in RUNS:
+                if run_engine != engine:
+                    continue
+                serve.run(build_app(args), name="peers", route_prefix="/")
+                url = f"http://127.0.0.1:{port}"
+                if peer is not None and not ready:
+                    try:
+                        peer.wait_ready()
+                        ready = True
+                    except RuntimeError as exc:
+                        print(f"infinity-emb --engine {engine}: skipped ({str(exc).splitlines()[0]})", flush=True)
+                        peer = None
+                info = httpx.get(f"{url}/info", timeout=30).json()
+                threads = f"torch threads {info['torch_threads']}, " if "torch_threads" in info else ""
+                runtime = (info.get("runtime") or {}).get("backend", "torch")
+                print(f"\nours, {name}: {threads}quantize {info.get('quantize')}, backend {runtime}", flush=True)
+                with httpx.Client() as c:
+                    # 16 texts: one sub-batch and one forward pass on both sides. int8 activation scales are per
+                    # forward pass, so the check compares the same batch (other batches agree within cos 0.99).
+                    served = embed(c, url, texts[:16])
+                    if args:
+                        local = InstructorEncoder.load(device="cpu", **args).encode(texts[:16])
+                        cos = min_cosine(served, local)
+                        verdict = "equal" if cos >= 0.99999 else "DIFFERENT"
+                        print(f"served {name} vs in-process (same batch): min cosine {cos:.6f} ({verdict})", flush=True)
+                    if peer is not None:
+                        cos = min_cosine(served, embed(c, peer.url, texts[:16]))
+                        print(f"infinity-emb --engine {engine} vs ours: min cosine {cos:.6f} (same model)", flush=True)
+                results[name] = (engine, *compare(url, peer.url if peer else None, texts, budget_s))
+                serve.delete("peers")
+    for name, (engine, ours, theirs) in results.items():
+        report(f"ours {name} vs infinity-emb 0.0.78 --engine {engine} (same client, same slices)", ours, theirs)
     print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
