@@ -7,6 +7,7 @@ import pytest
 
 from instructor_plugins.instructions import (
     PRESETS,
+    TaskInstructions,
     make_instruction,
     mteb_instructions,
     mteb_task_names,
@@ -52,7 +53,12 @@ def test_paper_table_has_both_sides_and_every_model() -> None:
     assert mteb_instructions("NoSuchTask") is None
     # Unknown models use the instructor-large table, as the official evaluation code does.
     assert mteb_instructions("SciFact", "my/finetuned-model") == scifact
-    assert mteb_instructions("SciFact", "hkunlp/instructor-xl") is not None
+    # instructor-xl has its own table (as published, typos and all)
+    assert mteb_instructions("SciFact", "hkunlp/instructor-xl") == TaskInstructions(
+        "Represent the Scientific queries for retrieving a supporting passage: ",
+        "represent the scientific paragraph for retrieval: ",
+    )
+    assert scifact.query == "Represent a Scientific query for retrieving a supporting passage; "
     data = json.loads(resources.files("instructor_plugins").joinpath("data/mteb_instructions.json").read_text())
     assert set(data["models"]) == {"hkunlp/instructor-base", "hkunlp/instructor-large", "hkunlp/instructor-xl"}
     names = mteb_task_names()

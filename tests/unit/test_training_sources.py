@@ -131,9 +131,11 @@ def test_chatterbot_same_category_stays_in_split() -> None:
     raw = [QAPair(f"question {i}?", f"answer {i}", "ai" if i % 2 else "food") for i in range(60)]
     tasks = {t.spec.name: t.pairs for t in chatterbot.build(raw)}
     assert len(tasks["chatterbot_question_to_answer"]) == 60
+    category = {q.question: q.category for q in raw}
+    assert len(tasks["chatterbot_same_category"]) >= 20
     for p in tasks["chatterbot_same_category"]:
         assert split_of("chatterbot:" + p.query.lower()) == split_of("chatterbot:" + p.pos.lower())
-        assert p.label in ("ai", "food")
+        assert category[p.query] == category[p.pos] == p.label and p.query != p.pos
 
 
 def test_splits_are_deterministic_and_roughly_five_percent() -> None:
