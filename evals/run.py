@@ -11,6 +11,7 @@ Examples::
 ``--suite offline`` needs nothing but installed packages (see :mod:`evals.tasks`). Real MTEB tasks
 (``--tasks NAME`` or ``--suite mteb-paper``) download their data from the Hugging Face Hub: they
 work wherever the hub is reachable and fail with a clear error when ``HF_HUB_OFFLINE`` is set.
+Docs: docs/evaluation.md.
 """
 
 from __future__ import annotations

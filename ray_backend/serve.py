@@ -1,11 +1,21 @@
-"""Ray Serve app: INSTRUCTOR encoder replicas behind the FastAPI routes of :mod:`ray_backend.serving.app`.
+"""Serve text embeddings over HTTP: INSTRUCTOR encoder replicas on Ray Serve, with instructions.
 
-Run it any of these ways (it listens on 127.0.0.1 unless told otherwise)::
+Examples::
 
-    instructor serve --model hkunlp/instructor-large --num-replicas 2 --num-gpus 1 --port 8000
-    python -m ray_backend.serve ...                  # the same command
+    instructor serve                                            # the bundled model on 127.0.0.1:8000
+    instructor serve --model hkunlp/instructor-large --num-gpus 1 --port 8000
+    instructor serve --num-replicas 2 --quantize auto --api-key-file /etc/instructor/key
     serve run ray_backend.serve:build_app model=hkunlp/instructor-large num_replicas=2
-    serve run ray_backend/serve_config.yaml        # or: serve deploy ray_backend/serve_config.yaml
+    serve run ray_backend/serve_config.yaml                     # or serve deploy, to a running cluster
+
+Routes: ``POST /v1/embeddings`` (OpenAI's request plus ``"instruction"`` for all inputs), ``POST /embed``
+(``{"texts": [...], "instruction": "..."}`` or ``{"pairs": [[instruction, text], ...]}``), ``GET /health``,
+``GET /info``, ``GET /metrics``. Bad requests get a JSON error (400, 401, 408, 413, 422), a full replica 429
+with ``Retry-After``. It listens on 127.0.0.1 unless ``--host`` says otherwise; set a key for any other host.
+Without ``--address`` (or ``RAY_ADDRESS``) it starts a local Ray; ``python -m ray_backend.serve`` is the
+same command. Docs: docs/serving.md.
+
+How it works:
 
 Each replica loads one :class:`~instructor_plugins.model.InstructorEncoder` (bf16 on GPU, fp32 on
 CPU) and answers requests through ``@serve.batch``: requests queued within

@@ -1,4 +1,19 @@
-"""Distributed MEDI instruction finetuning with Ray Train: ``python -m training.train --data ... --output ...``.
+"""Finetune a model on MEDI-format data (instruction, text triples) with Ray Train.
+
+Examples::
+
+    instructor train --data medi.json --output out/tuned --num-workers 2 --steps 200
+    instructor train --data s3://bucket/medi.jsonl --output s3://models/tuned --num-workers 4 --use-gpu
+    ray job submit --working-dir . -- instructor train --data s3://bucket/medi.jsonl --output s3://models/tuned
+
+``--data`` is a JSON list (or JSONL) of ``{"query": [instruction, text], "pos": [...], "neg": [...],
+"task_id": 7}`` rows (``task_name`` works too), a folder saved by ``datasets``, or a ``datasets`` id. Every row
+is checked before Ray starts; a bad one exits 2 naming the file, row and field. ``--output`` gets the
+finetuned model (loadable by ``InstructorEncoder.load``), ``loss_curve.png`` and ``train_history.json``.
+Running the same command again resumes from the last checkpoint. Without ``RAY_ADDRESS`` it starts a local
+Ray. ``python -m training.train`` is the same command. Docs: docs/training.md.
+
+How it works:
 
 Runs :func:`training.worker.train_loop_per_worker` on ``--num-workers`` Ray Train workers
 (``TorchTrainer``, DDP). Rerunning with the same run name (``--run-name``, default the output
@@ -6,10 +21,6 @@ folder's name) and ``--storage-path`` resumes from the latest checkpoint; a work
 restarted from the last checkpoint (``--max-failures``). At the end the final checkpoint's model
 is copied to ``--output`` (sentence-transformers/INSTRUCTOR layout, loadable by
 ``InstructorEncoder.load``) with ``loss_curve.png`` and ``train_history.json``.
-
-Also works as a Ray job::
-
-    ray job submit --working-dir . -- python -m training.train --data sample.json --output out/ --num-workers 2
 """
 
 from __future__ import annotations

@@ -1,13 +1,23 @@
-"""Batch-embed a large corpus with Ray Data: exactly once, resumable, the same on a laptop and a cluster.
+"""Embed a corpus into Parquet shards with Ray Data: exactly once, resumable, the same on a laptop and a cluster.
 
-Usage::
+Examples::
 
-    python -m ray_backend.batch --input docs/ --output out/ --instruction "Represent the document: "
-    ray job submit --working-dir . -- python -m ray_backend.batch --input ... --output ... --replicas 8 --num-gpus 1
+    instructor batch --input docs/ --output emb/ --instruction "Represent the document for retrieval: "
+    instructor batch --input docs/ --output emb/ --instruction "Represent the document for retrieval: " --resume
+    instructor batch --input 's3://corpus/*.parquet' --output s3://corpus/emb --replicas 8 --num-gpus 1
+    ray job submit --working-dir . -- instructor batch --input s3://... --output s3://... --replicas 8
 
-Input and output are local paths or object-store URIs (``s3://``, ``gs://``; credentials and
-endpoint from the standard AWS environment, see :mod:`instructor_plugins.storage`). The driver never
-holds the corpus: it lists the input files, then one Ray task per file streams and checks the rows
+Input: JSONL, Parquet or CSV rows with an id and a text column (a file, a folder or a glob). Output: one
+``part-*.parquet`` shard per work unit (id, ``embedding``, the ``--columns`` you keep), bad rows in
+``_rejects.jsonl`` with ``--on-bad-rows skip``, and ``_SUCCESS.json`` when every shard is written. Paths are
+local or object storage (``s3://``, ``gs://``; credentials and endpoint from the standard AWS environment).
+``--resume`` with the same flags finishes an interrupted run. Without ``--address`` (or ``RAY_ADDRESS``) it
+starts a local Ray. Exit status 2 for bad rows (listed) or bad flags, before any embedding.
+``python -m ray_backend.batch`` is the same command. Docs: docs/batch.md.
+
+How it works:
+
+The driver never holds the corpus: it lists the input files, then one Ray task per file streams and checks the rows
 (:mod:`ray_backend.batch.scan`) and a hash-partitioned Ray Data groupby finds duplicate ids; the
 driver only receives per-file summaries and the bad rows. It cuts each file into numbered work units,
 locks the output (:mod:`ray_backend.batch.lock`) and writes the plan (:mod:`ray_backend.batch.plan`).

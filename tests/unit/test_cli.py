@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -208,3 +209,13 @@ def test_top_level_help_is_written_for_users(capsys: pytest.CaptureFixture) -> N
         assert (name in PRODUCT) == (f"instructor {name} " in product), f"{name} is in the wrong group"
     assert "docs/" in out and "README" in out and "--help" in out
     assert "main(argv" not in out and "module" not in out
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_subcommand_help_is_written_for_users(command: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    out = capsys.readouterr().out
+    description = re.split(r"\n(?:positional arguments|options):\n", out.split("\n\n", 1)[1])[0]
+    assert f"instructor {command} " in description, "no example of the command"
+    assert "How it works" not in description and "This module" not in description

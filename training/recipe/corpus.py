@@ -1,6 +1,7 @@
 """Build the multi-task instruction-finetuning corpus from the offline sources (:mod:`training.recipe.sources`).
 
-``python -m training.recipe.corpus --output DIR`` writes::
+``instructor corpus --output DIR`` (or ``python -m training.recipe.corpus``) writes, from text that pip and apt
+install (WordNet, the dictd dictionaries, man pages, the Debian package index, chatterbot, gensim's data)::
 
     DIR/train.jsonl, dev.jsonl, test.jsonl   MEDI rows (+ "label" for same-label tasks)
     DIR/dataset/                             the same rows as a datasets.DatasetDict (save_to_disk)
