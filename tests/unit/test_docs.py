@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import shlex
 import warnings
@@ -129,3 +130,28 @@ def test_instructor_command_lines_parse(block: Block, argv: list[str]) -> None:
         flag = word.split("=", 1)[0]
         if flag.startswith("--") or re.fullmatch(r"-[a-zA-Z]", flag):
             assert flag in known, f"{block.where}: instructor {command} has no flag {flag}"
+
+
+DATA = [b for b in ALL if b.lang in ("yaml", "json") and b.skip is None]
+
+
+@pytest.mark.parametrize("block", DATA, ids=[b.where for b in DATA])
+def test_yaml_and_json_blocks_parse(block: Block) -> None:
+    if block.lang == "json":
+        json.loads(block.code)
+        return
+    import yaml
+
+    assert yaml.safe_load(block.code) is not None, block.where
+
+
+def test_the_serve_config_on_the_serving_page_matches_the_checked_in_one() -> None:
+    import yaml
+
+    page = next(b for b in DATA if b.page.name == "serving.md" and "import_path" in b.code)
+    shown = yaml.safe_load(page.code)["applications"][0]
+    real = yaml.safe_load((ROOT / "ray_backend" / "serve_config.yaml").read_text())["applications"][0]
+    assert shown["import_path"] == real["import_path"]
+    for key, value in shown["args"].items():
+        assert real["args"][key] == value, key
+    assert shown["deployments"][0]["user_config"] == real["deployments"][0]["user_config"]
