@@ -1,8 +1,9 @@
 """In-process demo: retrieve chatterbot answers for questions, with INSTRUCTOR-style instructions.
 
 Run ``python -m instructor_plugins.demo`` (``make demo`` runs the served version of this job).
-Answers are embedded with a document instruction, questions with a query instruction, and the
-top hits are printed with their cosine scores.
+Answers are embedded with the ``qa`` preset's document instruction, questions with its query instruction
+(none for a model that was not instruction-trained, such as the bundled one), and the top hits are printed
+with their cosine scores.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 import numpy as np
 
 from instructor_plugins.corpora import chatterbot_pairs
-from instructor_plugins.instructions import preset
+from instructor_plugins.instructions import TaskInstructions, preset
 from instructor_plugins.model import InstructorEncoder
 
 QUESTIONS = [
@@ -32,12 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-k", type=int, default=3)
     args = parser.parse_args(argv)
 
-    instructions = preset("qa")
     answers = sorted({p.answer for p in chatterbot_pairs()})
     encoder = InstructorEncoder.load(args.model)
     print(f"model: {encoder}")
-    print(f"document instruction: {instructions.document!r}")
-    print(f"query instruction:    {instructions.query!r}")
+    if encoder.defaults.instruction_trained:
+        instructions = preset("qa")
+        print(f"document instruction: {instructions.document!r}")
+        print(f"query instruction:    {instructions.query!r}")
+    else:  # the model's own default: such a model embeds best without instructions
+        instructions = TaskInstructions(query="", document="")
+        print("instructions: none (this model was not instruction-trained)")
     start = time.perf_counter()
     docs = encoder.encode(answers, instructions.document, show_progress=True)
     elapsed = time.perf_counter() - start

@@ -4,9 +4,10 @@
    that ``make finetune`` writes to ``runs/finetune/model`` when it exists, else on the bundled
    model; the first line printed says which.
 2. Index every distinct chatterbot-corpus answer in a LangChain ``InMemoryVectorStore`` through
-   ``InstructorEmbeddings(endpoint=...)`` with the *document* instruction.
-3. Ask chatterbot questions with the *query* instruction, print the hits, and score recall@5.
-4. Shut Serve and Ray down.
+   ``InstructorEmbeddings(endpoint=...)`` with the ``qa`` preset's *document* instruction.
+3. Ask chatterbot questions with its *query* instruction, print the hits, and score recall@5.
+   A model that was not instruction-trained (the bundled one) gets no instructions: its own default.
+4. Shut Serve down (the app, then the controller), then Ray.
 
 Run inside a loopback-only network namespace on shared machines (the Makefile does that as root).
 """
@@ -15,17 +16,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
+import logging
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ray_backend.net import free_port, init_local_ray, wait_healthy
 from ray_backend.serving.ingress import plan_ingress, ray_has_direct_ingress
 
-__all__ = ["FINETUNED_MODEL", "choose_model", "main"]
+__all__ = ["FINETUNED_MODEL", "SHUTDOWN_NOISE", "choose_model", "dropping_lines", "main"]
 
 # Where `make finetune` (python -m training.recipe --output runs/finetune) puts its model.
 FINETUNED_MODEL = Path(__file__).resolve().parent.parent / "runs" / "finetune" / "model"
@@ -38,6 +45,58 @@ def choose_model(requested: str | None, finetuned: Path = FINETUNED_MODEL) -> tu
     if (finetuned / "modules.json").is_file():
         return str(finetuned), f"model: {finetuned} (instruction-finetuned by `make finetune`)"
     return None, "model: bundled all-MiniLM-L6-v2 (run `make finetune` to build and use the instruction-finetuned one)"
+
+
+# The one line Ray prints on every `serve.shutdown()` (ray 2.60): Serve's client waits on the controller's
+# graceful_shutdown call, which by design only ends when the controller kills itself, and the driver is then told
+# that the call failed and will be retried. Nothing failed; the demo drops exactly this line.
+SHUTDOWN_NOISE = ("Task ServeController.graceful_shutdown failed.", "killed by `ray.kill`")
+
+
+class _LineFilter(io.TextIOBase):
+    """A text stream that passes whole lines to ``target``, except those containing every one of ``needles``."""
+
+    def __init__(self, target: TextIO, needles: tuple[str, ...]) -> None:
+        self._target, self._needles = target, needles
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._pending += text
+            *lines, self._pending = self._pending.split("\n")
+            for line in lines:
+                if not all(needle in line for needle in self._needles):
+                    self._target.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending and not all(needle in self._pending for needle in self._needles):
+                self._target.write(self._pending)
+            self._pending = ""
+            self._target.flush()
+
+
+@contextlib.contextmanager
+def dropping_lines(*needles: str) -> Iterator[None]:
+    """Inside the block, stdout lines that contain every one of ``needles`` are not printed.
+
+    >>> with dropping_lines("graceful_shutdown failed", "ray.kill"):
+    ...     print("kept")
+    ...     print("Task ServeController.graceful_shutdown failed. ... killed by `ray.kill`.")
+    kept
+    """
+    stdout = sys.stdout
+    sys.stdout = _LineFilter(stdout, needles)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
 
 
 async def _ask_all(store: Any, questions: list[str], *, concurrency: int) -> list[list[Any]]:
@@ -61,9 +120,13 @@ def run_demo(url: str, *, questions: int = 80, show: int = 5) -> float:
 
     pairs = chatterbot_pairs()
     answers = sorted({p.answer for p in pairs})
-    embeddings = InstructorEmbeddings.for_task("qa", endpoint=url, batch_size=64)
-    print(f"query instruction:    {embeddings.query_instruction!r}")
-    print(f"document instruction: {embeddings.document_instruction!r}")
+    embeddings = InstructorEmbeddings(endpoint=url, batch_size=64)
+    if embeddings.model_defaults.instruction_trained:
+        embeddings = InstructorEmbeddings.for_task("qa", endpoint=url, batch_size=64)
+        print(f"query instruction:    {embeddings.query_instruction!r}")
+        print(f"document instruction: {embeddings.document_instruction!r}")
+    else:  # the model's own default: such a model embeds best without instructions
+        print("instructions: none (this model was not instruction-trained; `make finetune` builds one that is)")
 
     start = time.perf_counter()
     store = InMemoryVectorStore(embedding=embeddings)
@@ -124,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
         direct_supported=ray_has_direct_ingress(ray.__version__),
     )
     os.environ.update(plan.env())
+    # Token authentication stays on (Ray's default for a local cluster); only Ray's note that it can be turned off
+    # is not printed.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     # Ray starts workers at nice 15; on a shared machine that starves the replica, so serve at normal priority.
     init_local_ray(
         num_cpus=cpus,
@@ -131,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         log_to_driver=False,
         _system_config={"worker_niceness": 0},
     )
+    deployed = False
     try:
         serve.start(
             http_options={"host": "127.0.0.1", "port": plan.proxy_port}, logging_config={"enable_access_log": False}
@@ -139,13 +206,19 @@ def main(argv: list[str] | None = None) -> None:
         if model is not None:
             app_args["model"] = model
         serve.run(build_app(app_args), name=APP_NAME, route_prefix="/")
+        deployed = True
         url = f"http://127.0.0.1:{plan.port}"
         wait_healthy(url)
         print(f"Serve app up at {url} ({plan.mode} ingress) after {time.perf_counter() - started:.1f}s")
         recall = run_demo(url, questions=cli.questions)
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        # Serve first, in the order Ray expects: the app deleted (waiting for its deployments to go), then Serve's
+        # controller and proxies, then Ray.
+        with dropping_lines(*SHUTDOWN_NOISE):
+            if deployed:
+                serve.delete(APP_NAME)
+            serve.shutdown()
+            ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"demo finished in {time.perf_counter() - started:.1f}s ({which})")
     if recall < 0.5:
