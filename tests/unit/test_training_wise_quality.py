@@ -82,3 +82,25 @@ def test_demo_uses_the_finetuned_model_when_built(tmp_path: Path) -> None:
     model, line = choose_model(None, tmp_path)
     assert model == str(tmp_path) and "instruction-finetuned" in line
     assert choose_model("some/model", tmp_path)[0] == "some/model"
+
+
+@pytest.mark.parametrize(
+    ("dev", "best"),
+    [
+        ({0.25: 40.0, 0.5: 55.0, 0.75: 55.0, 1.0: 50.0}, 0.5),  # a tie goes to the smaller alpha
+        ({0.25: 40.0, 0.5: 45.0, 0.75: 50.0, 1.0: 60.0}, 1.0),
+        ({0.25: 61.0, 0.5: 45.0, 0.75: 50.0, 1.0: 60.0}, 0.25),
+    ],
+)
+def test_pick_alpha_takes_the_best_dev_score(monkeypatch: pytest.MonkeyPatch, dev: dict, best: float) -> None:
+    """The selection rule alone: each alpha's model and dev score stand in (the numerics are tested above)."""
+    from training.recipe import evaluation
+
+    def scored(model: str, rows: list, instructions: bool) -> dict[str, float]:
+        return {"t1": dev[float(model.split()[-1])], "t2": 0.0}
+
+    monkeypatch.setattr(evaluation, "interpolate", lambda base, tuned, alpha: f"model at {alpha}")
+    monkeypatch.setattr(evaluation, "evaluate_rows", scored)
+    alpha, curve, model = evaluation.pick_alpha("base", "tuned", [], tuple(dev), instructions=True)  # type: ignore[arg-type]
+    assert (alpha, model) == (best, f"model at {best}")
+    assert curve == {a: s / 2 for a, s in dev.items()}  # the mean over the dev tasks
