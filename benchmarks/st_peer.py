@@ -5,10 +5,11 @@ an older ``transformers`` than this project's, so they live in the peers venv (`
 it) and run in this child process. It reads one JSON request per stdin line and answers one JSON line:
 
 - ``{"cmd": "setup", "model": DIR, "texts": FILE, "prompt": STR, "batch_size": N, "isa": STR, "out": DIR}``:
-  loads every backend (torch, onnx, onnx qint8 for ``isa``, openvino, openvino qint8) and warms it up;
+  loads every backend (torch, onnx, onnx qint8 for ``isa``, openvino at its default precision and at f32,
+  openvino qint8) and warms it up;
   answers ``{"ready": [names], "skipped": {name: reason}}``.
-- ``{"cmd": "run", "name": NAME}``: encodes the texts once, writes the vectors to ``OUT/NAME.npy``;
-  answers ``{"seconds": S, "vectors": PATH}``.
+- ``{"cmd": "run", "name": NAME}``: encodes the texts once (or ``"texts": [...]`` given inline), writes the
+  vectors to ``OUT/NAME.npy``; answers ``{"seconds": S, "vectors": PATH}``.
 
 The quantized exports are made the way sentence-transformers documents them:
 ``export_dynamic_quantized_onnx_model(model, isa, ...)`` (ONNX Runtime dynamic int8 with the CPU's config)
@@ -73,13 +74,21 @@ def setup(request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], dict
     if "st onnx" in models:
         attempt(f"st onnx qint8 ({isa})", onnx_qint8)
     attempt("st openvino", lambda: SentenceTransformer(str(work), device="cpu", backend="openvino"))
+    # OpenVINO's CPU default precision is bf16 where the CPU has it (AVX-512 BF16, AMX): not the fp32 model.
+    f32 = {"ov_config": {"INFERENCE_PRECISION_HINT": "f32"}}
+    attempt(
+        "st openvino f32",
+        lambda: SentenceTransformer(str(work), device="cpu", backend="openvino", model_kwargs=f32),
+    )
 
     def openvino_qint8() -> Any:
         from sentence_transformers import export_static_quantized_openvino_model
 
         data = _calibration_dir(texts, out)
+        # OpenVINO's quantizer rewrites the model it is given in place: give it a fresh one, not the timed one
+        fresh = SentenceTransformer(str(work), device="cpu", backend="openvino")
         export_static_quantized_openvino_model(
-            models["st openvino"],
+            fresh,
             None,
             str(work),
             dataset_name=str(data),
@@ -108,10 +117,12 @@ def main() -> None:
             reply: dict[str, Any] = {"ready": list(models), "skipped": skipped}
         else:
             model = models[request["name"]]
+            texts = request.get("texts") or state["texts"]  # "texts": other texts, e.g. the short probe
             start = time.perf_counter()
-            vectors = model.encode(state["texts"], prompt=state["prompt"], batch_size=state["batch_size"])
+            vectors = model.encode(texts, prompt=state["prompt"], batch_size=state["batch_size"])
             seconds = time.perf_counter() - start
-            path = Path(state["out"]) / (request["name"].replace(" ", "_").replace("/", "_") + ".npy")
+            stem = request["name"].replace(" ", "_").replace("/", "_") + ("_other" if request.get("texts") else "")
+            path = Path(state["out"]) / (stem + ".npy")
             np.save(path, np.asarray(vectors, dtype=np.float32))
             reply = {"seconds": seconds, "vectors": str(path)}
         print(json.dumps(reply), file=replies, flush=True)
