@@ -20,6 +20,7 @@ import pytest
 from instructor_plugins.model import InstructorEncoder
 from ray_backend.batch.plan import MANIFEST_NAME, OutputDir
 from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
+from tests.medi_data import write_medi_sample
 from tests.s3 import s3_server, upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -83,13 +84,7 @@ def test_node_lost_part_way_every_id_once_and_local_output_refused(
 
 def test_training_with_local_storage_on_several_nodes_is_refused(cluster: Any, tmp_path: Path) -> None:
     """Ray Train needs storage every worker sees: a local --storage-path exits 2 before any worker starts."""
-    if not Path("/usr/share/wordnet/data.noun").exists():
-        pytest.skip("WordNet (Debian wordnet-base) not installed")
-    from training.build_sample import build_sample
-    from training.medi import save_medi
-
-    train, _ = build_sample(per_task=8, tasks=["wordnet_word_to_definition", "wordnet_synonyms"])
-    data = save_medi(train, tmp_path / "sample.json")
+    data = write_medi_sample(tmp_path / "sample.json", per_task=8, tasks=2)
     cmd = [sys.executable, "-m", "training.train", "--data", str(data), "--output", str(tmp_path / "model")]
     cmd += ["--num-workers", "2", "--batch-size", "8", "--steps", "2", "--storage-path", str(tmp_path / "store")]
     env = os.environ | {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RAY_ADDRESS": cluster.address}

@@ -25,10 +25,10 @@ import pytest
 
 from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.storage import resolve
+from tests.medi_data import write_medi_sample
 from tests.s3 import s3_server, upload
 from training.batching import TaskBatchSampler
-from training.build_sample import build_sample
-from training.medi import load_medi, save_medi
+from training.medi import load_medi
 from training.storage import read_step_log
 from training.worker import batch_checksum
 
@@ -44,10 +44,7 @@ def checkpoints(location: Any) -> list[str]:
 
 
 def test_a_worker_node_removed_mid_run_resumes_from_s3_each_step_once(cluster: Any, tmp_path: Path) -> None:
-    if not Path("/usr/share/wordnet/data.noun").exists():
-        pytest.skip("WordNet (Debian wordnet-base) not installed")
-    train, _ = build_sample(per_task=16, tasks=["wordnet_word_to_definition", "wordnet_synonyms"])
-    data = save_medi(train, tmp_path / "sample.json")
+    data = write_medi_sample(tmp_path / "sample.json", per_task=16, tasks=2)
     cmd = [sys.executable, "-m", "training.train", "--data", "s3://train-bucket/data/sample.json"]
     cmd += ["--output", "s3://train-bucket/model"]
     cmd += ["--storage-path", "s3://train-bucket/storage", "--run-name", "run", "--num-workers", "2"]

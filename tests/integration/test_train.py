@@ -1,4 +1,4 @@
-"""Ray Train end to end on 2 CPU workers with the bundled MiniLM and the real-text MEDI sample.
+"""Ray Train end to end on 2 CPU workers with the bundled MiniLM and a real-text MEDI sample (:mod:`tests.medi_data`).
 
 Run in a loopback-only namespace: ``unshare -n sh -c 'ip link set lo up && exec "$@"' sh env PYTHONPATH=$PWD
 python -m pytest tests/integration/test_train.py``
@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 
 from instructor_plugins.model import InstructorEncoder
+from tests.medi_data import write_medi_sample
 from training.batching import TaskBatchSampler
-from training.build_sample import build_sample
 from training.config import TrainConfig
-from training.medi import load_medi, save_medi
+from training.medi import load_medi
 from training.state import TrainState
 from training.train import TrainResult
 from training.worker import batch_checksum
@@ -35,10 +35,7 @@ STEPS, EVERY = 8, 4  # the killed run: its steps, and a checkpoint every EVERY s
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not Path("/usr/share/wordnet/data.noun").exists():
-        pytest.skip("WordNet (Debian wordnet-base) not installed")
-    train, _ = build_sample(per_task=16, tasks=["wordnet_word_to_definition", "wordnet_synonyms", "chatterbot_qa"])
-    return save_medi(train, tmp_path_factory.mktemp("medi") / "sample.json")
+    return write_medi_sample(tmp_path_factory.mktemp("medi") / "sample.json", per_task=16)
 
 
 def _config(sample: Path, root: Path, **overrides) -> TrainConfig:

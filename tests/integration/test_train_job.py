@@ -18,8 +18,7 @@ import pytest
 
 from instructor_plugins.model import InstructorEncoder
 from ray_backend.net import free_port
-from training.build_sample import build_sample
-from training.medi import save_medi
+from tests.medi_data import write_medi_sample
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +40,7 @@ ray job submit --address http://127.0.0.1:{dash} --working-dir {repo} \
 def test_trainer_runs_as_a_ray_job(tmp_path: Path):
     if shutil.which("unshare") is None or subprocess.run(["unshare", "--pid", "--fork", "true"]).returncode != 0:
         pytest.skip("needs `unshare --pid` (root) to keep `ray stop` away from other Ray clusters")
-    if not Path("/usr/share/wordnet/data.noun").exists():
-        pytest.skip("WordNet (Debian wordnet-base) not installed")
-    train, _ = build_sample(per_task=8, tasks=["wordnet_word_to_definition", "wordnet_synonyms"])
-    data = save_medi(train, tmp_path / "sample.json")
+    data = write_medi_sample(tmp_path / "sample.json", per_task=8, tasks=2)
     ray_tmp = tempfile.mkdtemp(prefix="rj-", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
     script = SCRIPT.format(port=free_port(), dash=free_port(), tmp=tmp_path, ray_tmp=ray_tmp, repo=REPO, data=data)
     bin_dir = str(Path(sys.executable).parent)

@@ -15,8 +15,7 @@ import pytest
 from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.storage import resolve
 from tests.integration.test_train import _assert_history_matches_plan, _config
-from training.build_sample import build_sample
-from training.medi import save_medi
+from tests.medi_data import write_medi_sample
 from training.storage import read_step_log
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,10 +29,7 @@ def s3_ray(s3_endpoint: str, ray_local: str) -> str:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not Path("/usr/share/wordnet/data.noun").exists():
-        pytest.skip("WordNet (Debian wordnet-base) not installed")
-    train, _ = build_sample(per_task=16, tasks=["wordnet_word_to_definition", "wordnet_synonyms", "chatterbot_qa"])
-    return save_medi(train, tmp_path_factory.mktemp("medi") / "sample.json")
+    return write_medi_sample(tmp_path_factory.mktemp("medi") / "sample.json", per_task=16)
 
 
 def test_two_workers_checkpoint_to_s3_and_resume_from_it(
