@@ -13,6 +13,7 @@ import torch
 from instructor_plugins.checkpoint import ModelLoadError, bundled_model_dir, read_checkpoint
 from instructor_plugins.corpora import chatterbot_pairs
 from instructor_plugins.model import InstructorEncoder
+from tests.references import cosine_rows, sentence_transformers_vectors
 
 QUERY = "Represent the question for retrieving supporting documents: "
 DOC = "Represent the document for retrieval: "
@@ -24,10 +25,6 @@ def texts() -> list[str]:
     pairs = chatterbot_pairs()
     # Real text of very different lengths, so batches carry real padding.
     return [pairs[i].answer for i in range(0, 400, 20)] + [pairs[i].question for i in range(5, 400, 40)]
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 # ---------------------------------------------------------------- tiny INSTRUCTOR-layout T5
@@ -137,19 +134,6 @@ def test_instruction_changes_the_vector(bundled_encoder: InstructorEncoder) -> N
     assert float(a @ b) < 0.999 and float(a @ c) < 0.999
 
 
-def _sentence_transformers_reference(
-    path: Path, texts: list[str], instruction: str | None, include_prompt: bool | None = None
-) -> np.ndarray:
-    """sentence-transformers on the same folder; ``include_prompt`` None: as the folder says."""
-    from sentence_transformers import SentenceTransformer
-
-    st = SentenceTransformer(str(path), device="cpu")
-    if include_prompt is not None:  # the official INSTRUCTOR semantics: pool the text tokens only
-        pooling = next(m for m in st if type(m).__name__ == "Pooling")
-        pooling.include_prompt = include_prompt
-    return np.asarray(st.encode(texts, prompt=instruction, batch_size=8, normalize_embeddings=True))
-
-
 @pytest.mark.parametrize("which", ["bundled", "t5"])
 @pytest.mark.parametrize("instruction", [QUERY, STS, None])
 def test_parity_with_sentence_transformers(
@@ -162,7 +146,7 @@ def test_parity_with_sentence_transformers(
 ) -> None:
     enc, path = (bundled_encoder, bundled_model_dir()) if which == "bundled" else (tiny_t5, tiny_t5_dir)
     # The bundled MiniLM pools its prompt (no include_prompt key: sentence-transformers' default); INSTRUCTOR does not.
-    ref = _sentence_transformers_reference(path, texts, instruction, None if which == "bundled" else False)
+    ref = sentence_transformers_vectors(path, texts, instruction, None if which == "bundled" else False)
     ours = enc.encode(texts, instruction)
     assert cosine_rows(ours, ref).min() >= 0.99999
 
@@ -259,7 +243,7 @@ def test_save_load_roundtrip(
     spec = read_checkpoint(saved)
     assert spec.is_sentence_transformers and spec.normalize and len(spec.dense) == (which == "t5")
     # sentence-transformers reads what we write, with the same vectors.
-    ref = _sentence_transformers_reference(saved, texts[:5], QUERY)
+    ref = sentence_transformers_vectors(saved, texts[:5], QUERY)
     assert cosine_rows(again.encode(texts[:5], QUERY), ref).min() >= 0.99999
 
 
