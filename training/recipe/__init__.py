@@ -5,7 +5,7 @@ multi-task corpus, finetunes with the trainer (:mod:`training.train`), runs the 
 before/after report. The trainer never imports this package; this package imports the trainer.
 
 - :mod:`training.recipe.pipeline`: the one command (:class:`RecipeConfig`, :func:`run`, ``main``);
-  its public names are re-exported here.
+  its public names are re-exported here (imported on first use).
 - :mod:`training.recipe.corpus` (``instructor corpus``) with :mod:`training.recipe.sources` and
   :mod:`training.recipe.instruction_variants`: the offline multi-task corpus.
 - :mod:`training.recipe.evaluation`: WiSE-FT alpha on dev, then base / finetuned / ablation on test, the report;
@@ -17,17 +17,21 @@ before/after report. The trainer never imports this package; this package import
 
 from __future__ import annotations
 
-from training.recipe.pipeline import (
-    HELDOUT_EVAL_TASKS,
-    CorpusError,
-    RecipeConfig,
-    check_cluster,
-    check_corpus,
-    drop_resume_checkpoints,
-    main,
-    parse_args,
-    run,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from training.recipe.pipeline import (
+        HELDOUT_EVAL_TASKS,
+        CorpusError,
+        RecipeConfig,
+        check_cluster,
+        check_corpus,
+        drop_resume_checkpoints,
+        main,
+        parse_args,
+        run,
+    )
 
 __all__ = [
     "HELDOUT_EVAL_TASKS",
@@ -40,3 +44,16 @@ __all__ = [
     "parse_args",
     "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The pipeline's public names, imported on first use (so ``python -m training.recipe.corpus`` runs clean)."""
+    if name not in __all__:
+        raise AttributeError(f"module 'training.recipe' has no attribute {name!r}")
+    value = getattr(importlib.import_module("training.recipe.pipeline"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
