@@ -155,3 +155,41 @@ def test_the_serve_config_on_the_serving_page_matches_the_checked_in_one() -> No
     for key, value in shown["args"].items():
         assert real["args"][key] == value, key
     assert shown["deployments"][0]["user_config"] == real["deployments"][0]["user_config"]
+
+
+PACKAGES = ("instructor_plugins", "ray_backend", "training", "evals")
+NAMED = sorted(
+    {
+        (page, name)
+        for page in [*PAGES, *(ROOT / "results").glob("*.md"), ROOT / "CHANGELOG.md"]
+        for name in re.findall(r"`[^`\n]*`", page.read_text())
+    }
+)
+
+
+def _module_file(dotted: list[str]) -> Path | None:
+    path = ROOT.joinpath(*dotted)
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def test_named_files_and_modules_exist() -> None:
+    """A path or dotted module name in backticks names something that exists (modules move; the docs must follow)."""
+    missing = []
+    for page, code in NAMED:
+        for path in re.findall(
+            rf"(?<![\w./-])((?:{'|'.join(PACKAGES)}|tests|benchmarks|examples|deploy)/[\w./-]*\w)", code
+        ):
+            if not (ROOT / path).exists():
+                missing.append(f"{page.name}: {path}")
+        for dotted in re.findall(rf"(?<![\w./])((?:{'|'.join(PACKAGES)})(?:\.\w+)+)", code):
+            parts = dotted.split(".")
+            found = next(
+                ((i, file) for i in range(len(parts), 0, -1) if (file := _module_file(parts[:i])) is not None),
+                None,
+            )
+            if found is None or not all(name in found[1].read_text() for name in parts[found[0] :]):
+                missing.append(f"{page.name}: {dotted}")
+    assert not missing, missing
