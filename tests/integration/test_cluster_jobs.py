@@ -96,7 +96,9 @@ def test_outputs(recipe_out: tuple[Path, dict, Any]) -> None:
     assert manifest["held_out_tasks"] == ["chatterbot_same_category"]
     assert set(results["scores"]) == set(SETTINGS)
     assert "LeeNewsSTS" in results["held_out_tasks"]
-    assert results["wise"]["finetuned"]["alpha"] in (0.5, 1.0)
+    wise = results["wise"]["finetuned"]
+    curve = {float(alpha): score for alpha, score in wise["dev_ndcg10"].items()}
+    assert set(curve) == {0.5, 1.0} and curve[wise["alpha"]] == max(curve.values())  # the best alpha on dev
     report = (out / "report.md").read_text()
     for setting in SETTINGS:
         assert f"| {setting} |" in report
