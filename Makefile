@@ -73,8 +73,8 @@ PEER_VENV ?= .venv-peers
 PEER_STAMP := $(PEER_VENV)/.installed
 INFINITY ?= infinity-emb[server,torch,optimum]==0.0.78
 # sentence-transformers' onnx/openvino backends and their qint8 exports (benchmarks/encode.py, via benchmarks/st_peer.py);
-# datasets for the OpenVINO calibration; numpy/hub pinned to what infinity-emb and tokenizers accept
-ST_PEERS ?= sentence-transformers[onnx,openvino] datasets pyarrow<20 numpy<2 huggingface-hub<1.0
+# datasets for the OpenVINO calibration; numpy, hub, pyarrow and click pinned to what infinity-emb 0.0.78 and tokenizers run with
+ST_PEERS ?= sentence-transformers[onnx,openvino] datasets pyarrow<20 numpy<2 huggingface-hub<1.0 click<8.2
 PEER_SECONDS ?= 60
 
 $(PEER_STAMP):

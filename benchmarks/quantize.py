@@ -7,8 +7,8 @@ transformer that produces the token embeddings differs:
 - ``fp32``: the plain encoder (baseline);
 - ``torch int8``: ``InstructorEncoder.load(quantize="int8")``, torch dynamic quantization of the
   Linear layers (:mod:`instructor_plugins.quantization`);
-- ``onnx fp32`` / ``onnx int8``: the transformer exported to ONNX (output: token embeddings) and run
-  by ONNX Runtime, the int8 one quantized by ``onnxruntime.quantization.quantize_dynamic``
+- ``onnx fp32`` / ``onnx int8``: ``InstructorEncoder.load(backend="onnx")`` (the transformer exported to ONNX, run
+  by ONNX Runtime) and its export quantized by ``onnxruntime.quantization.quantize_dynamic``
   (skipped with one line when ``onnxruntime``/``onnx`` are not installed).
 
 Texts: real short texts, WordNet noun glosses and chatterbot answers, half of the rows with a
@@ -30,12 +30,9 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
+from typing import cast
 
 import numpy as np
 
@@ -65,61 +62,23 @@ def load_texts(n: int) -> list[str]:
     return (texts * (n // max(len(texts), 1) + 1))[:n]
 
 
-class _OrtTransformer(torch.nn.Module):
-    """An ONNX Runtime session standing in for the Hugging Face transformer: ids -> token embeddings."""
+def onnx_encoders() -> dict[str, InstructorEncoder]:
+    """``backend="onnx"`` (fp32, ONNX Runtime) and the same export quantized by ``onnxruntime.quantization``."""
 
-    def __init__(self, path: Path, config: Any, threads: int) -> None:
-        super().__init__()
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.config = config
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
-        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
-        (hidden,) = self.session.run(["last_hidden_state"], feeds)
-        return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden))
-
-
-class _Exportable(torch.nn.Module):
-    def __init__(self, encoder: torch.nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-
-def onnx_encoders(base: InstructorEncoder, workdir: Path) -> dict[str, InstructorEncoder]:
-    """fp32 and int8 ONNX Runtime variants of ``base`` (same tokenizer, masks and pooling)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fp32_path, int8_path = workdir / "encoder.onnx", workdir / "encoder.int8.onnx"
-    ids = base.tokenize(["a short example text", "another one"], ["", INSTRUCTION])
-    with torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(
-            _Exportable(base.module.encoder).eval(),
-            (ids.input_ids, ids.attention_mask),
-            str(fp32_path),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["last_hidden_state"],
-            dynamic_axes={n: {0: "batch", 1: "seq"} for n in ("input_ids", "attention_mask", "last_hidden_state")},
-            opset_version=17,
-            dynamo=False,
-        )
-    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True)
-    out = {}
-    for name, path in (("onnx fp32", fp32_path), ("onnx int8", int8_path)):
-        enc = copy.copy(base)
-        enc.module = copy.copy(base.module)
-        enc.module._modules = dict(base.module._modules)  # share the Dense head; replace only the transformer
-        enc.module.encoder = _OrtTransformer(path, base.module.encoder.config, torch.get_num_threads())
-        out[name] = enc
-    return out
+    from instructor_plugins.runtimes import OrtTransformer
+
+    fp32 = InstructorEncoder.load(device="cpu", backend="onnx")
+    exported = cast(OrtTransformer, fp32.module.encoder)
+    int8_path = exported.path.with_name("model.int8.onnx")
+    if not int8_path.is_file():
+        quantize_dynamic(str(exported.path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True)
+    int8 = copy.copy(fp32)
+    int8.module = copy.copy(fp32.module)
+    int8.module._modules = dict(fp32.module._modules)  # share the Dense head; replace only the transformer
+    int8.module.encoder = OrtTransformer(int8_path, exported.config, torch.get_num_threads())
+    return {"onnx fp32": fp32, "onnx int8": int8}
 
 
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -149,9 +108,8 @@ def main() -> None:
         forced = InstructorEncoder.load(device="cpu")
         quantization.quantize_int8(forced.module.encoder, isa)
         candidates["torch int8 (refused here)"] = forced
-    tmp = tempfile.TemporaryDirectory(prefix="quantize-bench-")
     try:
-        candidates |= onnx_encoders(fp32, Path(tmp.name))
+        candidates |= onnx_encoders()
     except ImportError as exc:
         print(f"ONNX Runtime candidates skipped: {exc} (pip install onnxruntime onnx)")
     print(
@@ -178,7 +136,6 @@ def main() -> None:
             f"min cosine vs fp32 {min_cosine(vectors[name], vectors['fp32']):.5f}"
         )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    tmp.cleanup()
 
 
 if __name__ == "__main__":

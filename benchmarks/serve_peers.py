@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -135,6 +136,23 @@ def peer_command(venv: Path) -> Path | None:
     return exe if exe.is_file() and os.access(exe, os.X_OK) else None
 
 
+def onnx_model_dir(bin_dir: Path, model_dir: Path) -> Path:
+    """A copy of ``model_dir`` with ``model.onnx`` at its root, as infinity-emb's ``--engine optimum`` wants it.
+
+    Exported by optimum's own ``optimum-cli export onnx --task feature-extraction --library-name transformers``
+    (``last_hidden_state`` out: infinity pools it itself), the export the hub's model repos ship. infinity 0.0.78
+    hands optimum the file as found under ``--model-id``, so it is started from that folder with ``--model-id .``.
+    """
+    target = Path(tempfile.mkdtemp(prefix="infinity-onnx-"))
+    shutil.copytree(model_dir, target, dirs_exist_ok=True)
+    cmd = [str(bin_dir / "optimum-cli"), "export", "onnx", "--model", str(target), "--task", "feature-extraction"]
+    cmd += ["--library-name", "transformers", str(target / "export")]
+    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    (target / "export" / "model.onnx").rename(target / "model.onnx")
+    shutil.rmtree(target / "export")
+    return target
+
+
 class InfinityPeer:
     """infinity-emb on a free loopback port, serving ``model_dir``; a context manager that stops it."""
 
@@ -143,11 +161,14 @@ class InfinityPeer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="infinity-", suffix=".log", delete=False)  # noqa: SIM115
-        args = [str(exe), "v2", "--model-id", str(model_dir), "--served-model-name", SERVED_NAME]
+        cwd, model_id = None, str(model_dir)
+        if engine == "optimum":
+            cwd, model_id = str(onnx_model_dir(exe.parent, model_dir)), "."
+        args = [str(exe), "v2", "--model-id", model_id, "--served-model-name", SERVED_NAME]
         args += ["--url-prefix", "/v1", "--host", "127.0.0.1", "--port", str(self.port)]
         args += ["--device", "cpu", "--engine", engine]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
 
     def wait_ready(self, timeout_s: float = 240) -> None:
         """Poll ``GET /v1/models`` until it answers 200.
