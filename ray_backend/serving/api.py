@@ -10,22 +10,25 @@ Two request bodies are accepted:
 status the server answers (413 too large, 422 malformed or wrong types, 400 empty input); nothing
 here knows about FastAPI or Ray.
 
-Hostile bodies are refused here, each with a JSON 4xx and never a 500: invalid UTF-8, JSON nested
-deeper than the parser allows (Python's recursion limit; the request shapes are 3 levels deep),
-number literals longer than :data:`MAX_NUMBER_CHARS` characters (a 5,000-digit integer), ``NaN`` /
-``Infinity``, and lone UTF-16 surrogates (``"\ud800"``) in a text or an instruction, which are valid
-JSON escapes but not text any tokenizer can read.
+Hostile bodies are refused here, each with a JSON 4xx and never a 500. ``orjson`` parses the body
+and itself refuses invalid UTF-8, nesting deeper than 1,024 levels (the request shapes are 3 deep),
+numbers that overflow a double (a 5,000-digit integer), ``NaN`` / ``Infinity``, and lone UTF-16
+surrogates (``"\ud800"``), which are valid JSON escapes but not text any tokenizer can read; two of
+its refusals are reworded (nesting, and a number literal longer than :data:`MAX_NUMBER_CHARS`).
+Integers beyond 64 bits parse as floats, which the request shapes refuse as not integers.
+Deployment-handle requests skip JSON, so :func:`check_text` refuses lone surrogates there.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import numpy as np
+import orjson
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
 
 __all__ = [
@@ -48,7 +51,8 @@ __all__ = [
 EncodingFormat = Literal["float", "base64"]
 M = TypeVar("M", bound=BaseModel)
 MAX_NUMBER_CHARS = 32
-"""Longest JSON number literal accepted (the only number in the request shapes is ``dimensions``)."""
+"""A refused number literal longer than this is named by its length (the only number in the request
+shapes is ``dimensions``, an int of a few digits; a longer literal is a float or overflows, so 422)."""
 
 
 class ApiError(Exception):
@@ -160,19 +164,15 @@ def parse_body(raw: bytes, model: type[M], limits: ServerLimits) -> M:
 
     Raises:
         ApiError: 413 over ``limits.max_body_bytes``; 422 not UTF-8 JSON, nested too deeply, a
-            number literal over :data:`MAX_NUMBER_CHARS` characters, ``NaN``/``Infinity``, not an
-            object, or failing validation (the message lists each bad field).
+            number literal over :data:`MAX_NUMBER_CHARS` characters, ``NaN``/``Infinity``, a lone
+            surrogate, not an object, or failing validation (the message lists each bad field).
     """
     if len(raw) > limits.max_body_bytes:
         raise ApiError(413, f"request body of {len(raw)} bytes exceeds the limit of {limits.max_body_bytes}")
     try:
-        data = json.loads(raw, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(422, f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(422, "body is nested too deeply (the request shapes are at most 3 levels deep)") from None
-    except _BadNumber as exc:
-        raise ApiError(422, str(exc)) from None
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(422, _json_problem(exc)) from None
     if not isinstance(data, dict):
         raise ApiError(422, f"body must be a JSON object, got {type(data).__name__}")
     try:
@@ -182,27 +182,18 @@ def parse_body(raw: bytes, model: type[M], limits: ServerLimits) -> M:
         raise ApiError(422, f"invalid request: {problems}") from None
 
 
-class _BadNumber(ValueError):
-    """A JSON number the server refuses to convert."""
+_NUMBER = re.compile(r"-?[0-9][0-9.eE+-]*")
 
 
-def _parse_int(literal: str) -> int:
-    if len(literal) > MAX_NUMBER_CHARS:
-        raise _BadNumber(f"number literal of {len(literal)} characters exceeds the limit of {MAX_NUMBER_CHARS}")
-    return int(literal)
-
-
-def _parse_float(literal: str) -> float:
-    if len(literal) > MAX_NUMBER_CHARS:
-        raise _BadNumber(f"number literal of {len(literal)} characters exceeds the limit of {MAX_NUMBER_CHARS}")
-    value = float(literal)
-    if value in (float("inf"), float("-inf")):
-        raise _BadNumber(f"number {literal[:20]!r} is out of range")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise _BadNumber(f"{name} is not valid JSON (valid: finite numbers)")
+def _json_problem(exc: orjson.JSONDecodeError) -> str:
+    """The 422 message for a body orjson refused, in the API's words where it has its own."""
+    if exc.msg.startswith("depth limit exceeded"):
+        return "body is nested too deeply (the request shapes are at most 3 levels deep)"
+    number = _NUMBER.match(exc.doc, exc.pos)
+    if number and len(number.group()) > MAX_NUMBER_CHARS:
+        return f"number literal of {len(number.group())} characters exceeds the limit of {MAX_NUMBER_CHARS}"
+    near = exc.doc[exc.pos : exc.pos + 20]
+    return f"body is not valid JSON: {exc}" + (f", at {near!r}" if near else "")
 
 
 def check_text(value: str, where: str) -> None:
