@@ -164,6 +164,7 @@ class InfinityPeer:
         cwd, model_id = None, str(model_dir)
         if engine == "optimum":
             cwd, model_id = str(onnx_model_dir(exe.parent, model_dir)), "."
+            exe = exe.resolve()  # started from the model folder
         args = [str(exe), "v2", "--model-id", model_id, "--served-model-name", SERVED_NAME]
         args += ["--url-prefix", "/v1", "--host", "127.0.0.1", "--port", str(self.port)]
         args += ["--device", "cpu", "--engine", engine]
