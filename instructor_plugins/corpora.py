@@ -2,7 +2,8 @@
 
 - chatterbot-corpus (BSD-3-Clause, pip ``chatterbot-corpus``): question/answer conversations in
   21 categories.
-- WordNet 3.0 (WordNet license, Debian ``wordnet-base``): synsets with synonyms and glosses.
+- WordNet 3.0 (WordNet license, Debian ``wordnet-base``): synsets with synonyms, glosses and pointers;
+  :func:`parse_wordnet_data` is the one parser of its ``data.*`` files (the training recipe uses it too).
 - gensim's test data (LGPL-2.1 package, pip ``gensim``): the Lee news corpus with human
   similarity ratings, Pang & Lee polarity snippets, mini 20-newsgroups. :func:`gensim_test_file`
   finds a file without importing gensim.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +26,21 @@ __all__ = [
     "Synset",
     "chatterbot_pairs",
     "gensim_test_file",
+    "parse_wordnet_data",
     "wordnet_synsets",
 ]
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 WORDNET_POS = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
+WORDNET_LEXNAMES = (
+    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body noun.cognition "
+    "noun.communication noun.event noun.feeling noun.food noun.group noun.location noun.motive noun.object "
+    "noun.person noun.phenomenon noun.plant noun.possession noun.process noun.quantity noun.relation noun.shape "
+    "noun.state noun.substance noun.time verb.body verb.change verb.cognition verb.communication verb.competition "
+    "verb.consumption verb.contact verb.creation verb.emotion verb.motion verb.perception verb.possession "
+    "verb.social verb.stative verb.weather adj.ppl"
+).split()
+"""Lexicographer file names by number (WordNet's ``lexnames`` file)."""
 
 
 @dataclass(frozen=True)
@@ -41,12 +54,20 @@ class QAPair:
 
 @dataclass(frozen=True)
 class Synset:
-    """A WordNet synset: its id (offset + part of speech), lemmas and gloss (definition)."""
+    """A WordNet synset: its id (offset + part of speech), lemmas, gloss, lexicographer file and pointers."""
 
     id: str
+    """``offset-pos``, e.g. ``00001740-n`` (satellite adjectives count as ``a``)."""
     pos: str
+    """The part of speech of its file: ``noun``, ``verb``, ``adj`` or ``adv``."""
     lemmas: tuple[str, ...]
+    """Its words, underscores replaced by spaces (adjective markers such as ``(p)`` kept)."""
     gloss: str
+    """The definition, then any quoted usage examples, ``;``-separated."""
+    lexname: str = ""
+    """Its lexicographer file, e.g. ``noun.artifact`` (the file number when WordNet names none)."""
+    pointers: tuple[tuple[str, str], ...] = ()
+    """``(symbol, synset id)`` per pointer: ``@`` hypernym, ``@i`` instance hypernym, ``!`` antonym, ..."""
 
     @property
     def definition(self) -> str:
@@ -88,19 +109,39 @@ def wordnet_synsets(pos: str = "noun", *, limit: int | None = None, root: Path =
     path = root / f"data.{pos}"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: install WordNet with `apt-get install wordnet-base`")
-    out: list[Synset] = []
     with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if line.startswith("  ") or "|" not in line:
-                continue  # license header
-            head, gloss = line.split("|", 1)
-            fields = head.split()
-            n_words = int(fields[3], 16)
-            lemmas = tuple(fields[4 + 2 * i].replace("_", " ") for i in range(n_words))
-            out.append(Synset(id=f"{fields[0]}-{WORDNET_POS[pos]}", pos=pos, lemmas=lemmas, gloss=gloss.strip()))
-            if limit is not None and len(out) >= limit:
-                break
-    return out
+        return list(itertools.islice(parse_wordnet_data(fh, pos), limit))
+
+
+def parse_wordnet_data(lines: Iterable[str], pos: str) -> Iterator[Synset]:
+    """The synsets of the lines of a WordNet ``data.<pos>`` file, in file order.
+
+    A synset line is ``offset lex_filenum ss_type w_cnt [word lex_id]... p_cnt [symbol offset pos
+    source/target]... | gloss`` (``w_cnt`` in hexadecimal); the license header's lines start with
+    two spaces and are skipped.
+    """
+    for line in lines:
+        if line.startswith("  ") or "|" not in line:
+            continue
+        head, gloss = line.split("|", 1)
+        fields = head.split()
+        n_words = int(fields[3], 16)
+        at = 4 + 2 * n_words
+        starts = range(at + 1, at + 1 + 4 * int(fields[at]), 4)
+        pointers = tuple((fields[j], _synset_id(fields[j + 1], fields[j + 2])) for j in starts)
+        lex = int(fields[1])
+        yield Synset(
+            id=_synset_id(fields[0], fields[2]),
+            pos=pos,
+            lemmas=tuple(fields[4 + 2 * i].replace("_", " ") for i in range(n_words)),
+            gloss=gloss.strip(),
+            lexname=WORDNET_LEXNAMES[lex] if lex < len(WORDNET_LEXNAMES) else fields[1],
+            pointers=pointers,
+        )
+
+
+def _synset_id(offset: str, ss_type: str) -> str:
+    return f"{offset}-{'a' if ss_type == 's' else ss_type}"
 
 
 def gensim_test_file(name: str) -> Path:

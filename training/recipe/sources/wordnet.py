@@ -16,28 +16,21 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from instructor_plugins.corpora import WORDNET_DIR, WORDNET_POS, Synset, parse_wordnet_data
 from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
 from training.recipe.sources.splits import same_split_partner
 
 __all__ = ["SOURCE", "WordNetSynset", "build", "locate", "parse_data", "synsets_of"]
 
-ROOT = Path("/usr/share/wordnet")
-POS_FILES = ("noun", "verb", "adj", "adv")
-# Lexicographer file names by number (WordNet's lexnames file).
-LEXNAMES = (
-    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body noun.cognition "
-    "noun.communication noun.event noun.feeling noun.food noun.group noun.location noun.motive noun.object "
-    "noun.person noun.phenomenon noun.plant noun.possession noun.process noun.quantity noun.relation noun.shape "
-    "noun.state noun.substance noun.time verb.body verb.change verb.cognition verb.communication verb.competition "
-    "verb.consumption verb.contact verb.creation verb.emotion verb.motion verb.perception verb.possession "
-    "verb.social verb.stative verb.weather adj.ppl"
-).split()
+ROOT = WORDNET_DIR
+POS_FILES = tuple(WORDNET_POS)
 _QUOTED = re.compile(r'"([^"]{12,})"')
+_MARKER = re.compile(r"\(.*\)$")  # adjective position markers: ready_to_hand(p), outback(a)
 
 
 @dataclass(frozen=True)
 class WordNetSynset:
-    """One synset line of a ``data.*`` file."""
+    """The recipe's view of one :class:`instructor_plugins.corpora.Synset`."""
 
     id: str
     lexname: str
@@ -49,39 +42,22 @@ class WordNetSynset:
 
 
 def parse_data(text: str, pos: str) -> list[WordNetSynset]:
-    """Parse one ``data.<pos>`` file (license header lines start with two spaces)."""
-    out = []
-    for line in text.splitlines():
-        if line.startswith("  ") or "|" not in line:
-            continue
-        head, gloss = line.split("|", 1)
-        f = head.split()
-        n_words = int(f[3], 16)
-        lemmas = tuple(re.sub(r"\(.*\)$", "", f[4 + 2 * i]).replace("_", " ") for i in range(n_words))
-        i = 4 + 2 * n_words
-        n_ptr = int(f[i])
-        hypernyms, antonyms = [], []
-        for j in range(n_ptr):
-            symbol, offset, ptr_pos = f[i + 1 + 4 * j : i + 4 + 4 * j]
-            target = f"{offset}-{'a' if ptr_pos == 's' else ptr_pos}"
-            if symbol in ("@", "@i"):
-                hypernyms.append(target)
-            elif symbol == "!":
-                antonyms.append(target)
-        definition = gloss.split(";", 1)[0].strip().strip('"').strip()
-        examples = tuple(_QUOTED.findall(gloss))
-        out.append(
-            WordNetSynset(
-                id=f"{f[0]}-{'a' if f[2] == 's' else f[2]}",
-                lexname=LEXNAMES[int(f[1])] if int(f[1]) < len(LEXNAMES) else f[1],
-                lemmas=lemmas,
-                definition=definition,
-                examples=examples,
-                hypernyms=tuple(hypernyms),
-                antonyms=tuple(antonyms),
-            )
-        )
-    return out
+    """Parse one ``data.<pos>`` file with :func:`instructor_plugins.corpora.parse_wordnet_data`."""
+    return [_recipe_view(s) for s in parse_wordnet_data(text.splitlines(), pos)]
+
+
+def _recipe_view(synset: Synset) -> WordNetSynset:
+    """The fields the tasks use: lemmas without adjective markers, the gloss split, pointers by kind."""
+    gloss = synset.gloss
+    return WordNetSynset(
+        id=synset.id,
+        lexname=synset.lexname,
+        lemmas=tuple(_MARKER.sub("", lemma) for lemma in synset.lemmas),
+        definition=gloss.split(";", 1)[0].strip().strip('"').strip(),
+        examples=tuple(_QUOTED.findall(gloss)),
+        hypernyms=tuple(target for symbol, target in synset.pointers if symbol in ("@", "@i")),
+        antonyms=tuple(target for symbol, target in synset.pointers if symbol == "!"),
+    )
 
 
 def synsets_of(raw: dict[str, str]) -> list[WordNetSynset]:
