@@ -12,6 +12,7 @@ Servers, all on 127.0.0.1, all serving the bundled all-MiniLM-L6-v2 through the 
   --port PORT --device cpu --engine ENGINE`` and stopped at the end, once per engine: ``torch`` against
   our defaults and ``--quantize auto``, ``optimum`` (ONNX Runtime) against our ``--backend onnx``.
   Absent: one line says so; an engine that does not start is skipped with its log's first line.
+  ``INSTRUCTOR_PEER_ENGINES=optimum`` runs one engine's phases only.
 
 The identical client workload per slice: 4 concurrent requests of 100 real short texts (chatterbot
 answers of at most 400 characters) -> bulk texts/s; then 8 clients sending 32 one-text requests ->
@@ -168,6 +169,8 @@ class InfinityPeer:
         args = [str(exe), "v2", "--model-id", model_id, "--served-model-name", SERVED_NAME]
         args += ["--url-prefix", "/v1", "--host", "127.0.0.1", "--port", str(self.port)]
         args += ["--device", "cpu", "--engine", engine]
+        if engine == "optimum":  # its default ("auto") pools the first token there; the model's pooling is the mean
+            args += ["--pooling-method", "mean"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
         self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
 
@@ -243,7 +246,8 @@ def main(port: int, budget_s: float, venv: Path) -> None:
     if exe is None:
         print(f"infinity-emb: not found in {venv} (make bench-peers installs it): peer skipped", flush=True)
     results = {}
-    for engine in dict.fromkeys(e for _, _, e in RUNS):
+    wanted = os.environ.get("INSTRUCTOR_PEER_ENGINES", "torch,optimum").split(",")
+    for engine in [e for e in dict.fromkeys(e for _, _, e in RUNS) if e in wanted]:
         # The peer starts first and loads while our replicas do.
         with InfinityPeer(exe, bundled_model_dir(), engine) if exe else contextlib.nullcontext() as peer:
             ready = False
