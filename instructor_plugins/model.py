@@ -23,8 +23,8 @@ import hashlib
 import inspect
 import json
 import logging
+import operator
 import os
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from cachetools import LRUCache
 from torch import nn
 
 from instructor_plugins.buckets import length_buckets
@@ -74,6 +75,14 @@ def _instruction_key(instruction: str) -> str | bytes:
 
 def _key_bytes(key: str | bytes) -> int:
     return len(key) * (1 if isinstance(key, bytes) else 4) + _ENTRY_OVERHEAD_BYTES
+
+
+def _instruction_cache() -> LRUCache[str | bytes, tuple[int, int]]:
+    """Token counts by instruction key, least recently used evicted first past _INSTRUCTION_CACHE_BYTES.
+
+    cachetools sizes an entry by its value, so a value is ``(token count, _key_bytes(key))``.
+    """
+    return LRUCache(maxsize=_INSTRUCTION_CACHE_BYTES, getsizeof=operator.itemgetter(1))
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -288,8 +297,7 @@ class InstructorEncoder:
         self._defaults = defaults
         self.defaults_source = defaults_source or "given"
         self._max_seq_length = min(spec.max_seq_length, self._tokenizer_limit())
-        self._instruction_lengths: OrderedDict[str | bytes, int] = OrderedDict()
-        self._instruction_cache_bytes = 0
+        self._instruction_lengths = _instruction_cache()
         self._trailing_specials = self._count_trailing_specials()
 
     # ------------------------------------------------------------------ loading / saving
@@ -578,7 +586,6 @@ class InstructorEncoder:
             raise ValueError(f"max_seq_length must be >= 2, got {value}")
         self._max_seq_length = int(value)
         self._instruction_lengths.clear()  # counts are capped at max_seq_length
-        self._instruction_cache_bytes = 0
 
     def _hidden_size(self) -> int:
         config: Any = self.module.encoder.config
@@ -601,18 +608,13 @@ class InstructorEncoder:
         key = _instruction_key(instruction)
         cached = self._instruction_lengths.get(key)
         if cached is not None:
-            self._instruction_lengths.move_to_end(key)
-            return cached
+            return cached[0]
         ids = self.tokenizer(instruction, add_special_tokens=True, truncation=False)["input_ids"]
         # Capped: a row is max_seq_length tokens at most, so a longer instruction masks it all alike.
         n = min(max(len(ids) - self._trailing_specials, 0), self.max_seq_length)
         if n <= 1 and self.spec.family == "instructor":
             n = 0  # the official package masks nothing for an instruction of one token or none
-        self._instruction_lengths[key] = n
-        self._instruction_cache_bytes += _key_bytes(key)
-        while self._instruction_cache_bytes > _INSTRUCTION_CACHE_BYTES:
-            old, _ = self._instruction_lengths.popitem(last=False)
-            self._instruction_cache_bytes -= _key_bytes(old)
+        self._instruction_lengths[key] = (n, _key_bytes(key))
         return n
 
     def _count_trailing_specials(self) -> int:

@@ -211,16 +211,19 @@ def test_instruction_cache_is_capped_and_bounded_by_bytes(bundled_encoder, monke
 
     monkeypatch.setattr(model_module, "_INSTRUCTION_CACHE_BYTES", 4096)
     encoder = bundled_encoder
-    saved = (encoder._instruction_lengths.copy(), encoder._instruction_cache_bytes)
-    try:
-        long = "represent " * 2000
-        assert encoder.instruction_length(long) == encoder.max_seq_length
-        for i in range(200):
-            encoder.instruction_length(f"Represent the sentence number {i} " * 20)
-        assert encoder._instruction_cache_bytes <= 4096
-        assert len(encoder._instruction_lengths) < 200
-        fresh = encoder.instruction_length("Represent the sentence number 3 " * 20)
-        ids = encoder.tokenizer("Represent the sentence number 3 " * 20)["input_ids"]
-        assert fresh == min(len(ids) - 1, encoder.max_seq_length)
-    finally:
-        encoder._instruction_lengths, encoder._instruction_cache_bytes = saved
+    monkeypatch.setattr(encoder, "_instruction_lengths", model_module._instruction_cache())
+    long = "represent " * 2000
+    assert encoder.instruction_length(long) == encoder.max_seq_length
+    first = "Represent the sentence number 0 " * 20
+    for i in range(200):
+        encoder.instruction_length(f"Represent the sentence number {i} " * 20)
+        encoder.instruction_length(first)  # used every round: never the least recently used
+    assert encoder._instruction_lengths.currsize <= 4096
+    assert len(encoder._instruction_lengths) < 200
+    assert model_module._instruction_key(first) in encoder._instruction_lengths
+    assert model_module._instruction_key("Represent the sentence number 3 " * 20) not in encoder._instruction_lengths
+    fresh = encoder.instruction_length("Represent the sentence number 3 " * 20)
+    ids = encoder.tokenizer("Represent the sentence number 3 " * 20)["input_ids"]
+    assert fresh == min(len(ids) - 1, encoder.max_seq_length)
+    monkeypatch.setattr(encoder, "max_seq_length", 64)  # counts are capped at it: the setter empties the cache
+    assert len(encoder._instruction_lengths) == 0 and encoder.instruction_length(long) == 64
