@@ -1,4 +1,4 @@
-"""Real-text rows (WordNet noun glosses) and writers for the batch-embedding tests."""
+"""Real-text rows (:mod:`tests.offline_text`) and writers for the batch-embedding tests."""
 
 from __future__ import annotations
 
@@ -11,20 +11,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import pytest
 
-INSTRUCTION = "Represent the dictionary definition for retrieval: "
+from tests.offline_text import text_rows
+
+INSTRUCTION = "Represent the text for retrieval: "
 
 
-def wordnet_rows(n: int) -> list[dict[str, Any]]:
-    """``n`` rows ``{"id", "text", "lemma"}`` from WordNet noun synsets (skips when WordNet is missing)."""
-    from instructor_plugins.corpora import wordnet_synsets
-
-    try:
-        synsets = wordnet_synsets("noun", limit=n)
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    return [{"id": s.id, "text": s.definition, "lemma": s.lemmas[0]} for s in synsets]
+def offline_rows(n: int) -> list[dict[str, Any]]:
+    """``n`` rows ``{"id", "text", "name"}`` of real text that needs no optional package (:mod:`tests.offline_text`)."""
+    return [{"id": row_id, "text": text, "name": name} for row_id, text, name in text_rows(n)]
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: Path) -> Path:

@@ -25,7 +25,7 @@ import pytest
 from instructor_plugins.model import InstructorEncoder
 from ray_backend.batch.plan import OutputDir
 from ray_backend.net import free_port
-from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
+from tests.batch_data import INSTRUCTION, cosines, offline_rows, vectors, write_rows
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +111,7 @@ def test_ray_job_submit_runs_the_batch_cli(
     head_node: tuple[str, dict[str, str]], tmp_path: Path, bundled_encoder: InstructorEncoder
 ) -> None:
     address, env = head_node
-    rows = wordnet_rows(200)
+    rows = offline_rows(200)
     inp = write_rows(rows, tmp_path / "in.parquet")
     out_dir = tmp_path / "out"
     entry = [sys.executable, "-m", "ray_backend.batch", "--input", str(inp), "--output", str(out_dir)]

@@ -22,7 +22,7 @@ from instructor_plugins.model import InstructorEncoder
 from ray_backend.batch import BatchConfig, locate, run_batch, scan_local, scan_ray
 from ray_backend.batch.io import BadRowsError
 from ray_backend.batch.plan import MANIFEST_NAME, REJECTS_NAME, OutputDir
-from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
+from tests.batch_data import INSTRUCTION, cosines, offline_rows, vectors, write_rows
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ N_ROWS = 5000
 
 @pytest.fixture(scope="module")
 def rows() -> list[dict]:
-    return wordnet_rows(N_ROWS)
+    return offline_rows(N_ROWS)
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +59,11 @@ def test_parquet_5k_rows_with_passthrough(
     ray_local: str, tmp_path: Path, rows: list[dict], reference: dict[str, np.ndarray]
 ) -> None:
     inp = write_rows(rows, tmp_path / "glosses.parquet")
-    manifest = run_batch(_config(inp, tmp_path / "out", rows_per_shard=1250, columns=("lemma",)))
+    manifest = run_batch(_config(inp, tmp_path / "out", rows_per_shard=1250, columns=("name",)))
     _check_output(tmp_path / "out", rows, reference)
     out = OutputDir(tmp_path / "out").read()
-    assert out.column_names == ["id", "embedding", "lemma"]
-    assert out["lemma"].to_pylist() == [r["lemma"] for r in rows]
+    assert out.column_names == ["id", "embedding", "name"]
+    assert out["name"].to_pylist() == [r["name"] for r in rows]
     assert out.schema.field("embedding").type == pa.list_(pa.float32(), 384)  # fixed-size float32 list
     assert (manifest.rows_in, manifest.rows_out, manifest.rows_rejected, manifest.dim) == (N_ROWS, N_ROWS, 0, 384)
     assert manifest.units == 4 and manifest.rows_embedded_this_run == N_ROWS

@@ -18,7 +18,7 @@ import pytest
 from instructor_plugins.model import InstructorEncoder
 from ray_backend.batch import BatchConfig, run_batch
 from ray_backend.batch.plan import MANIFEST_NAME, OutputDir
-from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
+from tests.batch_data import INSTRUCTION, cosines, offline_rows, vectors, write_rows
 from tests.s3 import SECRET_KEY, upload
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def test_s3_to_s3_killed_and_resumed_gives_every_id_once(
 ) -> None:
     import ray
 
-    rows = wordnet_rows(900)
+    rows = offline_rows(900)
     upload(write_rows(rows[:500], tmp_path / "a.parquet"), f"{IN}/a.parquet")
     upload(write_rows(rows[500:], tmp_path / "b.jsonl"), f"{IN}/part/b.jsonl")
     args = ["--input", f"{IN}/", "--output", OUT, "--instruction", INSTRUCTION, "--rows-per-shard", "100"]

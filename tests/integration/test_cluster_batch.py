@@ -19,7 +19,7 @@ import pytest
 
 from instructor_plugins.model import InstructorEncoder
 from ray_backend.batch.plan import MANIFEST_NAME, OutputDir
-from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
+from tests.batch_data import INSTRUCTION, cosines, offline_rows, vectors, write_rows
 from tests.medi_data import write_medi_sample
 from tests.s3 import s3_server, upload
 
@@ -39,7 +39,7 @@ def batch(args: list[str], log: Path, cluster: Any) -> subprocess.Popen[bytes]:
 def test_node_lost_part_way_every_id_once_and_local_output_refused(
     cluster: Any, tmp_path: Path, bundled_encoder: InstructorEncoder
 ) -> None:
-    rows = wordnet_rows(480)
+    rows = offline_rows(480)
     with s3_server("cluster-bucket"):
         upload(write_rows(rows, tmp_path / "a.parquet"), f"{IN}/a.parquet")
         log = tmp_path / "driver.log"

@@ -29,7 +29,7 @@ import pytest
 from instructor_plugins.model import InstructorEncoder
 from ray_backend.batch.plan import MANIFEST_NAME, OutputDir
 from ray_backend.net import free_port
-from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
+from tests.batch_data import INSTRUCTION, cosines, offline_rows, vectors, write_rows
 from tests.s3 import s3_server, upload
 from training.medi import MediExample, save_medi
 from training.recipe.evaluation import SETTINGS
@@ -176,7 +176,7 @@ def test_ray_job_submit_of_the_batch_cli_s3_to_s3(
     job_cluster: tuple[Any, str], tmp_path: Path, bundled_encoder: InstructorEncoder
 ) -> None:
     cluster, address = job_cluster
-    rows = wordnet_rows(240)
+    rows = offline_rows(240)
     with s3_server("jobs-bucket") as endpoint:
         upload(write_rows(rows, tmp_path / "a.parquet"), "s3://jobs-bucket/in/a.parquet")
         keys = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}

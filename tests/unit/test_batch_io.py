@@ -12,13 +12,13 @@ import pytest
 from ray_backend.batch import BatchConfig, Prepared, locate, plan, scan_local
 from ray_backend.batch.io import BadRowsError, find_inputs, iter_batches
 from ray_backend.batch.plan import read_unit
-from tests.batch_data import wordnet_rows, write_rows
+from tests.batch_data import offline_rows, write_rows
 
 FORMATS = ("jsonl", "parquet", "csv")
 
 
 def _rows(n: int = 40) -> list[dict]:
-    return wordnet_rows(n)
+    return offline_rows(n)
 
 
 def _load(spec: Path | str, tmp_path: Path, **kw) -> tuple[pa.Table, Prepared]:
@@ -61,8 +61,8 @@ def test_find_inputs_errors_name_the_problem(tmp_path: Path) -> None:
 def test_every_format_reads_the_same_rows(tmp_path: Path, fmt: str) -> None:
     rows = _rows()
     path = write_rows(rows, tmp_path / f"in.{fmt}")
-    table, prepared = _load(path, tmp_path, columns=("lemma",), rows_per_shard=7)
-    assert table.column_names == ["id", "text", "lemma"]
+    table, prepared = _load(path, tmp_path, columns=("name",), rows_per_shard=7)
+    assert table.column_names == ["id", "text", "name"]
     assert table.to_pylist() == rows
     assert sum(s.rows for s in prepared.scans) == len(rows) and prepared.rejected == []
 
@@ -209,7 +209,7 @@ def test_mixed_id_types_become_strings(tmp_path: Path) -> None:
 
 def test_missing_column_and_bad_arguments(tmp_path: Path) -> None:
     path = write_rows(_rows(3), tmp_path / "in.parquet")
-    with pytest.raises(ValueError, match=r"missing column\(s\) \['body'\]; columns present: \['id', 'text', 'lemma'\]"):
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['body'\]; columns present: \['id', 'text', 'name'\]"):
         _load(path, tmp_path, text_column="body")
     csv = write_rows(_rows(3), tmp_path / "in.csv")
     with pytest.raises(ValueError, match=r"missing column\(s\) \['nope'\]"):

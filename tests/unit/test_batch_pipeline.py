@@ -14,7 +14,7 @@ from instructor_plugins.testing import HashEncoder
 from ray_backend.batch import BatchConfig, main, prepare, run_in_process
 from ray_backend.batch.io import BadRowsError
 from ray_backend.batch.plan import MANIFEST_NAME, PLAN_NAME, REJECTS_NAME, OutputDir
-from tests.batch_data import INSTRUCTION, cosines, vectors, wordnet_rows, write_rows
+from tests.batch_data import INSTRUCTION, cosines, offline_rows, vectors, write_rows
 
 
 class CrashingEncoder(HashEncoder):
@@ -31,18 +31,18 @@ class CrashingEncoder(HashEncoder):
 
 
 def _config(tmp_path: Path, inp: Path, **kw) -> BatchConfig:
-    defaults = {"rows_per_shard": 7, "instruction": INSTRUCTION, "columns": ("lemma",), "progress": False}
+    defaults = {"rows_per_shard": 7, "instruction": INSTRUCTION, "columns": ("name",), "progress": False}
     return BatchConfig(input=str(inp), output=str(tmp_path / "out"), **(defaults | kw))
 
 
 def test_in_process_job_writes_every_row_once(tmp_path: Path) -> None:
-    rows = wordnet_rows(30)
+    rows = offline_rows(30)
     inp = write_rows(rows, tmp_path / "in.parquet")
     encoder = HashEncoder(dim=8)
     manifest = run_in_process(_config(tmp_path, inp), encoder)
     out = OutputDir(tmp_path / "out").read()
     assert out["id"].to_pylist() == [r["id"] for r in rows]
-    assert out["lemma"].to_pylist() == [r["lemma"] for r in rows]
+    assert out["name"].to_pylist() == [r["name"] for r in rows]
     np.testing.assert_array_equal(vectors(out), encoder.encode([r["text"] for r in rows], INSTRUCTION))
     assert (manifest.rows_in, manifest.rows_out, manifest.rows_rejected, manifest.dim) == (30, 30, 0, 8)
     assert (manifest.units, manifest.units_skipped, manifest.rows_embedded_this_run) == (5, 0, 30)
@@ -56,7 +56,7 @@ def test_in_process_job_writes_every_row_once(tmp_path: Path) -> None:
 
 
 def test_crash_then_resume_embeds_each_row_exactly_once(tmp_path: Path) -> None:
-    rows = wordnet_rows(40)
+    rows = offline_rows(40)
     inp = write_rows(rows, tmp_path / "in.jsonl")
     with pytest.raises(KeyboardInterrupt):
         run_in_process(_config(tmp_path, inp), CrashingEncoder(crash_on=4))
@@ -77,19 +77,19 @@ def test_crash_then_resume_embeds_each_row_exactly_once(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_changed_input_or_settings(tmp_path: Path) -> None:
-    rows = wordnet_rows(10)
+    rows = offline_rows(10)
     inp = write_rows(rows, tmp_path / "in.csv")
     with pytest.raises(KeyboardInterrupt):
         run_in_process(_config(tmp_path, inp), CrashingEncoder(crash_on=2))
     with pytest.raises(ValueError, match="cannot resume .*plan was made from other input rows or settings"):
         prepare(_config(tmp_path, inp, resume=True, instruction="Represent the word: "))
-    write_rows([*rows, {"id": "new", "text": "a new row", "lemma": "new"}], inp)
+    write_rows([*rows, {"id": "new", "text": "a new row", "name": "new"}], inp)
     with pytest.raises(ValueError, match="cannot resume"):
         prepare(_config(tmp_path, inp, resume=True))
 
 
 def test_skip_policy_writes_rejects_and_counts_them(tmp_path: Path) -> None:
-    rows = wordnet_rows(12)
+    rows = offline_rows(12)
     bad = [{"id": None, "text": "x"}, {"id": "e", "text": ""}, {"id": rows[0]["id"], "text": "dup"}]
     inp = write_rows(rows + bad, tmp_path / "in.jsonl")
     with pytest.raises(BadRowsError):
@@ -150,7 +150,7 @@ def test_config_validation_names_bad_values() -> None:
 def test_sharded_job_equals_one_plain_encode_with_the_real_model(
     tmp_path: Path, bundled_encoder: InstructorEncoder
 ) -> None:
-    rows = wordnet_rows(48)
+    rows = offline_rows(48)
     inp = write_rows(rows, tmp_path / "in.parquet")
     run_in_process(_config(tmp_path, inp, rows_per_shard=20, batch_size=8), bundled_encoder)
     out = OutputDir(tmp_path / "out").read()

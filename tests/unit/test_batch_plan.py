@@ -15,7 +15,7 @@ from ray_backend.batch.io import find_inputs
 from ray_backend.batch.lock import OutputLock, OutputLockedError
 from ray_backend.batch.plan import OutputDir, RowLayout, UnitEmbedder, WorkUnit, fingerprint, plan_units, shard_table
 from ray_backend.batch.scan import Duplicate, FileScan, find_duplicates, scan_file
-from tests.batch_data import vectors, wordnet_rows, write_rows
+from tests.batch_data import offline_rows, vectors, write_rows
 
 
 def _scan(index: int, rows: int, size: int) -> FileScan:
@@ -60,7 +60,7 @@ def test_find_duplicates_keeps_the_first_in_input_order() -> None:
 
 
 def test_fingerprint_changes_with_rows_and_settings(tmp_path: Path) -> None:
-    rows = wordnet_rows(4)
+    rows = offline_rows(4)
     (file,) = find_inputs(write_rows(rows, tmp_path / "a.jsonl"))
     kw = {"id_column": "id", "text_column": "text", "rows_per_shard": 2}
     base = fingerprint([scan_file(file, 0, **kw)[0]], {"instruction": ""})
@@ -71,10 +71,10 @@ def test_fingerprint_changes_with_rows_and_settings(tmp_path: Path) -> None:
 
 
 def test_shard_schema() -> None:
-    table = pa.Table.from_pylist(wordnet_rows(5))
+    table = pa.Table.from_pylist(offline_rows(5))
     vecs = np.arange(15, dtype=np.float64).reshape(5, 3)
-    shard = shard_table(table, vecs, id_column="id", passthrough=["lemma"])
-    assert shard.column_names == ["id", "embedding", "lemma"]
+    shard = shard_table(table, vecs, id_column="id", passthrough=["name"])
+    assert shard.column_names == ["id", "embedding", "name"]
     assert shard.schema.field("embedding").type == pa.list_(pa.float32(), 3)
     np.testing.assert_array_equal(vectors(shard), vecs.astype(np.float32))
     with pytest.raises(ValueError, match=r"expected 5 vectors, got array of shape \(4, 3\)"):
@@ -113,10 +113,10 @@ def test_pending_skips_finished_shards_and_detects_tampering(tmp_path: Path) -> 
 
 
 def test_unit_embedder_reads_embeds_and_writes_its_unit(tmp_path: Path) -> None:
-    rows = wordnet_rows(9)
+    rows = offline_rows(9)
     files = find_inputs(write_rows(rows, tmp_path / "in.jsonl"))
     encoder = HashEncoder(dim=8)
-    layout = RowLayout("id", "text", ("lemma",), pa.string(), pa.schema([("lemma", pa.string())]))
+    layout = RowLayout("id", "text", ("name",), pa.string(), pa.schema([("name", pa.string())]))
     embed = UnitEmbedder(encoder, OutputDir(tmp_path / "out"), files, layout, instruction="Do: ")
     (tmp_path / "out").mkdir()
     offset = len((tmp_path / "in.jsonl").read_bytes().split(b"\n", 2)[0]) + 1
@@ -125,7 +125,7 @@ def test_unit_embedder_reads_embeds_and_writes_its_unit(tmp_path: Path) -> None:
     shard = pq.read_table(tmp_path / "out" / "part-00003.parquet")
     kept = [rows[1], rows[3], rows[4]]
     assert shard["id"].to_pylist() == [r["id"] for r in kept]
-    assert shard["lemma"].to_pylist() == [r["lemma"] for r in kept]
+    assert shard["name"].to_pylist() == [r["name"] for r in kept]
     np.testing.assert_array_equal(vectors(shard), encoder.encode([r["text"] for r in kept], "Do: "))
     with pytest.raises(RuntimeError, match="the input changed during the run"):
         embed(WorkUnit(4, 0, start=1, stop=5, rows=4, offset=offset, drop=(2,)))

@@ -11,7 +11,7 @@ from ray_backend.batch import BatchConfig, locate, main, prepare, run_in_process
 from ray_backend.batch.io import find_inputs
 from ray_backend.batch.lock import OutputLock, OutputLockedError
 from ray_backend.batch.plan import MANIFEST_NAME, OutputDir
-from tests.batch_data import INSTRUCTION, vectors, wordnet_rows, write_rows
+from tests.batch_data import INSTRUCTION, offline_rows, vectors, write_rows
 from tests.s3 import ACCESS_KEY, SECRET_KEY, upload
 from tests.unit.test_batch_pipeline import CrashingEncoder
 
@@ -19,12 +19,12 @@ BUCKET = "s3://test-bucket"
 
 
 def _config(inp: str, out: str, **kw) -> BatchConfig:
-    base = {"rows_per_shard": 10, "instruction": INSTRUCTION, "columns": ("lemma",), "progress": False}
+    base = {"rows_per_shard": 10, "instruction": INSTRUCTION, "columns": ("name",), "progress": False}
     return BatchConfig(input=inp, output=out, **(base | kw))
 
 
 def test_s3_to_s3_crash_then_resume_gives_every_id_once(s3_endpoint: str, tmp_path) -> None:
-    rows = wordnet_rows(60)
+    rows = offline_rows(60)
     upload(write_rows(rows[:25], tmp_path / "a.jsonl"), f"{BUCKET}/crash/in/a.jsonl")
     upload(write_rows(rows[25:], tmp_path / "b.parquet"), f"{BUCKET}/crash/in/sub/b.parquet")
     out = f"{BUCKET}/crash/out"
@@ -41,13 +41,13 @@ def test_s3_to_s3_crash_then_resume_gives_every_id_once(s3_endpoint: str, tmp_pa
     assert manifest.inputs == [f"{BUCKET}/crash/in/a.jsonl", f"{BUCKET}/crash/in/sub/b.parquet"]
     table = folder.read()
     assert table["id"].to_pylist() == [r["id"] for r in rows]
-    assert table["lemma"].to_pylist() == [r["lemma"] for r in rows]
+    assert table["name"].to_pylist() == [r["name"] for r in rows]
     np.testing.assert_array_equal(vectors(table), encoder.encode([r["text"] for r in rows], INSTRUCTION))
     assert not folder.file("_lock.json").exists()
 
 
 def test_resume_against_changed_input_in_s3_is_refused(s3_endpoint: str, tmp_path) -> None:
-    rows = wordnet_rows(20)
+    rows = offline_rows(20)
     upload(write_rows(rows, tmp_path / "in.csv"), f"{BUCKET}/changed/in.csv")
     out = f"{BUCKET}/changed/out"
     with pytest.raises(KeyboardInterrupt):
@@ -62,7 +62,7 @@ def test_resume_against_changed_input_in_s3_is_refused(s3_endpoint: str, tmp_pat
 
 
 def test_glob_over_s3_and_missing_bucket_or_key(s3_endpoint: str, tmp_path) -> None:
-    rows = wordnet_rows(4)
+    rows = offline_rows(4)
     for name in ("x/a.jsonl", "x/b.csv", "x/deep/c.jsonl", "x/_skip.jsonl"):
         upload(write_rows(rows, tmp_path / name.rsplit("/", 1)[-1]), f"{BUCKET}/glob/{name}")
     assert [f.uri for f in find_inputs(f"{BUCKET}/glob/x/*.jsonl")] == [f"{BUCKET}/glob/x/a.jsonl"]
@@ -81,7 +81,7 @@ def test_cli_missing_output_bucket_exits_2_without_credentials_in_the_message(
     s3_endpoint: str, tmp_path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("ray.init", lambda *a, **k: pytest.fail("Ray must not start"), raising=False)
-    upload(write_rows(wordnet_rows(3), tmp_path / "in.jsonl"), f"{BUCKET}/cli/in.jsonl")
+    upload(write_rows(offline_rows(3), tmp_path / "in.jsonl"), f"{BUCKET}/cli/in.jsonl")
     assert main(["--input", f"{BUCKET}/cli/in.jsonl", "--output", "s3://missing-out/x"]) == 2
     err = capsys.readouterr().err
     assert "error: bucket 'missing-out' of s3://missing-out/x does not exist" in err
@@ -133,7 +133,7 @@ def test_an_unsigned_upload_stored_verbatim_is_an_error_and_never_a_finished_uni
 def test_resume_re_embeds_a_shard_that_does_not_read_as_parquet(s3_endpoint: str, tmp_path) -> None:
     from instructor_plugins.storage import atomic_write
 
-    rows = wordnet_rows(40)
+    rows = offline_rows(40)
     upload(write_rows(rows, tmp_path / "a.jsonl"), f"{BUCKET}/torn/in/a.jsonl")
     out = f"{BUCKET}/torn/out"
     with pytest.raises(KeyboardInterrupt):
