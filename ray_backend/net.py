@@ -192,7 +192,7 @@ def wait_for_resources(per_unit: dict[str, float], units: int, what: str, timeou
     if units_that_fit(nodes, per_unit) >= units:
         return
     requested = _request_resources([per_unit] * units)
-    try:
+    try:  # a plain loop: tenacity is in the serve extra only, not the train and data extras that call this
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             time.sleep(1.0)
@@ -275,15 +275,19 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 def wait_healthy(url: str, timeout: float = 180.0, headers: dict[str, str] | None = None) -> None:
-    """Poll ``{url}/health`` until it answers 200; ``TimeoutError`` after ``timeout`` seconds."""
-    import httpx
+    """Poll ``{url}/health`` every 0.3 s until it answers 200; ``TimeoutError`` after ``timeout`` seconds.
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=5, headers=headers).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"the Serve app at {url} did not become healthy in {timeout:.0f}s")
+    A connection error or another status is retried; any other error is raised as it is.
+    """
+    import httpx
+    from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
+
+    poll = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(0.3),
+        retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(lambda status: status != 200),
+    )
+    try:
+        poll(lambda: httpx.get(f"{url}/health", timeout=5, headers=headers).status_code)
+    except RetryError:
+        raise TimeoutError(f"the Serve app at {url} did not become healthy in {timeout:.0f}s") from None

@@ -1,14 +1,18 @@
-"""Joining a cluster: an address that does not answer fails fast; what fits on a cluster's nodes (no Ray started)."""
+"""Joining a cluster: an address that does not answer fails fast; what fits on a cluster's nodes; waiting for
+/health (no Ray started)."""
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from ray_backend.net import ClusterUnreachable, check_address, free_port, units_that_fit
+from ray_backend.net import ClusterUnreachable, check_address, free_port, units_that_fit, wait_healthy
 
 
 def node(alive: bool = True, **resources: float) -> dict[str, Any]:
@@ -61,3 +65,45 @@ def test_auto_probes_the_recorded_cluster(monkeypatch: pytest.MonkeyPatch) -> No
         check_address("auto")
     monkeypatch.setattr(net, "_recorded_cluster", lambda temp_dir: None)
     check_address("auto")  # nothing recorded: Ray says so itself
+
+
+@pytest.fixture
+def health_server() -> Iterator[tuple[str, list[int]]]:
+    """A loopback server whose ``/health`` answers the statuses queued in the list, then 200; and its URL."""
+    statuses: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(statuses.pop(0) if statuses else 200 if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", statuses
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_wait_healthy_retries_until_200(health_server: tuple[str, list[int]]) -> None:
+    url, statuses = health_server
+    statuses.extend([503, 503, 500])
+    wait_healthy(url, timeout=10)
+    assert statuses == []  # asked until the 200
+
+
+def test_wait_healthy_times_out_with_a_timeout_error(health_server: tuple[str, list[int]]) -> None:
+    url, statuses = health_server
+    statuses.extend([503] * 1000)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match=f"the Serve app at {url} did not become healthy in 1s"):
+        wait_healthy(url, timeout=1.0)
+    assert 1.0 <= time.monotonic() - start < 5
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: connection errors are retried too
+    with pytest.raises(TimeoutError, match="did not become healthy"):
+        wait_healthy(dead, timeout=0.5)
