@@ -400,6 +400,10 @@ class InstructorEncoder:
             loaded._quantize(quantize)  # the transformer only: pooling and the Dense head stay float32
         return loaded
 
+    def _encode_probe(self, texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
+        """The load-time probe's vectors: one batch, as ``encode`` makes them."""
+        return self.encode(list(texts), list(instructions), batch_size=len(texts))
+
     def _use_onnx(self, root: Path) -> None:
         """Run the transformer with ONNX Runtime (exported once, cached), after checking it against torch here.
 
@@ -412,16 +416,13 @@ class InstructorEncoder:
 
         texts, instructions = [t for _, t in PROBE], [i for i, _ in PROBE]
 
-        def probe(texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
-            return self.encode(list(texts), list(instructions), batch_size=len(texts))
-
-        reference = probe(texts, instructions)
+        reference = self._encode_probe(texts, instructions)
         sample = self.tokenize(texts[:2], instructions[:2])
         torch_encoder = self.module.encoder
         path = export_onnx(torch_encoder, (sample.input_ids, sample.attention_mask), export_dir(root))
         ort_encoder = OrtTransformer(path, torch_encoder.config, torch.get_num_threads())
         self.module.encoder = ort_encoder
-        cos = probe_check(probe, reference)
+        cos = probe_check(self._encode_probe, reference)
         if cos < MIN_EXACT_COS:
             self.module.encoder = torch_encoder
             raise ModelLoadError(
@@ -455,17 +456,14 @@ class InstructorEncoder:
 
         isa = cpu_isa()
 
-        def probe(texts: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
-            return self.encode(list(texts), list(instructions), batch_size=len(texts))
-
         cos: float | None = None
         if isa not in INT8_ISAS:
             reason = unsupported_reason(isa)
         else:
-            reference = probe([t for _, t in PROBE], [i for i, _ in PROBE])
+            reference = self._encode_probe([t for _, t in PROBE], [i for i, _ in PROBE])
             quantize_int8(self.module.encoder, isa)
             self.quantize = "int8"
-            cos = probe_check(probe, reference)
+            cos = probe_check(self._encode_probe, reference)
             if cos >= MIN_PROBE_COS:
                 self.quantization = Quantization(requested, isa, method_name(isa), round(cos, 6))
                 logger.info("%s: int8 on %s, load-time probe min cos %.5f to float32", self.name, isa, cos)
