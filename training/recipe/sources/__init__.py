@@ -20,6 +20,7 @@ from typing import Any, Literal
 from instructor_plugins.instructions import make_instruction
 
 __all__ = [
+    "CATEGORIES",
     "DEFAULT_SOURCES",
     "SOURCES",
     "Pair",
@@ -33,6 +34,19 @@ __all__ = [
 ]
 
 Shape = Literal["asymmetric", "symmetric"]
+Category = Literal[
+    "retrieval", "reranking", "classification", "clustering", "sts", "pair_classification", "summarization"
+]
+CATEGORIES: tuple[str, ...] = (
+    "retrieval",
+    "reranking",
+    "classification",
+    "clustering",
+    "sts",
+    "pair_classification",
+    "summarization",
+)
+"""The paper's task categories (MTEB's), which every task names as its ``category``."""
 
 
 class SourceUnavailable(FileNotFoundError):
@@ -61,7 +75,12 @@ class Pair:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task: its name, shape, task type and the unified-format instructions of both sides."""
+    """One task: its name, shape, task type, the paper's category and the unified-format instructions of both sides.
+
+    ``task_type`` is what the pair relation is (``definition``, ``translation``, ``code search``...);
+    ``category`` is the paper's task category it trains (one of :data:`CATEGORIES`): a same-label task
+    trains ``classification`` or ``clustering``, a symmetric paraphrase ``sts``, and so on.
+    """
 
     name: str
     source: str
@@ -69,6 +88,7 @@ class TaskSpec:
     task_type: str
     query_instruction: str
     document_instruction: str
+    category: Category = "retrieval"
 
     def to_dict(self) -> dict[str, str]:
         """A plain dict for the manifest."""
@@ -91,6 +111,7 @@ def task(
     document: tuple[str, str | None] | None = None,
     *,
     domain: str | None = None,
+    category: Category = "retrieval",
 ) -> TaskSpec:
     """A :class:`TaskSpec` from ``(text type, objective)`` parts; no ``document`` = symmetric.
 
@@ -105,7 +126,14 @@ def task(
         task_type=task_type,
         query_instruction=make_instruction(query[0], query[1], domain),
         document_instruction=make_instruction(doc[0], doc[1], domain),
+        category=_check_category(category),
     )
+
+
+def _check_category(category: str) -> Category:
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown task category {category!r}; valid: {list(CATEGORIES)}")
+    return category  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -118,6 +146,10 @@ class Source:
         install: what to install when it is missing (one line).
         locate: returns the raw input (paths or text) or raises :class:`SourceUnavailable`.
         build: pure function from that raw input to the source's tasks.
+        debian_packages: the Debian packages whose files it reads (their versions go to the manifest).
+        python_packages: the Python distributions it reads (their versions go to the manifest).
+        files: glob patterns of the files it reads outside those packages' records (sizes and
+            modification dates go to the manifest), e.g. apt's package lists.
     """
 
     name: str
@@ -125,6 +157,9 @@ class Source:
     install: str
     locate: Callable[[], Any]
     build: Callable[[Any], list[TaskPairs]]
+    debian_packages: tuple[str, ...] = ()
+    python_packages: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
 
     def tasks(self) -> list[TaskPairs]:
         """Locate the raw files and build the tasks."""
