@@ -207,7 +207,7 @@ def locate(emoji_test: Path = EMOJI_TEST) -> EmojiRaw:
 
 SOURCE = Source(
     name="emoji",
-    licence="BSD-3-Clause (emoji package); Unicode License v3 (CLDR names, emoji-test.txt)",
+    licence="BSD-3-Clause (emoji package); Unicode License (its CLDR names; unicode-data's emoji-test.txt)",
     install="pip install emoji; apt-get install unicode-data (for the subgroup task)",
     locate=locate,
     build=build,
