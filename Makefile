@@ -24,17 +24,20 @@ setup: $(STAMP) /usr/share/wordnet/data.noun text-data ## Create .venv and insta
 		{ apt-get update -qq >/dev/null && apt-get install -y -qq wordnet-base >/dev/null; }; \
 	else echo "WordNet missing: install Debian's wordnet-base (tests that need it will skip)"; fi
 
-# Offline text for the finetuning corpus (training/recipe/sources): the dictd dictionaries, the man pages and the
-# English Debian package index. As root with apt-get they are installed; otherwise one line says what is
-# missing and the corpus skips that source (recorded in its manifest).
-DICT_PACKAGES := dict-gcide dict-foldoc dict-jargon dict-vera
-text-data: ## Install the Debian text the finetuning corpus reads (dictionaries, man pages, package index)
+# Offline text for the finetuning corpus (training/recipe/sources) and the held-out benchmark
+# (training/recipe/heldout.py): dictionaries (dictd, FreeDict), man pages, Vim's help, Perl's and Python's
+# documentation, and the English Debian package index. As root with apt-get they are installed; otherwise one line
+# says what is missing and the corpus skips that source (recorded in its manifest).
+DICT_PACKAGES := dict-gcide dict-foldoc dict-jargon dict-vera dict-devil dict-elements \
+	dict-freedict-eng-deu dict-freedict-eng-fra dict-freedict-eng-spa dict-freedict-eng-ita dict-freedict-eng-nld
+TEXT_PACKAGES := $(DICT_PACKAGES) manpages manpages-dev vim-runtime perl-doc python3-doc unicode-data
+text-data: ## Install the Debian text the finetuning corpus and the held-out benchmark read
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		ls /var/lib/apt/lists/*_i18n_Translation-en* >/dev/null 2>&1 || apt-get update -qq -o Acquire::Languages=en >/dev/null || true; \
-		[ -f /usr/share/dictd/gcide.index ] && [ -f /usr/share/dictd/vera.index ] && [ -f /var/lib/dpkg/info/manpages-dev.list ] || \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DICT_PACKAGES) manpages manpages-dev >/dev/null 2>&1 || \
-		echo "text-data: could not install $(DICT_PACKAGES) manpages manpages-dev (the corpus will skip them)"; \
-	else echo "text-data: not root or no apt-get: install $(DICT_PACKAGES) manpages manpages-dev and run apt-get update -o Acquire::Languages=en (the corpus skips what is missing)"; fi
+		missing=$$(for p in $(TEXT_PACKAGES); do dpkg-query -W -f '$${Status}\n' $$p 2>/dev/null | grep -q ' installed' || echo $$p; done); \
+		[ -z "$$missing" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+		echo "text-data: could not install $$missing (the corpus will skip them)"; \
+	else echo "text-data: not root or no apt-get: install $(TEXT_PACKAGES) and run apt-get update -o Acquire::Languages=en (the corpus skips what is missing)"; fi
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

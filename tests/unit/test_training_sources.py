@@ -15,6 +15,7 @@ from training.recipe.sources import (
     SOURCES,
     SourceUnavailable,
     chatterbot,
+    computing,
     debian,
     dictd,
     get_source,
@@ -97,8 +98,8 @@ def test_gcide_definition_strips_markup() -> None:
 
 def test_computing_definition_drops_tags() -> None:
     entry = "FL\n\n   <language> Function Level, John Backus's successor to {FP}.\n\n   (1994-10-20)\n"
-    assert dictd.computing_definition(entry) == ("FL", "Function Level, John Backus's successor to FP.")
-    assert dictd.computing_definition("FL\n\n   <language> Function Level.\n") is None
+    assert computing.computing_definition(entry) == ("FL", "Function Level, John Backus's successor to FP.")
+    assert computing.computing_definition("FL\n\n   <language> Function Level.\n") is None
 
 
 def test_manpage_name_and_description() -> None:

@@ -30,9 +30,11 @@ from instructor_plugins.instructions import preset
 from instructor_plugins.model import InstructorEncoder
 from training.recipe.bootstrap import Interval, average_difference
 from training.recipe.corpus import load_rows
+from training.recipe.heldout import build_benchmark, evaluate_benchmark
+from training.recipe.heldout import references as benchmark_references
 from training.recipe.quality import RetrievalTask, evaluate_per_query, evaluate_rows, task_means
 from training.recipe.targets import instruction_wins, interval_lines, target_intervals, task_part, wins_needed
-from training.recipe.tasks import HELDOUT_EVAL_TASKS, HELDOUT_RETRIEVAL, INDOMAIN_EVAL_TASKS
+from training.recipe.tasks import HELDOUT_EVAL_TASKS, INDOMAIN_EVAL_TASKS
 from training.recipe.wise import interpolate
 
 __all__ = [
@@ -50,6 +52,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 EVAL_MAX_SEQ_LENGTH = 128
+_SUITE_CATEGORIES = {
+    "LeeNewsSTS": "sts",
+    "PangLeePolarityClassification": "classification",
+    "MiniNewsgroupsClustering": "clustering",
+}
 # setting -> (model key, with instructions)
 SETTINGS: dict[str, tuple[str, bool]] = {
     "base": ("base", False),
@@ -192,8 +199,9 @@ def evaluate_recipe(
         models[key] = model
     test_rows = load_rows(corpus, "test")
     in_domain = subsample_tasks(test_rows, trained, cfg.test_queries_per_task)
-    held_retrieval_names = [n for n in HELDOUT_RETRIEVAL if n in manifest["held_out_tasks"]]
-    held_retrieval = subsample_tasks(test_rows, held_retrieval_names, cfg.heldout_queries_per_task)
+    # tasks of trained sources kept out with --holdout (none by default), then the held-out benchmark
+    held_retrieval = subsample_tasks(test_rows, list(manifest["held_out_tasks"]), cfg.heldout_queries_per_task)
+    benchmark, benchmark_skipped = build_benchmark(items=cfg.heldout_items)
     scores: dict[str, dict[str, float]] = {}
     # held-out per item: nDCG@10 per query, polarity accuracy per text, newsgroups cluster ids, Lee's cosine matrix
     per_query: dict[str, dict[str, Any]] = {}
@@ -206,6 +214,9 @@ def evaluate_recipe(
         per_query_in[setting] = evaluate_per_query(model, in_domain, instructions=instructions)
         per_query[setting] = evaluate_per_query(model, held_retrieval, instructions=instructions)
         row = task_means(per_query_in[setting]) | task_means(per_query[setting])
+        bench_items, bench_scores = evaluate_benchmark(model, benchmark, instructions=instructions)
+        per_query[setting].update(bench_items)
+        row.update(bench_scores)
         if cfg.evals_suite:
             suite_scores, suite_items = _evals_suite(cfg, model, setting, instructions)
             row.update(suite_scores)
@@ -215,7 +226,8 @@ def evaluate_recipe(
             )
         scores[setting] = row
         logger.info("evaluated %s in %.0f s", setting, time.perf_counter() - t0)
-    held_names = [t.name for t in held_retrieval] + (list(HELDOUT_EVAL_TASKS) if cfg.evals_suite else [])
+    held_names = [t.name for t in held_retrieval] + [t.name for t in benchmark]
+    held_names += list(HELDOUT_EVAL_TASKS) if cfg.evals_suite else []
     summary = {
         s: {
             "in_domain": _mean(row[t.name] for t in in_domain),
@@ -224,6 +236,7 @@ def evaluate_recipe(
         for s, row in scores.items()
     }
     references = held_out_references(cfg.evals_max_items) if cfg.evals_suite else {}
+    references |= benchmark_references(benchmark)
     effect = {m: instruction_effect(per_query, references, model=m) for m in ("base", "finetuned") if m in per_query}
     intervals = target_intervals(
         {s: per_query_in[s] | per_query[s] for s in per_query},
@@ -237,6 +250,14 @@ def evaluate_recipe(
         "summary": summary,
         "in_domain_tasks": [t.name for t in in_domain],
         "held_out_tasks": held_names,
+        "held_out_benchmark": {
+            "tasks": {t.name: {"source": t.source, "category": t.category, "items": t.items} for t in benchmark}
+            | {
+                name: {"source": "gensim", "category": category, "items": None}
+                for name, category in _SUITE_CATEGORIES.items()
+            },
+            "skipped_sources": benchmark_skipped,
+        },
         "wise": wise,
         "instruction_effect": {
             m: {name: {**dataclasses.asdict(i), "verdict": i.verdict} for name, i in e.items()}

@@ -20,9 +20,8 @@ It runs, writing into ``DIR`` (``--output``):
 4. **WiSE-FT**: each model's weights are interpolated with the base model's; ``alpha`` is picked
    on the *dev* splits (never on test), for each model separately;
 5. **evaluate** base, base + instructions, finetuned, finetuned + instructions and the ablation
-   on (a) the trained tasks' test splits, (b) held-out tasks never trained on (whole task
-   families: see :data:`training.recipe.corpus.DEFAULT_HOLDOUT`; plus the offline evals suite's Lee STS,
-   Pang & Lee polarity and mini-newsgroups tasks);
+   on (a) the trained tasks' test splits, (b) the held-out benchmark (:mod:`training.recipe.heldout`):
+   11 tasks of 6 categories from 4 whole sources the corpus never reads;
 6. **report**: ``DIR/report.md``, ``DIR/results.json``, ``DIR/loss_curves.png``, ``DIR/results.png``;
    the models go to ``DIR/model`` and ``DIR/ablation``, each recording in ``instructor.json``
    whether it was instruction-trained and its default instructions
@@ -31,8 +30,8 @@ It runs, writing into ``DIR`` (``--output``):
    logs stay.
 
 Held-out choice (made before any result was seen): the computing dictionaries (FOLDOC + Jargon
-File), the Linux man pages, and the gensim data (movie-review sentiment, newsgroup topics, Lee
-news similarity) never enter training.
+File), the Linux man pages, Vim's help and the gensim data (movie-review sentiment, newsgroup topics,
+Lee news similarity) never enter training (:data:`training.recipe.heldout.HELDOUT_SOURCES`).
 """
 
 from __future__ import annotations
@@ -101,7 +100,9 @@ class RecipeConfig:
     test_queries_per_task: int = 60
     """Test queries per trained task in the in-domain evaluation."""
     heldout_queries_per_task: int = 200
-    """Queries per held-out retrieval task in the evaluation."""
+    """Queries per task kept out with --holdout in the evaluation."""
+    heldout_items: int = 300
+    """Scored items per task of the held-out benchmark (training.recipe.heldout), where its source has them."""
     ablation: bool = True
     """Also train the no-instruction ablation on the same data and steps."""
     evals_suite: bool = True

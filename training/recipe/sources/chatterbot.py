@@ -29,6 +29,7 @@ def build(raw: Sequence[QAPair]) -> list[TaskPairs]:
             "question answering",
             ("conversational question", "retrieving its answer"),
             ("conversational answer", "retrieval"),
+            category="retrieval",
         )
     )
     same = TaskPairs(
@@ -37,6 +38,7 @@ def build(raw: Sequence[QAPair]) -> list[TaskPairs]:
             "chatterbot",
             "topic",
             ("conversational question", "classifying its topic"),
+            category="classification",
         )
     )
     first = {p.question: p for p in raw}  # a question asked twice keeps its first answer
@@ -65,4 +67,5 @@ SOURCE = Source(
     install="pip install chatterbot-corpus",
     locate=locate,
     build=build,
+    python_packages=("chatterbot-corpus",),
 )

@@ -123,6 +123,7 @@ def build(raw: DebianRaw) -> list[TaskPairs]:
         ("software package summary", "retrieving the full description of the package"),
         ("software package description", "retrieval"),
         domain=domain,
+        category="retrieval",
     )
     d2s = task(
         "debian_description_to_summary",
@@ -131,6 +132,7 @@ def build(raw: DebianRaw) -> list[TaskPairs]:
         ("software package description", "retrieving its one-line summary"),
         ("software package summary", "retrieval"),
         domain=domain,
+        category="summarization",
     )
     n2s = task(
         "debian_name_to_summary",
@@ -139,6 +141,7 @@ def build(raw: DebianRaw) -> list[TaskPairs]:
         ("software package name", "retrieving what the package does"),
         ("software package summary", "retrieval"),
         domain=domain,
+        category="retrieval",
     )
     section = task(
         "debian_same_section",
@@ -146,6 +149,7 @@ def build(raw: DebianRaw) -> list[TaskPairs]:
         "topic",
         ("software package summary", "classifying its topic"),
         domain=domain,
+        category="classification",
     )
     tags = task(
         "debian_same_tag",
@@ -153,6 +157,7 @@ def build(raw: DebianRaw) -> list[TaskPairs]:
         "topic",
         ("software package description", "clustering by topic"),
         domain=domain,
+        category="clustering",
     )
     out = {spec.name: TaskPairs(spec) for spec in (s2d, d2s, n2s, section, tags)}
     by_section: dict[str, list[str]] = defaultdict(list)
@@ -208,4 +213,5 @@ SOURCE = Source(
     install="apt-get update -o Acquire::Languages=en",
     locate=locate,
     build=build,
+    files=(f"{LISTS}/*_i18n_Translation-en*", f"{LISTS}/*_binary-*_Packages*"),
 )

@@ -1,14 +1,13 @@
-"""Debian's dictd dictionaries: GCIDE (general English), VERA (computing acronyms), FOLDOC and Jargon.
+"""Debian's dictd dictionaries for training: GCIDE (general English) and VERA (computing acronyms).
 
 Raw files: ``/usr/share/dictd/<name>.index`` (headword, base64 offset, base64 length) and
-``<name>.dict.dz`` (gzip-compatible dictzip), from Debian ``dict-gcide``, ``dict-vera``,
-``dict-foldoc`` and ``dict-jargon``. Entries are read by offset, so a headword listed under
-several spellings is one entry. Each headword is a split key.
+``<name>.dict.dz`` (gzip-compatible dictzip), from Debian ``dict-gcide`` and ``dict-vera``. Entries are
+read by offset, so a headword listed under several spellings is one entry. Each headword is a split key.
 
-Tasks: GCIDE term -> definition and definition -> term; VERA acronym -> expansion; FOLDOC +
-Jargon File (one "computing dictionary" family; Jargon entries are also in FOLDOC) term ->
-definition. Dictionaries that are not installed are left out of the result; the whole source is
-unavailable only when none is.
+Tasks: GCIDE term -> definition and definition -> term; VERA acronym -> expansion. A dictionary that
+is not installed is left out of the result; the whole source is unavailable only when none is. The
+readers (:func:`read`, :func:`entries`) serve the other dictd sources too (the held-out computing
+dictionaries, FreeDict, the Devil's Dictionary).
 """
 
 from __future__ import annotations
@@ -19,10 +18,12 @@ from pathlib import Path
 
 from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
 
-__all__ = ["DICTIONARIES", "SOURCE", "build", "decode_number", "entries", "locate", "read"]
+__all__ = ["DICTIONARIES", "SOURCE", "build", "decode_number", "entries", "first_sentences", "locate", "read", "squash"]
 
 ROOT = Path("/usr/share/dictd")
-DICTIONARIES = ("gcide", "vera", "foldoc", "jargon")
+DICTIONARIES = ("gcide", "vera")
+"""The dictionaries this training source reads; FOLDOC and the Jargon File are the held-out source
+:mod:`training.recipe.sources.computing`."""
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _MAX_DEFINITION = 400
 
@@ -55,12 +56,18 @@ def entries(index: str, data: bytes) -> list[tuple[str, str]]:
     return out
 
 
-def _squash(text: str) -> str:
+def squash(text: str) -> str:
+    r"""Braces dropped and whitespace squashed.
+
+    >>> squash("a {cross}\n  reference")
+    'a cross reference'
+    """
     text = text.replace("{", "").replace("}", "")
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _first_sentences(text: str) -> str:
+def first_sentences(text: str) -> str:
+    """``text`` cut at its last sentence end before the definition limit (400 characters)."""
     if len(text) <= _MAX_DEFINITION:
         return text
     cut = text.rfind(". ", 0, _MAX_DEFINITION)
@@ -74,26 +81,13 @@ def gcide_definition(entry: str) -> tuple[str, str] | None:
     body = re.sub(r"\[[^\]]*\]", " ", rest)  # etymology, [1913 Webster], [Obs.]
     body = re.sub(r"--\s*[A-Z][\w.' ]{0,40}\.", " ", body)  # citations
     body = re.sub(r"\([A-Z][a-z]+\.\)", " ", body)  # (Zool.)
-    body = _squash(body)
+    body = squash(body)
     body = re.sub(r"^\d+\.\s*", "", body)
     sense = re.split(r"\s\d+\.\s|\sSyn\.", body, maxsplit=1)[0].strip()
     sense = sense.split('"', 1)[0].strip()  # quoted usage examples
     if not head or len(sense) < 15 or not re.match(r"[A-Za-z]", sense):
         return None
-    return head, _first_sentences(sense)
-
-
-def computing_definition(entry: str) -> tuple[str, str] | None:
-    """``(term, first paragraph)`` of a FOLDOC or Jargon File entry (``None`` when under 20 characters)."""
-    paragraphs = [p for p in re.split(r"\n\s*\n", entry.strip()) if p.strip()]
-    if len(paragraphs) < 2:
-        return None
-    term = paragraphs[0].splitlines()[0].strip()
-    text = _squash(re.sub(r"<[^>]*>|/[^/\s]+/|^\s*(n\.|adj\.|vt\.|vi\.|v\.)\s*,?", " ", paragraphs[1]))
-    text = re.sub(r"^(n|adj|vt|vi|v)\.\s*", "", text)
-    if len(text) < 20:
-        return None
-    return term, _first_sentences(text)
+    return head, first_sentences(sense)
 
 
 def vera_expansion(entry: str) -> tuple[str, str] | None:
@@ -101,7 +95,7 @@ def vera_expansion(entry: str) -> tuple[str, str] | None:
     lines = [line.strip() for line in entry.strip().splitlines() if line.strip()]
     if len(lines) < 2:
         return None
-    expansion = _squash(" ".join(lines[1:]))
+    expansion = squash(" ".join(lines[1:]))
     return (lines[0], expansion) if len(expansion) > 5 else None
 
 
@@ -116,6 +110,7 @@ def build(raw: dict[str, list[tuple[str, str]]]) -> list[TaskPairs]:
                 "definition",
                 ("English word", "retrieving its dictionary definition"),
                 ("dictionary definition", "retrieval"),
+                category="retrieval",
             )
         )
         d2t = TaskPairs(
@@ -125,6 +120,7 @@ def build(raw: dict[str, list[tuple[str, str]]]) -> list[TaskPairs]:
                 "reverse dictionary",
                 ("dictionary definition", "retrieving the word it defines"),
                 ("English word", "retrieval"),
+                category="retrieval",
             )
         )
         seen: set[str] = set()
@@ -146,6 +142,7 @@ def build(raw: dict[str, list[tuple[str, str]]]) -> list[TaskPairs]:
                 "acronym expansion",
                 ("computing acronym", "retrieving its expansion"),
                 ("acronym expansion", "retrieval"),
+                category="retrieval",
             )
         )
         for _, entry in raw["vera"]:
@@ -153,26 +150,6 @@ def build(raw: dict[str, list[tuple[str, str]]]) -> list[TaskPairs]:
             if parsed is not None:
                 acronyms.pairs.append(Pair(parsed[0], parsed[1], "vera:" + parsed[0].lower()))
         out.append(acronyms)
-    computing = [name for name in ("foldoc", "jargon") if name in raw]
-    if computing:
-        terms = TaskPairs(
-            task(
-                "computing_term_to_definition",
-                "dictd",
-                "definition",
-                ("computing term", "retrieving its dictionary definition"),
-                ("computing dictionary definition", "retrieval"),
-            )
-        )
-        seen_terms: set[str] = set()
-        for name in computing:
-            for _, entry in raw[name]:
-                parsed = computing_definition(entry)
-                if parsed is None or parsed[0].lower() in seen_terms:
-                    continue
-                seen_terms.add(parsed[0].lower())
-                terms.pairs.append(Pair(parsed[0], parsed[1], "computing:" + parsed[0].lower()))
-        out.append(terms)
     return out
 
 
@@ -192,16 +169,15 @@ def locate(root: Path = ROOT) -> dict[str, list[tuple[str, str]]]:
         if found is not None:
             raw[name] = found
     if not raw:
-        raise SourceUnavailable(
-            f"dictd: no dictionaries in {root} (apt-get install dict-gcide dict-vera dict-foldoc dict-jargon)"
-        )
+        raise SourceUnavailable(f"dictd: no dictionaries in {root} (apt-get install dict-gcide dict-vera)")
     return raw
 
 
 SOURCE = Source(
     name="dictd",
-    licence="GCIDE: GPL-3+; VERA: GFDL-1.1+; FOLDOC: GFDL-1.1+; Jargon File: GPL-2+ (Debian dict-* packages)",
-    install="apt-get install dict-gcide dict-vera dict-foldoc dict-jargon",
+    licence="GCIDE: GPL-3+; VERA: GFDL-1.1+ (Debian dict-* packages)",
+    install="apt-get install dict-gcide dict-vera",
     locate=locate,
     build=build,
+    debian_packages=("dict-gcide", "dict-vera"),
 )

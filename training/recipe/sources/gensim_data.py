@@ -32,13 +32,25 @@ def build(raw: dict[str, LabeledTexts]) -> list[TaskPairs]:
     if "polarity" in raw:
         sentiment = TaskPairs(
             task(
-                "polarity_same_sentiment", "gensim", "sentiment", ("movie review sentence", "classifying its sentiment")
+                "polarity_same_sentiment",
+                "gensim",
+                "sentiment",
+                ("movie review sentence", "classifying its sentiment"),
+                category="classification",
             )
         )
         _same_label(raw["polarity"], sentiment, "polarity:")
         out.append(sentiment)
     if "newsgroups" in raw:
-        topic = TaskPairs(task("newsgroups_same_topic", "gensim", "topic", ("newsgroup post", "clustering by topic")))
+        topic = TaskPairs(
+            task(
+                "newsgroups_same_topic",
+                "gensim",
+                "topic",
+                ("newsgroup post", "clustering by topic"),
+                category="clustering",
+            )
+        )
         _same_label(raw["newsgroups"], topic, "newsgroups:")
         out.append(topic)
     return out
@@ -58,4 +70,5 @@ SOURCE = Source(
     install="pip install gensim",
     locate=locate,
     build=build,
+    python_packages=("gensim",),
 )

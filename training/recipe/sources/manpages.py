@@ -83,6 +83,7 @@ def build(raw: dict[str, str]) -> list[TaskPairs]:
             "retrieval",
             ("Linux manual page name line", "retrieving its description"),
             ("Linux manual page description", "retrieval"),
+            category="retrieval",
         )
     )
     seen: set[str] = set()
@@ -131,4 +132,5 @@ SOURCE = Source(
     install="apt-get install manpages manpages-dev",
     locate=locate,
     build=build,
+    debian_packages=PACKAGES,
 )

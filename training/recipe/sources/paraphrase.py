@@ -53,6 +53,7 @@ def build(raw: dict[str, Any]) -> list[TaskPairs]:
             "paraphrase",
             "paraphrase",
             ("dictionary definition", "retrieving semantically similar definitions"),
+            category="sts",
         )
     )
     senses: dict[str, list[wordnet.WordNetSynset]] = defaultdict(list)
@@ -95,4 +96,5 @@ SOURCE = Source(
     install="apt-get install dict-gcide wordnet-base",
     locate=locate,
     build=build,
+    debian_packages=("dict-gcide", "wordnet-base"),
 )

@@ -50,7 +50,13 @@ def label_of(score: float, threshold: float = THRESHOLD) -> str | None:
 
 def build(raw: dict[str, str]) -> list[TaskPairs]:
     """The sentiment task from ``{pos: WordNet data file text}`` (pure: VADER is deterministic)."""
-    spec = task("wordnet_same_sentiment", "sentiment", "sentiment", ("sentence", "classifying its sentiment"))
+    spec = task(
+        "wordnet_same_sentiment",
+        "sentiment",
+        "sentiment",
+        ("sentence", "classifying its sentiment"),
+        category="classification",
+    )
     same = TaskPairs(spec)
     score = _vader()
     key_of: dict[str, str] = {}
@@ -88,4 +94,6 @@ SOURCE = Source(
     install="apt-get install wordnet-base; pip install vaderSentiment",
     locate=locate,
     build=build,
+    debian_packages=("wordnet-base",),
+    python_packages=("vaderSentiment",),
 )

@@ -77,6 +77,7 @@ def build(raw: dict[str, str]) -> list[TaskPairs]:
             "definition",
             ("word", "retrieving its dictionary definition"),
             ("dictionary definition", "retrieval"),
+            category="retrieval",
         ),
         "def_word": task(
             "wordnet_definition_to_word",
@@ -84,14 +85,16 @@ def build(raw: dict[str, str]) -> list[TaskPairs]:
             "reverse dictionary",
             ("dictionary definition", "retrieving the word it defines"),
             ("word", "retrieval"),
+            category="retrieval",
         ),
-        "synonym": task("wordnet_synonyms", "wordnet", "synonym", ("word", "retrieving its synonyms")),
+        "synonym": task("wordnet_synonyms", "wordnet", "synonym", ("word", "retrieving its synonyms"), category="sts"),
         "hypernym": task(
             "wordnet_hypernym",
             "wordnet",
             "hypernym",
             ("word", "retrieving its broader category"),
             ("category word", "retrieval"),
+            category="retrieval",
         ),
         "example": task(
             "wordnet_example_to_sense",
@@ -99,12 +102,14 @@ def build(raw: dict[str, str]) -> list[TaskPairs]:
             "word sense",
             ("sentence", "retrieving the definition of the word sense it uses"),
             ("dictionary definition", "retrieval"),
+            category="retrieval",
         ),
         "field": task(
             "wordnet_same_field",
             "wordnet",
             "topic",
             ("dictionary definition", "classifying its topic"),
+            category="clustering",
         ),
     }
     out = {k: TaskPairs(spec) for k, spec in specs.items()}
@@ -149,4 +154,5 @@ SOURCE = Source(
     install="apt-get install wordnet-base",
     locate=locate,
     build=build,
+    debian_packages=("wordnet-base",),
 )
