@@ -21,6 +21,8 @@ Experiment commands (this project's finetuning recipe, built on train and eval):
                instructor recipe --output runs/finetune
   seeds      Line up recipe runs of several seeds: every target per run and its mean across runs.
                instructor seeds runs/seed0 runs/seed1 runs/seed2
+  diversity  The diversity ablation: the recipe on the narrow (16 tasks) and wide (53 tasks) corpora, per seed.
+               instructor diversity --output runs/diversity --seeds 0 1 2
 
 Run "instructor COMMAND --help" for a command's flags, each with its default. Exit status: 0 success,
 1 failure, 2 usage error (a bad flag or value, or bad input found before any work starts).
@@ -68,6 +70,9 @@ COMMANDS: dict[str, Command] = {
     "recipe": Command("training.recipe", "corpus -> finetune -> ablation -> before/after report, one command"),
     "seeds": Command(
         "training.recipe.seeds", "line up recipe runs of several seeds: every target per run and across runs"
+    ),
+    "diversity": Command(
+        "training.recipe.diversity", "the recipe on a narrow and a wide corpus, per seed: what diversity moves"
     ),
     "eval": Command("evals.run", "evaluate a model on offline or MTEB tasks"),
     "compare": Command("evals.compare", "compare evaluation runs side by side"),

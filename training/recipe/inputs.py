@@ -59,7 +59,7 @@ def file_fingerprint(path: str | Path) -> dict[str, Any]:
 
 def source_inputs(source: Source) -> dict[str, Any]:
     """The versions and fingerprints of what ``source`` reads (``None`` for what is not installed)."""
-    files = sorted({f for pattern in source.files for f in glob.glob(pattern)})
+    files = sorted({f for pattern in source.files for f in glob.glob(pattern) if Path(f).is_file()})
     return {
         "debian_packages": {p: debian_version(p) for p in source.debian_packages},
         "python_packages": {p: python_version(p) for p in source.python_packages},

@@ -49,6 +49,7 @@ from typing import Any
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from training.recipe.corpus import DEFAULT_HOLDOUT, CorpusConfig, build_corpus
+from training.recipe.heldout import check_sources
 from training.recipe.sources import DEFAULT_SOURCES, sources_help
 from training.recipe.tasks import HELDOUT_EVAL_TASKS
 
@@ -130,6 +131,7 @@ class RecipeConfig:
         if self.steps < 1 or self.batch_size < 2:
             raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {self.steps}, {self.batch_size}")
         self.sources, self.holdout = tuple(self.sources), tuple(self.holdout)
+        check_sources(self.sources)  # a held-out source fails here, before the corpus or Ray
         self.wise_alphas = tuple(sorted(set(self.wise_alphas)))
         if self.distill_general < 0:
             raise ValueError(f"distill_general must be >= 0 (0 = off), got {self.distill_general}")
