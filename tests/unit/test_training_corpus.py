@@ -90,6 +90,16 @@ def test_corpus_files_manifest_and_dataset(small_corpus: tuple[Path, dict]) -> N
             assert t["counts"]["train"] == 12
     assert manifest["counts"]["train"] == 7 * 12
     assert set(manifest["sources"]) == {"wordnet", "chatterbot"} and manifest["skipped"] == {}
+    from training.recipe.inputs import debian_version, python_version
+
+    assert manifest["inputs"]["wordnet"]["debian_packages"] == {"wordnet-base": debian_version("wordnet-base")}
+    assert manifest["inputs"]["chatterbot"]["python_packages"] == {
+        "chatterbot-corpus": python_version("chatterbot-corpus")
+    }
+    trained = [t for t in manifest["tasks"] if not t["held_out"]]
+    assert sum(sum(c.values()) for c in manifest["categories"].values()) == len(trained)
+    for t in trained:
+        assert manifest["categories"][t["category"]][t["shape"]] >= 1
     rows = load_medi(out / "dataset")  # the DatasetDict that training.train --data reads
     assert len(rows) == 84 and {r.task for r in rows} == set(manifest["trained_tasks"])
     assert rows[0].neg[1] and rows[0].neg[1] != rows[0].pos[1]
