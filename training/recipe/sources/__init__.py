@@ -13,7 +13,7 @@ instruction asks for: ``definition``, ``synonym``, ``topic``, ``question answeri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
