@@ -34,6 +34,8 @@ from tests.s3 import s3_server, upload
 from training.medi import MediExample, save_medi
 from training.recipe.evaluation import SETTINGS
 from training.recipe.seeds import load_run, seeds_table
+from training.recipe.targets import wins_needed
+from training.recipe.tasks import HELDOUT_EVAL_TASKS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +72,7 @@ def recipe_out(
         "--max-train-per-task": 8,
         "--max-eval-per-task": 6,
         "--max-holdout-per-task": 12,
+        "--heldout-items": 6,
         "--dev-queries-per-task": 4,
         "--wise-alphas": "0.5 1.0",
         "--evals-max-items": 8,
@@ -103,7 +106,21 @@ def test_outputs(recipe_out: tuple[Path, dict, Any]) -> None:
     for setting in SETTINGS:
         assert f"| {setting} |" in report
     assert "distillation weight 1.0 (plus 16 general texts per step)" in report  # the recipe's defaults
-    assert "held-out tasks (" in report and "target >= 3 of 3)" in report  # 80 % of this toy's 3 held-out tasks
+    held = results["held_out_tasks"]  # the --holdout task, the held-out benchmark's and the evals suite's
+    assert held[0] == "chatterbot_same_category" and held[-3:] == list(HELDOUT_EVAL_TASKS)
+    benchmark = results["held_out_benchmark"]
+    assert set(held[1:-3]) == {n for n, t in benchmark["tasks"].items() if t["source"] != "gensim"}
+    if not benchmark["skipped_sources"]:  # every held-out source installed: 8 tasks of 5 categories, 6 items each
+        assert len(held) == 12 and {t["category"] for t in benchmark["tasks"].values()} >= {
+            "retrieval",
+            "reranking",
+            "classification",
+            "clustering",
+            "pair_classification",
+            "sts",
+        }
+        assert all(t["items"] in (6, None) for t in benchmark["tasks"].values())
+    assert f"target >= {wins_needed(len(held))} of {len(held)})" in report
     assert set(results["instruction_effect"]) == {"base", "finetuned"}
     lee = results["instruction_effect"]["finetuned"]["LeeNewsSTS"]  # the 8 toy documents, resampled
     assert lee["low"] <= lee["estimate"] <= lee["high"]
@@ -113,7 +130,7 @@ def test_outputs(recipe_out: tuple[Path, dict, Any]) -> None:
         results["scores"]["finetuned + instructions"]["LeeNewsSTS"] - results["scores"]["finetuned"]["LeeNewsSTS"]
     )
     assert lee["estimate"] == pytest.approx(lee_diff, abs=0.05)  # the same statistic as mteb's score
-    assert "  - of the 3 tasks resampled below, significant wins: " in report
+    assert f"  - of the {len(held)} tasks resampled below, significant wins: " in report
     assert "| task | base | finetuned |" in report and f" | {lee['estimate']:+.2f} [" in report
     targets = results["target_intervals"]  # every target as a difference with its interval
     assert set(targets) == {f"{s}_{t}" for s in ("in_domain", "held_out") for t in ("vs_base", "instructions")} | {
@@ -154,7 +171,7 @@ def test_the_recipe_trained_on_two_worker_nodes(recipe_out: tuple[Path, dict, An
 def test_seeds_reads_the_recipe_results(recipe_out: tuple[Path, dict, Any]) -> None:
     out, results, _ = recipe_out
     run = load_run(out)  # the real results.json; the same run twice has zero spread across runs
-    assert set(run.targets) == set(results["target_intervals"]) and run.held_out == 3
+    assert set(run.targets) == set(results["target_intervals"]) and run.held_out == len(results["held_out_tasks"])
     table = seeds_table([run, run]).splitlines()
     estimate = results["target_intervals"]["in_domain_vs_base"]["estimate"]
     assert table[4].split(" | ")[1].startswith(f"{estimate:+.2f} [{estimate:+.2f}, {estimate:+.2f}]")

@@ -196,3 +196,19 @@ def test_real_model_scores_a_small_benchmark() -> None:
     assert min(retrieval) > 30  # random ranking of 40 documents gives nDCG@10 near 10
     _, plain = heldout.evaluate_benchmark(encoder, tasks, instructions=False)
     assert plain != scores
+
+
+def test_held_out_versus_base_picks_the_base_s_better_setting_per_task() -> None:
+    from training.recipe.evaluation import held_out_versus_base
+
+    per_item = {
+        "base": {"a": np.array([50.0, 50.0, 50.0]), "b": np.array([10.0, 10.0, 10.0])},
+        "base + instructions": {"a": np.array([40.0, 40.0, 40.0]), "b": np.array([30.0, 30.0, 30.0])},
+        "finetuned + instructions": {"a": np.array([60.0, 60.0, 60.0]), "b": np.array([20.0, 20.0, 20.0])},
+    }
+    scores = {s: {t: float(v.mean()) for t, v in tasks.items()} for s, tasks in per_item.items()}
+    out = held_out_versus_base(per_item, scores, {})
+    assert out["a"][0] == "base" and out["a"][1].estimate == pytest.approx(10.0) and out["a"][1].verdict == "win"
+    assert out["b"][0] == "base + instructions" and out["b"][1].estimate == pytest.approx(-10.0)
+    assert out["b"][1].verdict == "loss"
+    assert held_out_versus_base({"base": {}}, {}, {}) == {}
