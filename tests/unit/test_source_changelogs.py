@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
-import pytest
-
-from training.recipe.sources import CATEGORIES, Pair, SourceUnavailable
+from tests.source_checks import Text, check_tasks, installed
+from training.recipe.sources import CATEGORIES, Pair
 from training.recipe.sources.changelogs import SOURCE, ChangelogRaw, build, clean_entry, locate
 
 # Excerpts of /usr/share/doc/bash/changelog.Debian.gz, /usr/share/doc/sed/changelog.Debian.gz and
@@ -108,18 +105,8 @@ def test_clean_entry_drops_boilerplate() -> None:
 
 
 def test_real_changelogs() -> None:
-    try:
-        raw = locate()
-    except SourceUnavailable as exc:
-        pytest.skip(str(exc))
+    raw = installed(locate)
     tasks = build(raw)
-    assert len({t.spec.name for t in tasks}) == len(tasks) == 2
-    for t in tasks:
-        assert t.spec.name.startswith("changelogs_") and t.spec.category in CATEGORIES
-        assert len({(p.query, p.pos) for p in t.pairs}) >= 300, t.spec.name
-        for p in t.pairs:
-            assert p.key.startswith("changelogs:") and p.label and p.query != p.pos
-            for text in (p.query, p.pos):
-                assert 10 <= len(text) <= 400 and text == text.strip() and "  " not in text
-                assert not re.search(r"[Cc]loses: *#\d|^\* ", text), text
+    text = Text(banned=("  ",), pattern=r"[Cc]loses: *#\d|^\* ")
+    check_tasks(tasks, "changelogs", 2, query=text, pos=text, labelled=CATEGORIES)
     assert SOURCE.name == "changelogs"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from training.recipe.sources import CATEGORIES, Pair, SourceUnavailable, devil
+from tests.source_checks import Text, check_tasks, installed
+from training.recipe.sources import Pair, SourceUnavailable, devil
 
 # Entries copied from /usr/share/dictd/devil.dict.dz (Debian dict-devil 1.0), as dictd.entries gives them.
 EXCERPT = [
@@ -79,17 +78,13 @@ def test_locate_names_the_package(tmp_path) -> None:
 
 
 def test_real_dictionary() -> None:
-    try:
-        raw = devil.locate()
-    except SourceUnavailable as exc:
-        pytest.skip(f"dict-devil not installed: {exc}")
+    raw = installed(devil.locate, "dict-devil not installed: ")
     tasks = devil.build(raw)
-    assert [t.spec.name for t in tasks] == ["devil_word_to_definition", "devil_definition_to_word"]
-    for t in tasks:
-        assert t.spec.category in CATEGORIES and t.spec.source == "devil"
-        assert len({(p.query, p.pos) for p in t.pairs}) >= 900
-        for p in t.pairs:
-            assert p.key.startswith("devil:") and p.query != p.pos
-            definition = p.pos if t.spec.name == "devil_word_to_definition" else p.query
-            assert 10 <= len(definition) <= 400
-            assert not re.search(r"[_{}\[\]]|\s\s|\bn\.\s|^[A-Z]{3,}", definition), definition
+    definition = Text(stripped=False, banned=(), pattern=r"[_{}\[\]]|\s\s|\bn\.\s|^[A-Z]{3,}")
+    check_tasks(
+        tasks,
+        "devil",
+        ["devil_word_to_definition", "devil_definition_to_word"],
+        min_pairs=900,
+        sides={"devil_word_to_definition": (None, definition), "devil_definition_to_word": (definition, None)},
+    )

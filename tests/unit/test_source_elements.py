@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.recipe.sources import CATEGORIES, Pair, SourceUnavailable, elements
+from tests.source_checks import Text, check_tasks, installed
+from training.recipe.sources import Pair, SourceUnavailable, elements
 
 # Entries copied from /usr/share/dictd/elements.dict.dz (Debian dict-elements), as dictd.entries gives them.
 EXCERPT = [
@@ -71,18 +72,8 @@ def test_locate_names_the_package(tmp_path) -> None:
 
 
 def test_real_database() -> None:
-    try:
-        raw = elements.locate()
-    except SourceUnavailable as exc:
-        pytest.skip(f"dict-elements not installed: {exc}")
+    raw = installed(elements.locate, "dict-elements not installed: ")
     tasks = elements.build(raw)
-    assert [t.spec.name for t in tasks] == ["elements_fact_to_element", "elements_same_element_facts"]
-    for t in tasks:
-        assert t.spec.category in CATEGORIES and t.spec.source == "elements"
-        assert len({(p.query, p.pos) for p in t.pairs}) >= 300
-        assert len({p.key for p in t.pairs}) >= 110
-        for p in t.pairs:
-            assert p.key.startswith("elements:") and p.query != p.pos
-            for text in (p.query, p.pos):
-                assert 25 <= len(text) <= 400 and "{" not in text and "\ufffd" not in text and "  " not in text
-                assert not text.startswith(("Symbol:", "Atomic")), text
+    text = Text(min_len=25, stripped=False, banned=("{", "\ufffd", "  "), banned_starts=("Symbol:", "Atomic"))
+    check_tasks(tasks, "elements", ["elements_fact_to_element", "elements_same_element_facts"], query=text, pos=text)
+    assert all(len({p.key for p in t.pairs}) >= 110 for t in tasks)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
-
-from training.recipe.sources import CATEGORIES, Pair, SourceUnavailable, emoji_names
+from tests.source_checks import Text, check_tasks, installed
+from training.recipe.sources import Pair, emoji_names
 from training.recipe.sources.emoji_names import EmojiRaw
 
 # Copied from emoji 2.16's EMOJI_DATA after emoji.config.load_language() (the languages used here only).
@@ -136,19 +135,13 @@ def test_build_without_emoji_test_has_no_subgroup_task() -> None:
 
 
 def test_real_data() -> None:
-    try:
-        raw = emoji_names.locate()
-    except SourceUnavailable as exc:
-        pytest.skip(f"emoji package not installed: {exc}")
+    raw = installed(emoji_names.locate, "emoji package not installed: ")
     tasks = emoji_names.build(raw)
-    names = [t.spec.name for t in tasks]
-    assert len(names) == len(set(names)) == 6 + (raw["emoji_test"] is not None)
-    for t in tasks:
-        assert t.spec.category in CATEGORIES and t.spec.source == "emoji"
-        assert len({(p.query, p.pos) for p in t.pairs}) >= 300, t.spec.name
-        for p in t.pairs:
-            assert p.key.startswith("emoji:") and p.query != p.pos
-            for text in (p.query, p.pos):
-                assert 2 <= len(text) <= 120 and text == text.strip(), text
-                assert not re.search(r"[:_]\w|\s\s", text.removeprefix("flag: ")), text
-                assert not re.search(r"[\U0001f000-\U0001faff\u2600-\u27bf]", text), text  # names, never glyphs
+    text = Text(
+        min_len=2,
+        max_len=120,
+        banned=(),
+        pattern=r"[\U0001f000-\U0001faff\u2600-\u27bf]",  # names, never glyphs
+        ok=lambda name: not re.search(r"[:_]\w|\s\s", name.removeprefix("flag: ")),
+    )
+    check_tasks(tasks, "emoji", 6 + (raw["emoji_test"] is not None), query=text, pos=text)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from training.recipe.sources import CATEGORIES, Pair, SourceUnavailable, freedict
+from tests.source_checks import Text, check_tasks, installed
+from training.recipe.sources import Pair, SourceUnavailable, freedict
 
 # Entries copied from /usr/share/dictd/freedict-eng-*.dict.dz (FreeDict 2022.04.21), as dictd.entries gives them.
 DEU = [
@@ -101,19 +100,8 @@ def test_locate_names_the_packages(tmp_path) -> None:
 
 
 def test_real_dictionaries() -> None:
-    try:
-        raw = freedict.locate()
-    except SourceUnavailable as exc:
-        pytest.skip(f"FreeDict dictionaries not installed: {exc}")
+    raw = installed(freedict.locate, "FreeDict dictionaries not installed: ")
     tasks = freedict.build(raw)
-    names = [t.spec.name for t in tasks]
-    assert len(names) == len(set(names)) == len(raw) + (len(raw) > 1)
-    for t in tasks:
-        assert t.spec.category in CATEGORIES and t.spec.source == "freedict"
-        assert len({(p.query, p.pos) for p in t.pairs}) >= 300, t.spec.name
-        assert len(t.pairs) <= freedict.MAX_PAIRS
-        for p in t.pairs:
-            assert p.key.startswith("freedict:") and p.query != p.pos
-            for text in (p.query, p.pos):
-                assert 2 <= len(text) <= 400 and text == text.strip()
-                assert not re.search(r"[<>{}\[\]]|\s\s|\s/\S", text), text
+    text = Text(min_len=2, banned=(), pattern=r"[<>{}\[\]]|\s\s|\s/\S")
+    check_tasks(tasks, "freedict", len(raw) + (len(raw) > 1), query=text, pos=text)
+    assert all(len(t.pairs) <= freedict.MAX_PAIRS for t in tasks)

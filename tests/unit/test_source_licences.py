@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from training.recipe.sources import CATEGORIES, SourceUnavailable
+from tests.source_checks import Text, check_tasks, installed
+from training.recipe.sources import CATEGORIES
 from training.recipe.sources.licences import SOURCE, LicenceRaw, build, canonical, dep5_licences, locate, paragraphs
 
 # /usr/share/doc/base-passwd/copyright and /usr/share/doc/libcommons-io-java/copyright (Debian bookworm).
@@ -116,18 +115,10 @@ def test_parsers() -> None:
 
 
 def test_real_licences() -> None:
-    try:
-        raw = locate()
-    except SourceUnavailable as exc:
-        pytest.skip(str(exc))
+    raw = installed(locate)
     tasks = build(raw)
-    assert len({t.spec.name for t in tasks}) == len(tasks) == 2
-    for t in tasks:
-        assert t.spec.name.startswith("licences_") and t.spec.category in CATEGORIES
-        assert len({(p.query, p.pos) for p in t.pairs}) >= 300, t.spec.name
-        for p in t.pairs:
-            assert p.key.startswith("licences:") and p.label and p.query != p.pos
-            assert 40 <= len(p.query) <= 400 and "  " not in p.query and "``" not in p.query
+    paragraph = Text(min_len=40, stripped=False, banned=("  ", "``"))
+    check_tasks(tasks, "licences", 2, query=paragraph, pos=None, labelled=CATEGORIES)
     queries = [p.query for p in tasks[0].pairs]
     assert len(queries) == len(set(queries))  # one paragraph, one name, one key
     assert SOURCE.name == "licences"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
-from training.recipe.sources import SourceUnavailable, manpage_sections
+from tests.source_checks import Text, check_text, installed
+from training.recipe.sources import manpage_sections
 
 CHMOD = r""".\" SPDX-License-Identifier: Linux-man-pages-copyleft
 .TH chmod 2 2023-02-05 "Linux man-pages 6.03"
@@ -103,11 +102,12 @@ def test_page_section() -> None:
     assert manpage_sections.page_section("README") is None
 
 
+# a page's name or description: 10 to 400 characters, no roff escape left, its white space folded
+PAGE_TEXT = Text(banned=("\\",), ok=lambda text: text == " ".join(text.split()))
+
+
 def test_installed_pages() -> None:
-    try:
-        raw = manpage_sections.locate()
-    except SourceUnavailable as exc:
-        pytest.skip(str(exc))
+    raw = installed(manpage_sections.locate)
     for field in ("name", "description"):
         rows = manpage_sections.labelled_pages(raw, field=field)  # type: ignore[arg-type]
         sizes = Counter(label for _, _, label in rows)
@@ -117,4 +117,4 @@ def test_installed_pages() -> None:
         assert len({k for k, _, _ in rows}) == len(rows) == len({t for _, t, _ in rows})
         for key, text, label in rows:
             assert key.startswith("manpages:") and key.rsplit(".", 1)[1].startswith(label)
-            assert 10 <= len(text) <= 400 and "\\" not in text and text == " ".join(text.split())
+            check_text(text, PAGE_TEXT)

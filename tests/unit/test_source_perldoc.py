@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
+from dataclasses import replace
 
-import pytest
-
-from training.recipe.sources import CATEGORIES, SourceUnavailable
+from tests.source_checks import Text, check_tasks, installed
 from training.recipe.sources.perldoc import SOURCE, build, locate, pod_items, strip_pod
 
 FAQ4 = """=head1 NAME
@@ -240,27 +238,17 @@ def test_build_on_excerpts():
 
 
 def test_real_files():
-    try:
-        raw = locate()
-    except SourceUnavailable as exc:
-        pytest.skip(f"perl-doc is not installed: {exc}")
+    raw = installed(locate, "perl-doc is not installed: ")
     tasks = SOURCE.build(raw)
-    names = [t.spec.name for t in tasks]
-    assert len(names) == len(set(names)) == 5
-    for t in tasks:
-        assert t.spec.name.startswith("perldoc_") and t.spec.category in CATEGORIES
-        assert "Perl" in t.spec.query_instruction
-        assert len({(p.query, p.pos) for p in t.pairs}) >= 300, t.spec.name
-        for p in t.pairs:
-            assert p.key.startswith("perldoc:") and p.query != p.pos
-            for text in (p.query, p.pos):
-                assert text == text.strip() and "  " not in text and "\n" not in text
-                assert len(text) <= 400
-                assert not re.search(r"\b[IBCLEFSXZ]<\S", text), text  # no POD formatting code left
-                assert not text.startswith("=")
-            # only perlfunc usage lines (``fork``) may be under 10 characters
-            assert len(p.pos) >= 10
-            if t.spec.name != "perldoc_function_usage_to_description":
-                assert len(p.query) >= 10
-        if t.spec.category in ("classification", "clustering"):
-            assert all(p.label for p in t.pairs)
+    # no POD formatting code left, no POD command
+    text = Text(min_len=10, banned=("  ", "\n"), banned_starts=("=",), pattern=r"\b[IBCLEFSXZ]<\S")
+    check_tasks(
+        tasks,
+        "perldoc",
+        5,
+        instruction="Perl",
+        query=text,
+        pos=text,
+        # only perlfunc usage lines (``fork``) may be under 10 characters
+        sides={"perldoc_function_usage_to_description": (replace(text, min_len=0), text)},
+    )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from training.recipe.sources import CATEGORIES, SourceUnavailable
+from tests.source_checks import check_tasks, installed
+from training.recipe.sources import Pair, TaskPairs
 from training.recipe.sources.pycode import SOURCE, build, locate
 
 SHUTIL = '''"""Utility functions for copying and archiving files and directory trees."""
@@ -73,35 +72,30 @@ def test_build_on_excerpt():
 
 
 def test_real_stdlib():
-    try:
-        raw = locate()
-    except SourceUnavailable as exc:
-        pytest.skip(f"no standard library sources: {exc}")
+    raw = installed(locate, "no standard library sources: ")
     modules = [name for name, _ in raw]
     assert "shutil" in modules and "email.mime.text" in modules
     assert not any(m.startswith(("test.", "idlelib", "lib2to3", "encodings")) for m in modules)
     tasks = SOURCE.build(raw)
-    names = [t.spec.name for t in tasks]
-    assert names == [
-        "pycode_docstring_to_code",
-        "pycode_signature_to_docstring",
-        "pycode_docstring_body_to_summary",
-        "pycode_same_module",
-    ]
-    assert [t.spec.category for t in tasks] == ["retrieval", "retrieval", "summarization", "clustering"]
-    for t in tasks:
-        assert t.spec.category in CATEGORIES and "Python" in t.spec.query_instruction
-        assert len({(p.query, p.pos) for p in t.pairs}) >= 300, t.spec.name
-        for p in t.pairs:
-            assert p.key.startswith("pycode:") and p.query != p.pos
-            for text in (p.query, p.pos):
-                assert 10 <= len(text) <= 400 and text == text.strip() and "  " not in text and "\n" not in text
-            for text in {"code search": [p.query], "API documentation": [p.pos]}.get(
-                t.spec.task_type, [p.query, p.pos]
-            ):
-                assert ":func:`" not in text and "``" not in text  # docstrings lose their reST markup
-        if t.spec.category == "clustering":
-            assert all(p.label and p.label in modules for p in t.pairs)
+
+    def no_rest_markup(t: TaskPairs, p: Pair) -> None:  # docstrings lose their reST markup
+        for text in {"code search": [p.query], "API documentation": [p.pos]}.get(t.spec.task_type, [p.query, p.pos]):
+            assert ":func:`" not in text and "``" not in text
+
+    check_tasks(
+        tasks,
+        "pycode",
+        [
+            "pycode_docstring_to_code",
+            "pycode_signature_to_docstring",
+            "pycode_docstring_body_to_summary",
+            "pycode_same_module",
+        ],
+        categories=["retrieval", "retrieval", "summarization", "clustering"],
+        instruction="Python",
+        labels=modules,
+        each=no_rest_markup,
+    )
     code = {p.key: p.pos for p in tasks[0].pairs}
     assert code["pycode:shutil.copyfileobj"].startswith("def copyfileobj(")
     assert '"""' not in code["pycode:shutil.copyfileobj"]

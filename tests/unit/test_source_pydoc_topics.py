@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from training.recipe.sources import CATEGORIES, SourceUnavailable
+from tests.source_checks import Text, check_tasks, installed
 from training.recipe.sources.pydoc_topics import SOURCE, build, locate, paragraphs, sections
 
 TOPICS = {
@@ -41,6 +39,8 @@ VIEW = (
     'The objects returned by "dict.keys()", "dict.values()" and "dict.items()" are view objects. They provide '
     "a dynamic view on the dictionary’s entries."
 )
+TOPIC_TEXT = Text(banned=("  ", "\n", ">>>", "::="), banned_starts=("*", "-", "="))
+"""A paragraph or heading of the real topics: clean, without grammar rules, examples or reST underlines."""
 
 
 def test_sections_and_paragraphs():
@@ -67,21 +67,15 @@ def test_build_on_excerpt():
 
 
 def test_real_topics():
-    try:
-        raw = locate()
-    except SourceUnavailable as exc:
-        pytest.skip(f"no pydoc_data in this interpreter: {exc}")
+    raw = installed(locate, "no pydoc_data in this interpreter: ")
     tasks = SOURCE.build(raw)
-    assert [t.spec.name for t in tasks] == ["pydoc_topics_paragraph_to_heading", "pydoc_topics_same_topic"]
-    assert [t.spec.category for t in tasks] == ["summarization", "clustering"]
-    for t in tasks:
-        assert t.spec.category in CATEGORIES and "Python" in t.spec.query_instruction
-        assert len({(p.query, p.pos) for p in t.pairs}) >= 300, t.spec.name
-        for p in t.pairs:
-            assert p.key.startswith("pydoc_topics:") and p.query != p.pos
-            for text in (p.query, p.pos):
-                assert 10 <= len(text) <= 400 and text == text.strip() and "  " not in text and "\n" not in text
-                assert ">>>" not in text and "::=" not in text
-                assert not text.startswith(("*", "-", "="))
-        if t.spec.category == "clustering":
-            assert all(p.label and p.label in raw for p in t.pairs)
+    check_tasks(
+        tasks,
+        "pydoc_topics",
+        ["pydoc_topics_paragraph_to_heading", "pydoc_topics_same_topic"],
+        categories=["summarization", "clustering"],
+        instruction="Python",
+        query=TOPIC_TEXT,
+        pos=TOPIC_TEXT,
+        labels=raw,
+    )

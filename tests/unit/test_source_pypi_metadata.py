@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 import training.recipe.sources.pypi_metadata as pypi_metadata
-from training.recipe.sources import CATEGORIES, Pair, SourceUnavailable
+from tests.source_checks import Text, check_tasks, installed
+from training.recipe.sources import Pair
 from training.recipe.sources.pypi_metadata import SOURCE, Dist, build, locate, prose_paragraphs
 
 # The start of Markdown 3.x's long description (METADATA body, Markdown with reference-style badges).
@@ -84,19 +83,15 @@ def test_build_on_excerpt(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_real_metadata() -> None:
-    try:
-        raw = locate()
-    except SourceUnavailable as exc:
-        pytest.skip(str(exc))
+    raw = installed(locate)
     tasks = build(raw)
     if not tasks:
         pytest.skip(f"only {len(raw)} distributions installed: under 300 pairs")
-    assert [t.spec.name for t in tasks] == ["pypi_metadata_readme_to_summary"]
-    (tp,) = tasks
-    assert tp.spec.category in CATEGORIES
-    assert len({(p.query, p.pos) for p in tp.pairs}) >= 300
-    for p in tp.pairs:
-        assert p.key.startswith("pypi_metadata:") and p.query != p.pos
-        assert 50 <= len(p.query) <= 400 and 10 <= len(p.pos) and "  " not in p.query
-        assert not re.search(r"\]\(|\[!\[|</?\w+>|```|\*\*|^#|\.\. \w+::", p.query), p.query
+    check_tasks(
+        tasks,
+        "pypi_metadata",
+        ["pypi_metadata_readme_to_summary"],
+        query=Text(min_len=50, stripped=False, banned=("  ",), pattern=r"\]\(|\[!\[|</?\w+>|```|\*\*|^#|\.\. \w+::"),
+        pos=Text(min_len=10, max_len=None, stripped=False, banned=()),
+    )
     assert SOURCE.name == "pypi_metadata"

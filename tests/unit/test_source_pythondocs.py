@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import re
+from dataclasses import replace
 
-import pytest
-
-from training.recipe.sources import CATEGORIES, SourceUnavailable
+from tests.source_checks import Text, check_tasks, installed
 from training.recipe.sources.pythondocs import SKIP_PAGES, SOURCE, build, locate
 
 SHUTIL = """<html><body><div class="sphinxsidebar">Table of Contents</div>
@@ -102,34 +100,27 @@ def test_build_on_excerpts():
 
 
 def test_real_pages():
-    try:
-        raw = locate()
-    except SourceUnavailable as exc:
-        pytest.skip(f"python3-doc is not installed: {exc}")
+    raw = installed(locate, "python3-doc is not installed: ")
     assert not SKIP_PAGES & set(raw) and "glossary.html" in raw and "library/shutil.html" in raw
     tasks = SOURCE.build(raw)
-    names = [t.spec.name for t in tasks]
-    assert names == [
-        "pythondocs_signature_to_description",
-        "pythondocs_paragraph_to_section_title",
-        "pythondocs_same_module",
-        "pythondocs_concept_to_explanation",
-    ]
-    assert [t.spec.category for t in tasks] == ["retrieval", "summarization", "clustering", "retrieval"]
-    for t in tasks:
-        assert t.spec.category in CATEGORIES and "Python" in t.spec.query_instruction
-        assert len({(p.query, p.pos) for p in t.pairs}) >= 300, t.spec.name
-        for p in t.pairs:
-            assert p.key.startswith("pythondocs:") and p.query != p.pos
-            for text in (p.query, p.pos):
-                assert len(text) <= 400 and text == text.strip() and "  " not in text and "\n" not in text
-                assert "¶" not in text and not re.search(
-                    r"<(span|code|em|a|dt|dd|p) class=|</(span|code|em|dt|dd|p)>", text
-                ), text
-            assert len(p.pos) >= 10
-            if t.spec.name != "pythondocs_concept_to_explanation":  # glossary terms are headwords (GIL)
-                assert len(p.query) >= 10
-        if t.spec.category == "clustering":
-            assert all(p.label for p in t.pairs)
+    text = Text(
+        min_len=10, banned=("  ", "\n", "¶"), pattern=r"<(span|code|em|a|dt|dd|p) class=|</(span|code|em|dt|dd|p)>"
+    )
+    check_tasks(
+        tasks,
+        "pythondocs",
+        [
+            "pythondocs_signature_to_description",
+            "pythondocs_paragraph_to_section_title",
+            "pythondocs_same_module",
+            "pythondocs_concept_to_explanation",
+        ],
+        categories=["retrieval", "summarization", "clustering", "retrieval"],
+        instruction="Python",
+        query=text,
+        pos=text,
+        # glossary terms are headwords (GIL)
+        sides={"pythondocs_concept_to_explanation": (replace(text, min_len=0), text)},
+    )
     api = {p.key: p.query for p in tasks[0].pairs}
     assert api["pythondocs:shutil.copyfileobj"] == "shutil.copyfileobj(fsrc, fdst[, length])"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
-import pytest
-
-from training.recipe.sources import CATEGORIES, SourceUnavailable, vimhelp
+from tests.source_checks import Text, check_tasks, installed
+from training.recipe.sources import vimhelp
 
 OPTIONS = (
     "*options.txt*\tFor Vim version 9.0.  Last change: 2023 Feb 17\n"
@@ -152,22 +150,15 @@ def test_helpers() -> None:
 
 
 def test_installed_help_files() -> None:
-    try:
-        raw = vimhelp.locate()
-    except SourceUnavailable as exc:
-        pytest.skip(str(exc))
+    raw = installed(vimhelp.locate)
     tasks = vimhelp.build(raw)
-    names = [t.spec.name for t in tasks]
-    assert names == ["vimhelp_tag_to_text", "vimhelp_same_file"] and len(set(names)) == len(names)
-    for t in tasks:
-        assert t.spec.category in CATEGORIES
-        assert len({(p.query, p.pos) for p in t.pairs}) >= 300, t.spec.name
-        for p in t.pairs:
-            assert p.key.startswith("vimhelp:") and p.query != p.pos
-            for text in (p.query, p.pos):
-                assert text == text.strip() and "  " not in text and "\t" not in text and len(text) <= 400
-            assert 30 <= len(p.pos)
-            assert not re.search(r"\|[^ |]+\|", p.pos), p.pos
+    check_tasks(
+        tasks,
+        "vimhelp",
+        ["vimhelp_tag_to_text", "vimhelp_same_file"],
+        query=Text(min_len=0, banned=("  ", "\t")),
+        pos=Text(min_len=30, banned=("  ", "\t"), pattern=r"\|[^ |]+\|"),
+    )
     tag_to_text = tasks[0]
     tags = [p.key.removeprefix("vimhelp:") for p in tag_to_text.pairs]
     assert sum(t.startswith("'") for t in tags) >= 300  # options
