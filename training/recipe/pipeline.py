@@ -2,7 +2,7 @@
 
 Examples::
 
-    instructor recipe --output runs/finetune          # what make finetune runs: 32-36 min on 2 CPU cores
+    instructor recipe --output runs/finetune          # what make finetune runs
     instructor recipe --output runs/seed1 --seed 1 --no-ablation
     ray job submit --working-dir . -- instructor recipe --output /mnt/shared/runs/finetune --shared-storage
 
