@@ -155,7 +155,10 @@ def diversity_table(arms: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + (f" | {diff} |" if len(names) == 2 else " |"))
 
     row("runs (seeds)", [str(summaries[n]["runs"]) for n in names])
-    row("trained tasks / sources", [f"{summaries[n]['tasks']} / {len(summaries[n]['sources'])}" for n in names])
+    row(
+        "in-domain tasks scored / training sources",
+        [f"{summaries[n]['tasks']} / {len(summaries[n]['sources'])}" for n in names],
+    )
     row("held-out tasks", [str(summaries[n]["held_out_tasks"]) for n in names])
     for setting in ("finetuned", "finetuned + instructions", "ablation"):
         values = [summaries[n]["held_out"].get(setting) for n in names]
