@@ -25,7 +25,7 @@ from training.recipe.sources import (
     task,
     wordnet,
 )
-from training.recipe.sources.splits import SPLITS, same_split_partner, split_of
+from training.recipe.sources.splits import SPLITS, same_label_pairs, same_split_partner, split_of
 
 TRANSLATION = """Package: foo
 Description-md5: 1
@@ -151,6 +151,16 @@ def test_same_split_partner_never_pairs_a_key_with_itself() -> None:
     members = [f"m{i}" for i in range(200)]
     pairs = same_split_partner(members, lambda m: m, random.Random(0))
     assert pairs and all(a != b and split_of(a) == split_of(b) for a, b in pairs)
+
+
+def test_same_label_pairs_label_each_partner_and_share_one_rng() -> None:
+    groups = {"b": [f"b{i}" for i in range(60)], "a": [f"a{i}" for i in range(60)]}
+    pairs = same_label_pairs(groups, lambda m: "k:" + m)
+    assert [p.label for p in pairs] == sorted(p.label for p in pairs)  # labels in sorted order
+    assert all(p.key == "k:" + p.query and p.label == p.query[0] == p.pos[0] for p in pairs)
+    rng = random.Random(0)  # the same as one rng over the labels in order
+    expected = [(a, b) for label in ("a", "b") for a, b in same_split_partner(groups[label], lambda m: "k:" + m, rng)]
+    assert [(p.query, p.pos) for p in pairs] == expected
 
 
 def test_instructions_name_the_task_type() -> None:

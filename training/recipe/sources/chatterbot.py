@@ -9,13 +9,12 @@ category (symmetric, topic).
 
 from __future__ import annotations
 
-import random
 from collections import defaultdict
 from collections.abc import Sequence
 
 from instructor_plugins.corpora import QAPair, chatterbot_pairs
 from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
-from training.recipe.sources.splits import same_split_partner
+from training.recipe.sources.splits import same_label_pairs
 
 __all__ = ["SOURCE", "build", "locate"]
 
@@ -46,10 +45,7 @@ def build(raw: Sequence[QAPair]) -> list[TaskPairs]:
     for question, p in first.items():
         qa.pairs.append(Pair(question, p.answer, "chatterbot:" + question.lower()))
         by_category[p.category].append(question)
-    rng = random.Random(0)
-    for label, members in sorted(by_category.items()):
-        for a, b in same_split_partner(members, lambda q: "chatterbot:" + q.lower(), rng):
-            same.pairs.append(Pair(a, b, "chatterbot:" + a.lower(), label=label))
+    same.pairs.extend(same_label_pairs(by_category, lambda q: "chatterbot:" + q.lower()))
     return [qa, same]
 
 

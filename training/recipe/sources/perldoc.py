@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
-from training.recipe.sources.splits import same_split_partner
+from training.recipe.sources.splits import same_label_pairs
 
 __all__ = ["SOURCE", "PodItem", "build", "cut", "locate", "pod_items", "pod_paragraphs", "strip_pod"]
 
@@ -300,9 +300,7 @@ def build(raw: dict[str, str]) -> list[TaskPairs]:
             faq_key[question] = "perldoc:faq:" + question.lower()
             qa.pairs.append(Pair(question, answer, faq_key[question]))
             faq_by_part[title or name].append(question)
-    for label, members in sorted(faq_by_part.items()):
-        for a, b in same_split_partner(members, faq_key.__getitem__, rng):
-            same_faq.pairs.append(Pair(a, b, faq_key[a], label=label))
+    same_faq.pairs.extend(same_label_pairs(faq_by_part, faq_key.__getitem__, rng))
     seen: set[tuple[str, str]] = set()
     for item in pod_items(raw.get("perlfunc.pod", ""), "=head2 Alphabetical Listing"):
         description = cut(_prose(item.body))
@@ -330,9 +328,7 @@ def build(raw: dict[str, str]) -> list[TaskPairs]:
             diag.pairs.append(Pair(message, explanation, diag_key[message]))
             if match:
                 by_severity[match.group(1)].append(message)
-    for label, members in sorted(by_severity.items()):
-        for a, b in same_split_partner(members, diag_key.__getitem__, rng):
-            severity.pairs.append(Pair(a, b, diag_key[a], label=label))
+    severity.pairs.extend(same_label_pairs(by_severity, diag_key.__getitem__, rng))
     return [qa, same_faq, usage, diag, severity]
 
 

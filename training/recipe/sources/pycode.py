@@ -29,7 +29,6 @@ Tasks:
 from __future__ import annotations
 
 import ast
-import random
 import re
 import sysconfig
 from collections import defaultdict
@@ -37,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
-from training.recipe.sources.splits import same_split_partner
+from training.recipe.sources.splits import same_label_pairs
 
 __all__ = ["SKIP_DIRS", "SOURCE", "build", "clean_doc", "cut", "functions", "locate", "module_name"]
 
@@ -220,10 +219,7 @@ def build(raw: list[tuple[str, str]]) -> list[TaskPairs]:
             if len(paragraphs[0]) <= 120 and len(rest) >= 40 and "\n" not in doc.split("\n\n", 1)[0]:
                 summary.pairs.append(Pair(rest, paragraphs[0], key))
             by_module[module].append(first)
-    rng = random.Random(0)
-    for module, members in sorted(by_module.items()):
-        for a, b in same_split_partner(members, key_of.__getitem__, rng):
-            same.pairs.append(Pair(a, b, key_of[a], label=module))
+    same.pairs.extend(same_label_pairs(by_module, key_of.__getitem__))
     return [search, api, summary, same]
 
 

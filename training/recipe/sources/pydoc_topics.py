@@ -28,12 +28,11 @@ description (about 230 ``str.split(...)``/``object.__len__(self)`` entries, many
 
 from __future__ import annotations
 
-import random
 import re
 from collections import defaultdict
 
 from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
-from training.recipe.sources.splits import same_split_partner
+from training.recipe.sources.splits import same_label_pairs
 
 __all__ = ["SOURCE", "build", "cut", "locate", "paragraphs", "plain", "sections"]
 
@@ -156,10 +155,7 @@ def build(raw: dict[str, str]) -> list[TaskPairs]:
                 key_of[text] = f"pydoc_topics:{topic}:{title.lower()}"
                 heading.pairs.append(Pair(text, title, key_of[text]))
                 by_topic[topic].append(text)
-    rng = random.Random(0)
-    for topic, members in sorted(by_topic.items()):
-        for a, b in same_split_partner(members, key_of.__getitem__, rng):
-            same.pairs.append(Pair(a, b, key_of[a], label=topic))
+    same.pairs.extend(same_label_pairs(by_topic, key_of.__getitem__))
     return [heading, same]
 
 

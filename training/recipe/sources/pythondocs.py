@@ -33,7 +33,6 @@ Tasks:
 
 from __future__ import annotations
 
-import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
-from training.recipe.sources.splits import same_split_partner
+from training.recipe.sources.splits import same_label_pairs
 
 __all__ = ["SKIP_PAGES", "SOURCE", "Element", "build", "cut", "locate", "parse_html", "text_of"]
 
@@ -316,10 +315,7 @@ def build(raw: dict[str, str]) -> list[TaskPairs]:
                 if len(answer) >= _MIN and answer not in seen:
                     seen.add(answer)
                     concepts.pairs.append(Pair(question, answer, "pythondocs:faq:" + question.lower()))
-    rng = random.Random(0)
-    for page, members in sorted(by_page.items()):
-        for a, b in same_split_partner(members, key_of.__getitem__, rng):
-            same.pairs.append(Pair(a, b, key_of[a], label=page))
+    same.pairs.extend(same_label_pairs(by_page, key_of.__getitem__))
     return [api, titles, same, concepts]
 
 

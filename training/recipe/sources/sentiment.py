@@ -16,11 +16,10 @@ held-out Pang & Lee polarity task stays unseen.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 
-from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task, wordnet
-from training.recipe.sources.splits import same_split_partner
+from training.recipe.sources import Source, SourceUnavailable, TaskPairs, task, wordnet
+from training.recipe.sources.splits import same_label_pairs
 
 __all__ = ["SOURCE", "THRESHOLD", "build", "label_of", "locate"]
 
@@ -69,10 +68,7 @@ def build(raw: dict[str, str]) -> list[TaskPairs]:
             if label is not None:
                 key_of[sentence] = synset.id
                 by_label[label].append(sentence)
-    rng = random.Random(0)
-    for label, members in sorted(by_label.items()):
-        for a, b in same_split_partner(members, key_of.__getitem__, rng):
-            same.pairs.append(Pair(a, b, key_of[a], label=label))
+    same.pairs.extend(same_label_pairs(by_label, key_of.__getitem__))
     return [same]
 
 

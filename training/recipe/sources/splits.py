@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["DEV_FRACTION", "SPLITS", "TEST_FRACTION", "Split", "same_split_partner", "split_of"]
+if TYPE_CHECKING:
+    from training.recipe.sources import Pair
+
+__all__ = ["DEV_FRACTION", "SPLITS", "TEST_FRACTION", "Split", "same_label_pairs", "same_split_partner", "split_of"]
 
 Split = Literal["train", "dev", "test"]
 SPLITS: tuple[Split, ...] = ("train", "dev", "test")
@@ -54,3 +57,21 @@ def same_split_partner(members: Sequence[str], key: Callable[[str], str], rng: r
             if options:
                 out.append((m, options[0]))
     return out
+
+
+def same_label_pairs(
+    groups: Mapping[str, Sequence[str]], key: Callable[[str], str], rng: random.Random | None = None
+) -> list[Pair]:
+    """A same-label task's pairs: ``Pair(a, b, key(a), label)`` for each label (sorted) and member ``a``.
+
+    ``b`` is ``a``'s partner from :func:`same_split_partner`; one ``rng`` (default ``Random(0)``) serves all
+    labels in order, so the pairs are deterministic.
+    """
+    from training.recipe.sources import Pair
+
+    rng = rng or random.Random(0)
+    return [
+        Pair(a, b, key(a), label=label)
+        for label, members in sorted(groups.items())
+        for a, b in same_split_partner(members, key, rng)
+    ]

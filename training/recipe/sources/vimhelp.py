@@ -29,14 +29,13 @@ Licence: the Vim licence (charityware, GPL-compatible).
 
 from __future__ import annotations
 
-import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from training.recipe.sources import Pair, Source, SourceUnavailable, TaskPairs, task
-from training.recipe.sources.splits import same_split_partner
+from training.recipe.sources.splits import same_label_pairs
 
 __all__ = [
     "SOURCE",
@@ -259,10 +258,7 @@ def build(raw: VimRaw) -> list[TaskPairs]:
         if query != text:
             tag_to_text.pairs.append(Pair(query, text, key_of[text]))
         by_file[file].append(text)
-    rng = random.Random(0)
-    for label, members in sorted(by_file.items()):
-        for a, b in same_split_partner(members, key_of.__getitem__, rng):
-            same_file.pairs.append(Pair(a, b, key_of[a], label=label))
+    same_file.pairs.extend(same_label_pairs(by_file, key_of.__getitem__))
     return [tag_to_text, same_file]
 
 
