@@ -41,6 +41,7 @@ import torch
 from instructor_plugins.checkpoint import bundled_model_dir
 from instructor_plugins.corpora import gensim_test_file, wordnet_synsets
 from instructor_plugins.model import InstructorEncoder
+from instructor_plugins.runtimes import backend_available
 
 INSTRUCTIONS = [
     "Represent the dictionary definition for retrieval: ",
@@ -171,10 +172,23 @@ def backends(args: argparse.Namespace, texts: list[str], source: str) -> None:
         "ours torch": InstructorEncoder.load(device="cpu"),
         "ours onnx": InstructorEncoder.load(device="cpu", backend="onnx"),
     }
+    if backend_available("openvino"):
+        ours["ours openvino"] = InstructorEncoder.load(device="cpu", backend="openvino")
+    else:
+        print('ours openvino: skipped, openvino is not installed (pip install "instructor-plugins[openvino]")')
     if isa in quantization.INT8_ISAS:
-        ours["ours torch int8"] = InstructorEncoder.load(device="cpu", quantize="int8")
+        ours["ours torch int8"] = InstructorEncoder.load(device="cpu", backend="torch", quantize="int8")
     else:
         print(f"ours torch int8: refused on this CPU class ({quantization.unsupported_reason(isa)})")
+    if backend_available("openvino", int8=True):
+        try:
+            ours["ours openvino int8"] = InstructorEncoder.load(device="cpu", backend="openvino", quantize="int8")
+        except quantization.Int8Unsupported as exc:
+            print(f"ours openvino int8: {exc}")
+    else:
+        print(
+            'ours openvino int8: skipped, openvino/nncf are not installed (pip install "instructor-plugins[openvino]")'
+        )
     for enc in ours.values():
         enc.encode(texts[:64], instruction, batch_size=args.batch_size)
     work = Path(tempfile.mkdtemp(prefix="encode-bench-"))

@@ -172,7 +172,7 @@ def make_backend(
         trust_remote_code: in process: allow model code from the checkpoint.
         revision: in process: hub revision.
         cache_folder: in process: hub cache folder.
-        backend: in process: ``"torch"`` (``None``) or ``"onnx"`` (ONNX Runtime, CPU; see
+        backend: in process: ``"torch"`` (``None``), ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (CPU; see
             :mod:`instructor_plugins.runtimes`).
         batch_size: rows per forward pass in process; texts per HTTP request remotely.
         normalize: L2-normalise the vectors.

@@ -99,9 +99,10 @@ class InstructorEmbeddings(InstructorPlugin, BaseModel, Embeddings):
     dtype: str | None = None
     """dtype of the in-process encoder (float32, bfloat16, float16); ``None``: fp32 on CPU, bf16 on CUDA."""
 
-    backend: Literal["torch", "onnx"] | None = None
-    """Where the in-process encoder's transformer runs: ``"torch"`` (``None``) or ``"onnx"`` (ONNX Runtime on CPU,
-    faster at cos >= 0.99999 to torch; ``pip install "instructor-plugins[onnx]"``)."""
+    backend: Literal["torch", "onnx", "openvino"] | None = None
+    """Where the in-process encoder's transformer runs: ``"torch"`` (``None``), ``"onnx"`` (ONNX Runtime) or
+    ``"openvino"`` (OpenVINO), both on CPU at float32, faster at cos >= 0.99999 to torch; ``pip install
+    "instructor-plugins[onnx]"`` / ``"instructor-plugins[openvino]"``."""
 
     trust_remote_code: bool = False
     """Allow model code from the checkpoint (in-process)."""

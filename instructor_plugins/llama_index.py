@@ -65,9 +65,10 @@ class InstructorEmbedding(InstructorPlugin, BaseEmbedding):
     dtype: str | None = None
     """dtype of the in-process encoder (float32, bfloat16, float16); ``None``: fp32 on CPU, bf16 on CUDA."""
 
-    backend: Literal["torch", "onnx"] | None = None
-    """Where the in-process encoder's transformer runs: ``"torch"`` (``None``) or ``"onnx"`` (ONNX Runtime on CPU,
-    faster at cos >= 0.99999 to torch; ``pip install "instructor-plugins[onnx]"``)."""
+    backend: Literal["torch", "onnx", "openvino"] | None = None
+    """Where the in-process encoder's transformer runs: ``"torch"`` (``None``), ``"onnx"`` (ONNX Runtime) or
+    ``"openvino"`` (OpenVINO), both on CPU at float32, faster at cos >= 0.99999 to torch; ``pip install
+    "instructor-plugins[onnx]"`` / ``"instructor-plugins[openvino]"``."""
 
     cache_folder: str | None = None
     """Hub cache folder for a hub model (in-process); ``None``: the Hugging Face cache."""

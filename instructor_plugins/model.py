@@ -48,7 +48,7 @@ from instructor_plugins.checkpoint import (
 from instructor_plugins.defaults import InstructionDefaults, find_defaults, write_defaults
 from instructor_plugins.pooling import PoolingSpec, pool, pooling_mask
 from instructor_plugins.quantization import Quantization, check_quantize
-from instructor_plugins.runtimes import Runtime, check_backend
+from instructor_plugins.runtimes import Runtime, backend_available, check_backend, ov_int8_supported
 from instructor_plugins.types import Instruction, instruction_rows
 
 __all__ = ["Features", "InstructorEncoder", "InstructorModule", "ModelLoadError", "resolve_dtype"]
@@ -260,8 +260,8 @@ class InstructorEncoder:
         quantize: ``"int8"`` when the transformer's Linear layers are int8, else ``None``.
         quantization: what ``quantize=`` did at load (CPU class, method, probe cosine; why ``"auto"`` kept
             float32), or ``None`` when not asked.
-        runtime: where the transformer runs (``backend=`` at load: ``"torch"`` or ``"onnx"``, with the ONNX
-            Runtime version, the export and its load-time probe; :class:`~instructor_plugins.runtimes.Runtime`).
+        runtime: where the transformer runs (``backend=`` at load: ``"torch"``, ``"onnx"`` or ``"openvino"``, with
+            the runtime's version, the export and its load-time probe; :class:`~instructor_plugins.runtimes.Runtime`).
         spec: what the checkpoint says (:class:`~instructor_plugins.checkpoint.CheckpointSpec`), including its
             ``family`` (``"instructor"``, ``"sentence-transformers"``, ``"plain"``) and why.
         defaults_source: why :attr:`defaults` are what they are (``"instructor.json"``, ``"ST prompts"``,
@@ -326,23 +326,27 @@ class InstructorEncoder:
             trust_remote_code: allow model code from the checkpoint (off unless asked).
             revision: hub revision (branch, tag or commit) for hub ids.
             cache_folder: hub cache folder for hub ids (default: the Hugging Face cache).
-            quantize: ``"int8"``: the transformer's Linear layers run as int8 (torch dynamic quantization,
-                CPU and float32 only; see :mod:`instructor_plugins.quantization`), faster on CPU within cos 0.99
-                of float32; the pooling is unchanged. Refused (``Int8Unsupported``) where int8 cannot keep that
-                bound: a CPU class it was not measured on, or a failed load-time probe. ``"auto"``: int8 where
-                it keeps the bound, else float32 (one log line says why). ``None``: no quantization.
+            quantize: ``"int8"``: the transformer's Linear layers run as int8, CPU and float32 only, faster
+                within cos 0.99 of float32; the pooling is unchanged. The method: OpenVINO's (int8 weights,
+                activations quantized per token at run time; :mod:`instructor_plugins.runtimes`) with
+                ``backend="openvino"``, or with ``backend`` unset when OpenVINO and NNCF are installed; else
+                torch's (:mod:`instructor_plugins.quantization`). Refused (``Int8Unsupported``) where int8 cannot
+                keep that bound: no int8 kernels for the method on this CPU, or a failed load-time probe.
+                ``"auto"``: int8 where it keeps the bound, else float32 (one log line says why). ``None``: none.
             defaults: the model's default query/document instructions, overriding what the checkpoint says
                 (see :func:`~instructor_plugins.defaults.find_defaults`; the choice and its reason are logged).
-            backend: where the transformer runs: ``"torch"`` (``None``, the default) or ``"onnx"``: exported once
-                (cached) and run by ONNX Runtime, CPU and float32 only, faster on CPU at cos >= 0.99999 to torch
-                (checked at load; see :mod:`instructor_plugins.runtimes`). Pooling and the Dense head stay torch.
+            backend: where the transformer runs: ``"torch"`` (``None``, the default), ``"onnx"`` or
+                ``"openvino"``: exported once (cached) and run by ONNX Runtime or OpenVINO, CPU and float32 only,
+                faster on CPU at cos >= 0.99999 to torch (checked at load; see :mod:`instructor_plugins.runtimes`).
+                Pooling and the Dense head stay torch.
 
         Raises:
             ModelLoadError: the model cannot be found, or its files describe a pipeline we cannot reproduce
                 exactly (an unknown module, pooling mode or field; model code without ``trust_remote_code``).
-            ValueError: an unknown ``dtype``, ``quantize`` or ``backend``; ``quantize`` or ``backend="onnx"`` with a
-                non-CPU device or dtype, or together; float16 for a T5 encoder (it overflows to NaN).
-            BackendUnavailable: ``backend="onnx"`` without ONNX Runtime installed (names the ``pip install``).
+            ValueError: an unknown ``dtype``, ``quantize`` or ``backend``; ``quantize`` or an exported backend with
+                a non-CPU device or dtype; ``quantize`` with ``backend="onnx"``; float16 for a T5 encoder (NaN).
+            BackendUnavailable: an exported backend's package is missing (names the ``pip install``).
+            Int8Unsupported: ``quantize="int8"`` and no int8 method keeps its bound here.
         """
         root = (
             bundled_model_dir()
@@ -355,11 +359,19 @@ class InstructorEncoder:
         )
         torch_dtype = resolve_dtype(dtype, dev)
         quantize = check_quantize(quantize, dev, torch_dtype)
-        backend = check_backend(backend, dev, torch_dtype)
-        if backend != "torch" and quantize is not None:
+        chosen = (
+            backend is None
+            and quantize is not None
+            and backend_available("openvino", int8=True)
+            and not ov_int8_supported()  # where OpenVINO's int8 cannot run, torch's is tried
+        )
+        if chosen:  # the int8 method with per-token activation scales: see instructor_plugins.runtimes
+            backend = "openvino"
+        backend = check_backend(backend, dev, torch_dtype, int8=quantize is not None)
+        if backend == "onnx" and quantize is not None:
             raise ValueError(
-                f"quantize={quantize!r} applies to backend='torch' only, got backend={backend!r}; "
-                "valid: quantize with backend='torch', or backend='onnx' without quantize"
+                f"quantize={quantize!r} applies to backend='torch' or 'openvino', got backend={backend!r}; "
+                "valid: quantize with backend='openvino' or 'torch', or backend='onnx' without quantize"
             )
 
         from transformers import AutoTokenizer
@@ -394,9 +406,9 @@ class InstructorEncoder:
         )
         loaded = cls(module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name, defaults=defaults)
         loaded.defaults_source = source
-        if backend == "onnx":
-            loaded._use_onnx(root)
-        if quantize is not None:
+        if backend != "torch":
+            loaded._use_export(root, backend, quantize, fallback_to_torch=chosen)
+        elif quantize is not None:
             loaded._quantize(quantize)  # the transformer only: pooling and the Dense head stay float32
         return loaded
 
@@ -404,33 +416,88 @@ class InstructorEncoder:
         """The load-time probe's vectors: one batch, as ``encode`` makes them."""
         return self.encode(list(texts), list(instructions), batch_size=len(texts))
 
-    def _use_onnx(self, root: Path) -> None:
-        """Run the transformer with ONNX Runtime (exported once, cached), after checking it against torch here.
+    def _use_export(self, root: Path, backend: str, quantize: str | None, *, fallback_to_torch: bool) -> None:
+        """Run the transformer exported (once, cached) with ONNX Runtime or OpenVINO, checked against torch here.
+
+        With ``quantize`` (OpenVINO only) the int8 model is used where it runs its layers in int8 on this CPU and
+        its load-time probe keeps :data:`~instructor_plugins.quantization.MIN_PROBE_COS`; otherwise ``"int8"``
+        raises, unless ``fallback_to_torch`` (OpenVINO was chosen, not asked for: torch's int8 is tried next),
+        and ``"auto"`` keeps float32.
 
         Raises:
-            ModelLoadError: the export's load-time probe is below
+            ModelLoadError: the float32 export's load-time probe is below
                 :data:`~instructor_plugins.runtimes.MIN_EXACT_COS` to torch float32 (torch is kept).
+            Int8Unsupported: ``quantize == "int8"`` and no int8 method keeps its bound here.
         """
-        from instructor_plugins.quantization import PROBE, probe_check
-        from instructor_plugins.runtimes import MIN_EXACT_COS, OrtTransformer, export_dir, export_onnx
+        from instructor_plugins.quantization import (
+            MIN_PROBE_COS,
+            PROBE,
+            Int8Unsupported,
+            Quantization,
+            cpu_isa,
+            probe_check,
+        )
+        from instructor_plugins.runtimes import (
+            MIN_EXACT_COS,
+            OV_INT8_GROUP_SIZE,
+            OrtTransformer,
+            OvTransformer,
+            export_dir,
+            export_onnx,
+        )
 
         texts, instructions = [t for _, t in PROBE], [i for i, _ in PROBE]
-
         reference = self._encode_probe(texts, instructions)
         sample = self.tokenize(texts[:2], instructions[:2])
         torch_encoder = self.module.encoder
         path = export_onnx(torch_encoder, (sample.input_ids, sample.attention_mask), export_dir(root))
-        ort_encoder = OrtTransformer(path, torch_encoder.config, torch.get_num_threads())
-        self.module.encoder = ort_encoder
+        threads = torch.get_num_threads()
+        if quantize is not None:
+            isa = cpu_isa()
+            cos: float | None = None
+            reason = ov_int8_supported()
+            if not reason:
+                runner = OvTransformer(path, torch_encoder.config, threads, int8=True)
+                self.module.encoder = runner
+                cos = probe_check(self._encode_probe, reference)
+                self.module.encoder = torch_encoder
+                if cos < MIN_PROBE_COS:
+                    reason = f"OpenVINO int8's load-time probe gave min cos {cos:.4f} to float32 (< {MIN_PROBE_COS})"
+                else:
+                    method = (
+                        "openvino int8 weights (per channel), int8 activations quantized at run time per token "
+                        f"and {OV_INT8_GROUP_SIZE} features"
+                    )
+                    self.module.encoder = runner
+                    self.quantize = "int8"
+                    self.quantization = Quantization(quantize, isa, method, round(cos, 6))
+                    self.runtime = Runtime("openvino", f"openvino {runner.version}, {path}, int8", round(cos, 7))
+                    logger.info("%s: %s; load-time probe min cos %.5f to float32", self.name, method, cos)
+                    return
+            if fallback_to_torch:
+                logger.info("%s: %s; trying torch's int8", self.name, reason)
+                self._quantize(quantize)
+                return
+            if quantize == "int8":
+                raise Int8Unsupported(f"quantize='int8' refused: {reason}; use quantize='auto' to fall back to float32")
+            self.quantization = Quantization(quantize, isa, "float32", None if cos is None else round(cos, 6), reason)
+            logger.warning("%s: quantize='auto' keeps float32: %s", self.name, reason)
+        if backend == "onnx":
+            exported: nn.Module = OrtTransformer(path, torch_encoder.config, threads)
+            detail = f"onnxruntime {exported.version}, {path}"
+        else:
+            exported = OvTransformer(path, torch_encoder.config, threads)
+            detail = f"openvino {exported.version}, {path}, f32"
+        self.module.encoder = exported
         cos = probe_check(self._encode_probe, reference)
         if cos < MIN_EXACT_COS:
             self.module.encoder = torch_encoder
             raise ModelLoadError(
-                f"backend='onnx': the export {path} gave min cos {cos:.7f} to torch float32 on the load-time probe "
-                f"(< {MIN_EXACT_COS}); use backend='torch' (and report the model, please)"
+                f"backend={backend!r}: the export {path} gave min cos {cos:.7f} to torch float32 on the load-time "
+                f"probe (< {MIN_EXACT_COS}); use backend='torch' (and report the model, please)"
             )
-        self.runtime = Runtime("onnx", f"onnxruntime {ort_encoder.version}, {path}", round(cos, 7))
-        logger.info("%s: ONNX Runtime %s, load-time probe min cos %.7f to torch", self.name, ort_encoder.version, cos)
+        self.runtime = Runtime(backend, detail, round(cos, 7))
+        logger.info("%s: %s, load-time probe min cos %.7f to torch", self.name, detail, cos)
 
     def _quantize(self, requested: str) -> None:
         """Make the transformer int8 where that keeps its bound here (CPU class, load-time probe), else keep fp32.

@@ -150,7 +150,7 @@ class InstructorPlugin:
         """What computes the vectors (in process, or a client of the server), built on first use.
 
         Built again when its fields change. (The ``backend`` field is where an in-process encoder runs:
-        ``"torch"`` or ``"onnx"``.)
+        ``"torch"``, ``"onnx"`` or ``"openvino"``.)
         """
         return self._slot.get(self._backend_settings())
 

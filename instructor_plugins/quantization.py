@@ -66,6 +66,7 @@ __all__ = [
     "Quantize",
     "check_quantize",
     "cpu_description",
+    "cpu_flags",
     "cpu_isa",
     "dequantize",
     "method_name",
@@ -174,7 +175,8 @@ def _cpuinfo_field(name: str) -> str:
     return ""
 
 
-def _cpu_flags() -> set[str]:
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (``/proc/cpuinfo``; empty where there is none)."""
     return set(_cpuinfo_field("flags").split())
 
 
@@ -193,7 +195,7 @@ def cpu_isa(
     ``AVX2`` to run the AVX2 kernels on a bigger CPU). AVX-VNNI without AVX-512 counts as AVX2: fbgemm's VNNI
     kernels need AVX-512. The arguments default to this machine and process (tests pass others).
     """
-    flags = _cpu_flags() if flags is None else flags
+    flags = cpu_flags() if flags is None else flags
     env = dict(os.environ) if env is None else env
     capability = torch.backends.cpu.get_cpu_capability() if torch_capability is None else torch_capability
     if "avx2" not in flags:

@@ -1,4 +1,6 @@
-"""Where the transformer runs on CPU: torch (the default) or ONNX Runtime (``backend="onnx"``).
+"""Where the transformer runs on CPU: torch (the default), ONNX Runtime or OpenVINO (``backend=``).
+
+``backend="openvino"`` is also the int8 method where it is installed (:class:`OvTransformer`).
 
 ``InstructorEncoder.load(..., backend="onnx")`` exports the checkpoint's transformer to ONNX once
 (token embeddings out, dynamic batch and length), runs it with ONNX Runtime, and keeps everything
@@ -11,6 +13,14 @@ Measured on the 2-core machines of this project (``benchmarks/encode.py``, the b
 ONNX Runtime ran 1.3-1.4x torch on AVX-512 VNNI and 1.08x on AVX2 (the issue's AVX2 EPYC), at min cos
 0.9999999. It is CPU and float32 only (on CUDA the fast path is the default bf16 torch model).
 
+``backend="openvino"`` runs the same ONNX export with OpenVINO at float32 precision (``INFERENCE_PRECISION_HINT``
+f32: OpenVINO's CPU default is bf16 where the CPU has it, which is not the float32 model). With ``quantize="int8"``
+its Linear weights are made int8 (NNCF ``compress_weights``, symmetric, per output channel; no calibration data)
+and OpenVINO quantizes each layer's *activations* at run time per token, in groups of
+:data:`OV_INT8_GROUP_SIZE` features (``DYNAMIC_QUANTIZATION_GROUP_SIZE``): an outlier token (BERT's ``[CLS]``)
+gets its own scale instead of coarsening every other token's, which a static per-tensor scale cannot do
+(NNCF's static int8 with the TRANSFORMER preset reached min cos 0.93 on the load-time probe's short texts).
+
 Exports are cached (:func:`export_dir`): keyed by the checkpoint's files, the torch and transformers
 versions and the opset, written to a temporary folder and renamed into place, so replicas loading
 at once export at most once each and never read a half-written file.
@@ -18,12 +28,15 @@ at once export at most once each and never read a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import io
 import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,8 +51,12 @@ __all__ = [
     "MIN_EXACT_COS",
     "Backend",
     "BackendUnavailable",
+    "OV_INT8_GROUP_SIZE",
     "OrtTransformer",
+    "OvTransformer",
     "Runtime",
+    "backend_available",
+    "ov_int8_supported",
     "check_backend",
     "export_dir",
     "export_onnx",
@@ -47,10 +64,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Backend = Literal["torch", "onnx"]
-BACKENDS: tuple[str, ...] = ("torch", "onnx")
-_PACKAGES = {"onnx": ("onnxruntime", "onnx")}
-_EXTRA = {"onnx": 'pip install "instructor-plugins[onnx]"'}
+Backend = Literal["torch", "onnx", "openvino"]
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "openvino")
+_PACKAGES = {"onnx": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnx")}
+_INT8_PACKAGES = {"openvino": ("nncf",)}
+_EXTRA = {"onnx": 'pip install "instructor-plugins[onnx]"', "openvino": 'pip install "instructor-plugins[openvino]"'}
+OV_INT8_GROUP_SIZE = 64
+"""Features per activation scale of OpenVINO's run-time int8 quantization (per token): see the module docstring."""
 OPSET = 17
 MIN_EXACT_COS = 0.99999
 """The smallest per-row cosine to the torch float32 vectors that an exported backend must reach at load."""
@@ -65,7 +85,7 @@ class Runtime:
     """What ``backend=`` did at load: reported by ``InstructorEncoder.runtime`` and ``/info``."""
 
     backend: str
-    """``"torch"`` or ``"onnx"``."""
+    """``"torch"``, ``"onnx"`` or ``"openvino"``."""
     detail: str = ""
     """The runtime's version and where the export lives (empty for torch)."""
     probe_min_cos: float | None = None
@@ -76,8 +96,16 @@ class Runtime:
         return asdict(self)
 
 
-def check_backend(backend: str | None, device: torch.device, dtype: torch.dtype) -> str:
+def backend_available(backend: str, *, int8: bool = False) -> bool:
+    """Whether ``backend``'s packages (and with ``int8``, those of its int8 method) are installed."""
+    needed = _PACKAGES.get(backend, ()) + (_INT8_PACKAGES.get(backend, ()) if int8 else ())
+    return all(importlib.util.find_spec(p) is not None for p in needed)
+
+
+def check_backend(backend: str | None, device: torch.device, dtype: torch.dtype, *, int8: bool = False) -> str:
     """Validate a ``backend`` option against the device and dtype it would run with.
+
+    ``int8``: the backend will also run ``quantize`` (its int8 method's packages are checked too).
 
     Returns:
         The backend (``None`` means ``"torch"``).
@@ -102,7 +130,8 @@ def check_backend(backend: str | None, device: torch.device, dtype: torch.dtype)
             f"backend={backend!r} runs a float32 export, got dtype {str(dtype).removeprefix('torch.')!r}; "
             "valid dtypes: ['float32'] (or leave dtype unset)"
         )
-    missing = [p for p in _PACKAGES[backend] if importlib.util.find_spec(p) is None]
+    needed = _PACKAGES[backend] + (_INT8_PACKAGES.get(backend, ()) if int8 else ())
+    missing = [p for p in needed if importlib.util.find_spec(p) is None]
     if missing:
         raise BackendUnavailable(f"backend={backend!r} needs {missing}: {_EXTRA[backend]}")
     return backend
@@ -209,3 +238,83 @@ class OrtTransformer(nn.Module):
         feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
         (hidden,) = self.session.run(["token_embeddings"], feeds)
         return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden))
+
+
+def ov_int8_supported(flags: set[str] | None = None, env: dict[str, str] | None = None) -> str:
+    """Why OpenVINO cannot run int8 activations on this CPU, or ``""`` where it can.
+
+    OpenVINO's CPU plugin quantizes activations at run time only with AVX-VNNI or AVX-512 VNNI (its
+    ``useDynamicQuantizationImpl`` checks ``avx2_vnni`` / ``avx512_core_vnni``); elsewhere it widens the int8
+    weights to float32, which is as exact but no faster than float32. ``ONEDNN_MAX_CPU_ISA`` (honoured by
+    OpenVINO's oneDNN) set to an ISA without VNNI counts as such a CPU, and :data:`OV_INT8_GROUP_SIZE` 0 turns
+    the run-time quantization off. ``flags`` and ``env`` default to this machine and process (tests pass others).
+    """
+    from instructor_plugins.quantization import cpu_flags
+
+    flags = cpu_flags() if flags is None else flags
+    env = dict(os.environ) if env is None else env
+    cap = env.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if OV_INT8_GROUP_SIZE == 0:
+        return "OpenVINO's run-time int8 is off (OV_INT8_GROUP_SIZE 0), so the int8 weights run in float32"
+    vnni = "avx512_vnni" in flags or "avx_vnni" in flags
+    if not vnni or (cap and "VNNI" not in cap and "AMX" not in cap and cap != "ALL"):
+        return (
+            "OpenVINO quantizes activations at run time only on CPUs with AVX-VNNI or AVX-512 VNNI"
+            + (f" (ONEDNN_MAX_CPU_ISA={cap})" if cap else "")
+            + "; without them its int8 weights run in float32, which gains no speed"
+        )
+    return ""
+
+
+class OvTransformer(nn.Module):
+    """The exported transformer run by OpenVINO at float32, or with int8 weights and per-token int8 activations.
+
+    Like :class:`OrtTransformer` it returns ``last_hidden_state`` and keeps the transformer's ``config``. Each
+    thread gets its own infer request (a request runs one call at a time).
+
+    Args:
+        path: the ONNX export (:func:`export_onnx`).
+        config: the transformer's config.
+        threads: OpenVINO's inference threads.
+        int8: make the weights int8 and quantize activations at run time (see the module docstring).
+        group_size: features per activation scale with ``int8`` (``DYNAMIC_QUANTIZATION_GROUP_SIZE``; default
+            :data:`OV_INT8_GROUP_SIZE`; 0 turns run-time int8 off: the weights are then widened to float32).
+    """
+
+    def __init__(
+        self, path: Path, config: Any, threads: int, *, int8: bool = False, group_size: int | None = None
+    ) -> None:
+        super().__init__()
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(path))
+        properties: dict[str, Any] = {
+            "INFERENCE_NUM_THREADS": max(1, threads),
+            "INFERENCE_PRECISION_HINT": "f32",
+            "NUM_STREAMS": 1,
+        }
+        if int8:
+            import nncf
+            from nncf.common.logging.logger import set_log_level
+
+            set_log_level(logging.WARNING)  # NNCF's table of bit widths, on every load
+            with contextlib.redirect_stdout(io.StringIO()):  # and its progress bar (rich, on stdout)
+                model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
+            properties["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = OV_INT8_GROUP_SIZE if group_size is None else group_size
+        self.compiled = core.compile_model(model, "CPU", properties)
+        self.output = self.compiled.output(0)
+        self._requests = threading.local()
+        self.path = path
+        self.config = config
+        self.int8 = int8
+        self.version = ov.get_version()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
+        """``last_hidden_state``: the token embeddings, float32 ``(batch, length, hidden)``."""
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
+        hidden = request.infer(feeds)[self.output]
+        return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden.copy()))

@@ -51,7 +51,7 @@ def load_encoder(
             (e.g. ``"instructor_plugins.testing:hash_encoder"`` for plumbing tests); it gets
             ``quantize=`` and ``backend=`` too when they are set.
         quantize: ``"int8"`` for the int8 CPU path (see :mod:`instructor_plugins.quantization`).
-        backend: ``"torch"`` (``None``) or ``"onnx"`` (see :mod:`instructor_plugins.runtimes`).
+        backend: ``"torch"`` (``None``), ``"onnx"`` or ``"openvino"`` (see :mod:`instructor_plugins.runtimes`).
     """
     if factory is not None:
         extra = {k: v for k, v in (("quantize", quantize), ("backend", backend)) if v is not None}

@@ -166,12 +166,13 @@ class ServeArgs(BaseModel):
     """Encoder dtype; default bf16 on CUDA, fp32 on CPU."""
     quantize: Literal["int8", "auto"] | None = None
     """``int8``: the transformer's Linear layers run as int8 (CPU only, fp32 model; faster, cos >= 0.99 to fp32;
-    refused on CPUs where int8 cannot keep that, see ``instructor_plugins.quantization``). ``auto``: int8 where it
-    can, else fp32."""
-    backend: Literal["torch", "onnx"] | None = None
-    """Where the transformer runs: ``torch`` (default) or ``onnx``: exported once and run by ONNX Runtime (CPU,
-    fp32; faster on CPU at cos >= 0.99999 to torch, checked at load; ``pip install "instructor-plugins[onnx]"``;
-    see ``instructor_plugins.runtimes``)."""
+    OpenVINO's int8 where it is installed, else torch's; refused on CPUs where int8 cannot keep that, see
+    ``instructor_plugins.quantization``). ``auto``: int8 where it can, else fp32."""
+    backend: Literal["torch", "onnx", "openvino"] | None = None
+    """Where the transformer runs: ``torch`` (default), ``onnx`` (ONNX Runtime) or ``openvino``: exported once and
+    run on CPU at fp32, faster than torch at cos >= 0.99999 to it (checked at load; ``pip install
+    "instructor-plugins[onnx]"`` / ``[openvino]``; see ``instructor_plugins.runtimes``). ``openvino`` also runs
+    ``quantize``."""
     query_instruction: str | None = None
     """Default query instruction, overriding what the model's files say (shown by ``/info``; clients such as
     ``InstructorEmbeddings(endpoint=...)`` use it when they set none). None: the model's own."""
@@ -222,16 +223,21 @@ class ServeArgs(BaseModel):
                     f"quantize={self.quantize!r} runs on CPU only; got num_gpus={self.num_gpus} (valid: 0)"
                 )
             check_quantize(self.quantize, device, resolve_dtype(self.dtype, device))
-        if self.backend == "onnx":
+        if self.backend in ("onnx", "openvino"):
             if self.num_gpus > 0 or (self.device or "cpu") != "cpu":
                 raise ValueError(
-                    f"backend='onnx' runs on CPU only; got num_gpus={self.num_gpus}, device={self.device!r} "
+                    f"backend={self.backend!r} runs on CPU only; got num_gpus={self.num_gpus}, device={self.device!r} "
                     "(valid: num_gpus 0, device cpu)"
                 )
-            if self.quantize is not None or (self.dtype or "float32") not in ("float32", "fp32"):
+            if (self.dtype or "float32") not in ("float32", "fp32"):
                 raise ValueError(
-                    f"backend='onnx' runs the float32 export; got quantize={self.quantize!r}, dtype={self.dtype!r} "
-                    "(valid: quantize and dtype unset, or backend='torch')"
+                    f"backend={self.backend!r} runs the float32 export; got dtype={self.dtype!r} "
+                    "(valid: dtype unset or float32, or backend='torch')"
+                )
+            if self.backend == "onnx" and self.quantize is not None:
+                raise ValueError(
+                    f"backend='onnx' runs the float32 export; got quantize={self.quantize!r} "
+                    "(valid: quantize unset, or backend='openvino' or 'torch' with quantize)"
                 )
         return self
 
@@ -536,6 +542,34 @@ def _print_endpoints(args: ServeArgs, http: HttpOptions, plan: IngressPlan, metr
         )
 
 
+def local_backend_problem(backend: str | None, quantize: str | None) -> str:
+    """Why ``--backend``/``--quantize`` cannot run on this machine, or ``""``.
+
+    A missing package, or int8 on a CPU class where torch's int8 is refused and OpenVINO's cannot run.
+    """
+    import torch
+
+    from instructor_plugins.quantization import INT8_ISAS, cpu_isa, unsupported_reason
+    from instructor_plugins.runtimes import BackendUnavailable, backend_available, check_backend, ov_int8_supported
+
+    if backend in ("onnx", "openvino"):
+        try:
+            check_backend(backend, torch.device("cpu"), torch.float32, int8=quantize is not None)
+        except BackendUnavailable as exc:
+            return f"--backend {backend}: {exc}"
+    if quantize != "int8" or backend == "onnx":
+        return ""
+    ov_reason = ov_int8_supported() if backend_available("openvino", int8=True) else "OpenVINO is not installed"
+    if backend == "openvino" and ov_reason:
+        return f"--quantize int8: {ov_reason}; use --quantize auto"
+    if backend is None and not ov_reason:
+        return ""  # OpenVINO's int8 (the replicas check its probe)
+    if backend != "openvino" and cpu_isa() not in INT8_ISAS:
+        hint = "" if backend == "torch" else f"; OpenVINO's int8: {ov_reason}"
+        return f"--quantize int8: {unsupported_reason(cpu_isa())}{hint}; use --quantize auto"
+    return ""
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backend.serve") -> int:
     """CLI entry point (``instructor serve``): start (or join) Ray, serve until interrupted; exit status 0."""
     args, http, cluster, metrics = _parse_cli(argv, prog)
@@ -547,22 +581,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     warn_if_exposed(http.host, key is not None)
-    if args.quantize == "int8" and not address:  # the replicas run on this machine: refuse now, not in each one
-        from instructor_plugins.quantization import INT8_ISAS, cpu_isa, unsupported_reason
-
-        isa = cpu_isa()
-        if isa not in INT8_ISAS:
-            print(f"{prog}: error: --quantize int8: {unsupported_reason(isa)}; use --quantize auto", file=sys.stderr)
-            return 2
-    if args.backend == "onnx" and not address:  # the replicas run on this machine: check the package now
-        import torch
-
-        from instructor_plugins.runtimes import BackendUnavailable, check_backend
-
-        try:
-            check_backend("onnx", torch.device("cpu"), torch.float32)
-        except BackendUnavailable as exc:
-            print(f"{prog}: error: --backend onnx: {exc}", file=sys.stderr)
+    if not address:  # the replicas run on this machine: refuse now, not in each one
+        problem = local_backend_problem(args.backend, args.quantize)
+        if problem:
+            print(f"{prog}: error: {problem}", file=sys.stderr)
             return 2
     if address:
         try:

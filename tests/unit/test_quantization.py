@@ -28,7 +28,7 @@ QUERY = "Represent the question for retrieving supporting answers: "
 def int8_encoder() -> InstructorEncoder:
     if cpu_isa() not in INT8_ISAS:  # the refusal there is tested on every machine below
         pytest.skip(f"int8 is refused on this CPU class ({cpu_isa()}); int8 runs on {sorted(INT8_ISAS)}")
-    return InstructorEncoder.load(device="cpu", quantize="int8")
+    return InstructorEncoder.load(device="cpu", backend="torch", quantize="int8")
 
 
 def real_texts() -> list[str]:
@@ -184,11 +184,11 @@ from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.quantization import Int8Unsupported
 texts = ["Hi.", "What is AI?", "a river bank"]
 try:
-    InstructorEncoder.load(device="cpu", quantize="int8")
+    InstructorEncoder.load(device="cpu", backend="torch", quantize="int8")
     refused = ""
 except Int8Unsupported as exc:
     refused = str(exc)
-auto = InstructorEncoder.load(device="cpu", quantize="auto")
+auto = InstructorEncoder.load(device="cpu", backend="torch", quantize="auto")
 fp32 = InstructorEncoder.load(device="cpu")
 same = bool(np.array_equal(auto.encode(texts), fp32.encode(texts)))
 print(json.dumps({"refused": refused, "auto": auto.quantization.to_dict(), "quantize": auto.quantize, "same": same}))
@@ -217,7 +217,7 @@ def test_with_the_avx2_kernels_int8_is_refused_and_auto_keeps_fp32() -> None:
 
 
 def test_auto_is_int8_where_int8_keeps_its_bound(int8_encoder: InstructorEncoder) -> None:
-    auto = InstructorEncoder.load(device="cpu", quantize="auto")
+    auto = InstructorEncoder.load(device="cpu", backend="torch", quantize="auto")
     assert auto.quantize == "int8" and auto.quantization is not None and auto.quantization.requested == "auto"
     assert auto.quantization.method == int8_encoder.quantization.method and not auto.quantization.reason
     text = ["What is AI?"]
@@ -251,8 +251,8 @@ def test_where_int8_cannot_keep_its_bound_int8_refuses_and_auto_keeps_fp32(
     texts = ["Hi.", "What is AI?"]
     monkeypatch.setattr(quantization, "cpu_isa", lambda: "other")  # a CPU class int8 was not measured on
     with pytest.raises(Int8Unsupported, match=r"quantize='int8' refused: int8 was not measured on this CPU class"):
-        InstructorEncoder.load(device="cpu", quantize="int8")
-    auto = InstructorEncoder.load(device="cpu", quantize="auto")
+        InstructorEncoder.load(device="cpu", backend="torch", quantize="int8")
+    auto = InstructorEncoder.load(device="cpu", backend="torch", quantize="auto")
     assert auto.quantize is None and auto.quantization is not None and auto.quantization.method == "float32"
     assert "not measured on this CPU class ('other'" in auto.quantization.reason
     monkeypatch.undo()
@@ -260,8 +260,8 @@ def test_where_int8_cannot_keep_its_bound_int8_refuses_and_auto_keeps_fp32(
         return  # the probe runs only where int8 is tried
     monkeypatch.setattr(quantization, "MIN_PROBE_COS", 1.5)  # a probe no int8 model can pass
     with pytest.raises(Int8Unsupported, match=r"load-time probe gave min cos 0\.9\d+ to float32 \(< 1\.5\)"):
-        InstructorEncoder.load(device="cpu", quantize="int8")
-    auto = InstructorEncoder.load(device="cpu", quantize="auto")
+        InstructorEncoder.load(device="cpu", backend="torch", quantize="int8")
+    auto = InstructorEncoder.load(device="cpu", backend="torch", quantize="auto")
     assert auto.quantize is None and not any(isinstance(m, Int8Linear) for m in auto.module.modules())
     assert "load-time probe" in auto.quantization.reason and auto.quantization.probe_min_cos < 1.0
     np.testing.assert_array_equal(auto.encode(texts, QUERY), bundled_encoder.encode(texts, QUERY))  # fp32 back

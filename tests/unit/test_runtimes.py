@@ -111,10 +111,10 @@ def test_the_onnx_encoder_refuses_to_save(onnx_encoder: InstructorEncoder, tmp_p
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"backend": "tensorrt"}, r"unknown backend 'tensorrt'; valid: \['torch', 'onnx'\]"),
+        ({"backend": "tensorrt"}, r"unknown backend 'tensorrt'; valid: \['torch', 'onnx', 'openvino'\]"),
         ({"backend": "onnx", "device": "cuda"}, r"CPU only.*'cuda'"),
         ({"backend": "onnx", "dtype": "bfloat16"}, r"float32 export.*'bfloat16'"),
-        ({"backend": "onnx", "quantize": "int8"}, r"quantize='int8' applies to backend='torch' only"),
+        ({"backend": "onnx", "quantize": "int8"}, r"quantize='int8' applies to backend='torch' or 'openvino'"),
     ],
 )
 def test_bad_backend_values_are_clear_errors(kwargs: dict[str, str], message: str) -> None:
