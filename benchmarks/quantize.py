@@ -7,6 +7,9 @@ transformer that produces the token embeddings differs:
 - ``fp32``: the plain encoder (baseline);
 - ``torch int8``: ``InstructorEncoder.load(quantize="int8")``, torch dynamic quantization of the
   Linear layers (:mod:`instructor_plugins.quantization`);
+- ``openvino fp32`` / ``openvino int8 gN``: ``backend="openvino"`` and its int8 model (int8 weights, activations
+  quantized at run time per token and N features; ``quantize="int8"`` where OpenVINO is installed), one row per
+  ``--ov-group-sizes`` value;
 - ``onnx fp32`` / ``onnx int8``: ``InstructorEncoder.load(backend="onnx")`` (the transformer exported to ONNX, run
   by ONNX Runtime) and its export quantized by ``onnxruntime.quantization.quantize_dynamic``
   (skipped with one line when ``onnxruntime``/``onnx`` are not installed).
@@ -81,6 +84,30 @@ def onnx_encoders() -> dict[str, InstructorEncoder]:
     return {"onnx fp32": fp32, "onnx int8": int8}
 
 
+def openvino_encoders(group_sizes: list[int]) -> dict[str, InstructorEncoder]:
+    """``backend="openvino"`` (fp32) and its int8 model at each run-time activation group size (``quantize="int8"``
+    uses :data:`~instructor_plugins.runtimes.OV_INT8_GROUP_SIZE`); skipped with one line where OpenVINO's int8
+    cannot run (no VNNI)."""
+    from instructor_plugins.runtimes import OV_INT8_GROUP_SIZE, OvTransformer, ov_int8_supported
+
+    fp32 = InstructorEncoder.load(device="cpu", backend="openvino")
+    exported = cast(OvTransformer, fp32.module.encoder)
+    found = {"openvino fp32": fp32}
+    reason = ov_int8_supported()
+    if reason:
+        print(f"openvino int8 skipped: {reason}")
+        return found
+    for size in group_sizes:
+        int8 = copy.copy(fp32)
+        int8.module = copy.copy(fp32.module)
+        int8.module._modules = dict(fp32.module._modules)  # share the Dense head; replace only the transformer
+        int8.module.encoder = OvTransformer(
+            exported.path, exported.config, torch.get_num_threads(), int8=True, group_size=size
+        )
+        found[f"openvino int8 g{size}" + (" (default)" if size == OV_INT8_GROUP_SIZE else "")] = int8
+    return found
+
+
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
 
@@ -90,6 +117,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1024, help="texts per run")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--ov-group-sizes", type=int, nargs="*", default=[32, 64, 128], help="OpenVINO int8 activation group sizes"
+    )
     args = parser.parse_args()
 
     texts = load_texts(args.n)
@@ -101,7 +131,7 @@ def main() -> None:
     fp32 = InstructorEncoder.load(device="cpu")
     candidates: dict[str, InstructorEncoder] = {"fp32": fp32}
     if isa in quantization.INT8_ISAS:
-        candidates["torch int8"] = InstructorEncoder.load(quantize="int8")
+        candidates["torch int8"] = InstructorEncoder.load(device="cpu", backend="torch", quantize="int8")
     else:  # measure what int8 would give here (why it is refused): 7-bit activations, as these kernels need
         print(f"quantize='int8' is refused here ({quantization.unsupported_reason(isa)}); measured anyway:")
         quantization.INT8_ISAS[isa] = quantization.Int8Method(activation_bits=7, speedup=0.0, min_cos=0.0)
@@ -112,6 +142,10 @@ def main() -> None:
         candidates |= onnx_encoders()
     except ImportError as exc:
         print(f"ONNX Runtime candidates skipped: {exc} (pip install onnxruntime onnx)")
+    try:
+        candidates |= openvino_encoders(args.ov_group_sizes)
+    except ImportError as exc:
+        print(f'OpenVINO candidates skipped: {exc} (pip install "instructor-plugins[openvino]")')
     print(
         f"{len(texts)} texts (WordNet glosses, chatterbot answers; mean {np.mean([len(t) for t in texts]):.0f} chars), "
         f"half with an instruction, batch {args.batch_size}, torch threads {torch.get_num_threads()}, "

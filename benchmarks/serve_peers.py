@@ -4,13 +4,15 @@ Servers, all on 127.0.0.1, all serving the bundled all-MiniLM-L6-v2 through the 
 ``POST /v1/embeddings`` (no instruction: the peer has none):
 
 - ours with the CLI defaults (``build_app`` with default :class:`~ray_backend.serve.ServeArgs`);
-- ours with ``quantize="auto"`` (int8 on CPUs where it keeps cos >= 0.99, else fp32; otherwise the defaults);
-- ours with ``backend="onnx"`` (the transformer run by ONNX Runtime; otherwise the defaults);
+- ours with ``quantize="auto"`` (int8 where it keeps cos >= 0.99: OpenVINO's where installed, else torch's; else
+  fp32; otherwise the defaults);
+- ours with ``backend="onnx"`` and ``backend="openvino"`` (the transformer run by ONNX Runtime / OpenVINO at
+  float32; otherwise the defaults);
 - infinity-emb, when its venv is found (``--peer-venv``, env ``INSTRUCTOR_PEER_VENV``, default
   ``.venv-peers``; ``make bench-peers`` creates it), started as
   ``infinity_emb v2 --model-id DIR --served-model-name NAME --url-prefix /v1 --host 127.0.0.1
   --port PORT --device cpu --engine ENGINE`` and stopped at the end, once per engine: ``torch`` against
-  our defaults and ``--quantize auto``, ``optimum`` (ONNX Runtime) against our ``--backend onnx``.
+  our defaults and ``--quantize auto``, ``optimum`` (ONNX Runtime) against our ``--backend onnx`` and ``openvino``.
   Absent: one line says so; an engine that does not start is skipped with its log's first line.
   ``INSTRUCTOR_PEER_ENGINES=optimum`` runs one engine's phases only.
 
@@ -225,11 +227,13 @@ def report(label: str, ours: Figures, peer: Figures | None) -> None:
 
 
 #: (our configuration, its serve arguments, the infinity-emb engine it is compared with): our defaults and int8 against
-#: infinity's torch engine; our fastest exact CPU path (ONNX Runtime) against infinity's ONNX engine (optimum).
+#: infinity's torch engine; our exported exact CPU paths (ONNX Runtime, OpenVINO) against infinity's ONNX engine
+#: (optimum).
 RUNS = (
     ("fp32 (CLI defaults)", {}, "torch"),
     ("--quantize auto", {"quantize": "auto"}, "torch"),
     ("--backend onnx", {"backend": "onnx"}, "optimum"),
+    ("--backend openvino", {"backend": "openvino"}, "optimum"),
 )
 
 

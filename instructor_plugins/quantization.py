@@ -1,4 +1,8 @@
-"""int8 quantization of the encoder for a faster CPU path (``InstructorEncoder.load(..., quantize="int8")``).
+"""torch's int8 quantization of the encoder for a faster CPU path (``InstructorEncoder.load(..., quantize="int8")``).
+
+The other int8 method is OpenVINO's (:class:`instructor_plugins.runtimes.OvTransformer`): used with
+``backend="openvino"``, and tried first with ``backend`` unset where OpenVINO is installed and can run it. This
+module's method runs with ``backend="torch"`` or where OpenVINO's cannot.
 
 Every ``nn.Linear`` of the transformer becomes an :class:`Int8Linear`: weights int8 per output
 channel, activations quantized at run time (torch's dynamic int8 kernels, fbgemm/oneDNN on x86),
