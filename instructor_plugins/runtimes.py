@@ -259,7 +259,9 @@ def ov_int8_supported(flags: set[str] | None = None, env: dict[str, str] | None 
     if OV_INT8_GROUP_SIZE == 0:
         return "OpenVINO's run-time int8 is off (OV_INT8_GROUP_SIZE 0), so the int8 weights run in float32"
     vnni = "avx512_vnni" in flags or "avx_vnni" in flags
-    if not vnni or (cap and "VNNI" not in cap and "AMX" not in cap and cap != "ALL"):
+    # oneDNN's ISA names at or above AVX2_VNNI / AVX512_CORE_VNNI (DEFAULT and ALL mean no cap)
+    capped = bool(cap) and not any(k in cap for k in ("VNNI", "BF16", "FP16", "AMX", "AVX10", "ALL", "DEFAULT"))
+    if not vnni or capped:
         return (
             "OpenVINO quantizes activations at run time only on CPUs with AVX-VNNI or AVX-512 VNNI"
             + (f" (ONEDNN_MAX_CPU_ISA={cap})" if cap else "")

@@ -226,6 +226,8 @@ def test_serve_args_and_cli_check_openvino(monkeypatch: pytest.MonkeyPatch, caps
         ({"avx2", "avx512f"}, {}, False),  # AVX-512 without VNNI
         ({"avx2", "avx512f", "avx512_vnni"}, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
         ({"avx2", "avx512f", "avx512_vnni"}, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"}, True),
+        ({"avx2", "avx512f", "avx512_vnni"}, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, True),
+        ({"avx2", "avx512f", "avx512_vnni"}, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}, False),
     ],
 )
 def test_openvino_int8_runs_where_the_cpu_has_vnni(flags: set[str], env: dict[str, str], runs: bool) -> None:
