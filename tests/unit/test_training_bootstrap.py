@@ -175,3 +175,52 @@ def test_doctests(module: str) -> None:
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_v_measure_equals_sklearn() -> None:
+    """The bootstrap's own v-measure (no per-call input checks) against sklearn's, on random and edge labelings."""
+    from sklearn.metrics import v_measure_score
+
+    from training.recipe.bootstrap import v_measure
+
+    rng = np.random.default_rng(0)
+    cases = [(rng.integers(0, k, n), rng.integers(0, c, n)) for n, k, c in [(50, 3, 4), (200, 20, 7), (7, 7, 1)]]
+    cases += [
+        (np.zeros(5, int), np.arange(5)),  # one label
+        (np.arange(5), np.zeros(5, int)),  # one cluster
+        (np.zeros(4, int), np.zeros(4, int)),  # both trivial
+        (np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])),  # independent: 0
+        (np.array([2, 2, 5]), np.array([9, 9, 3])),  # codes with gaps
+    ]
+    for labels, clusters in cases:
+        assert v_measure(labels, clusters) == pytest.approx(v_measure_score(labels, clusters), abs=1e-12)
+
+
+def test_clustering_part_resamples_equal_sklearn() -> None:
+    from sklearn.metrics import v_measure_score
+
+    from training.recipe.bootstrap import clustering_part
+
+    rng = np.random.default_rng(1)
+    labels = rng.choice(["a", "b", "c"], 60)
+    a, b = rng.integers(0, 4, 60), rng.integers(10, 13, 60)
+    part = clustering_part(a, b, labels)
+    for _ in range(20):
+        idx = rng.integers(0, 60, 60)
+        want = 100 * (v_measure_score(labels[idx], a[idx]) - v_measure_score(labels[idx], b[idx]))
+        assert part.statistic(idx) == pytest.approx(want, abs=1e-9)
+
+
+def test_sts_spearman_equals_scipy() -> None:
+    rng = np.random.default_rng(2)
+    n = 12
+    similarity = rng.normal(size=(n, n))
+    human = rng.integers(0, 4, size=(n, n)).astype(float)  # many ties, as human ratings have
+    for docs in (None, rng.integers(0, n, n), np.array([3, 3, 5, 7])):
+        d = np.arange(n) if docs is None else docs
+        i, j = np.triu_indices(len(d), k=1)
+        keep = d[i] != d[j]
+        a, b = np.minimum(d[i], d[j])[keep], np.maximum(d[i], d[j])[keep]
+        want = 100 * spearmanr(similarity[a, b], human[a, b]).statistic
+        assert sts_spearman(similarity, human, docs) == pytest.approx(want, abs=1e-9)
+    assert np.isnan(sts_spearman(similarity, np.ones((n, n)), np.array([1, 2, 3])))  # constant: undefined
