@@ -224,7 +224,7 @@ def _entropy(counts: np.ndarray, total: int) -> float:
 
 
 def v_measure(labels: np.ndarray, clusters: np.ndarray) -> float:
-    """sklearn's ``v_measure_score(labels, clusters)`` (beta 1) for non-negative integer codes, without its checks.
+    """The V-measure of sklearn's ``v_measure_score(labels, clusters)`` (beta 1) for integer codes, no checks.
 
     >>> v_measure(np.array([0, 0, 1, 1]), np.array([1, 1, 0, 0]))
     1.0
