@@ -12,8 +12,9 @@ import pytest
 from instructor_plugins import quantization, runtimes
 from instructor_plugins.corpora import chatterbot_pairs, wordnet_synsets
 from instructor_plugins.model import InstructorEncoder
-from instructor_plugins.quantization import MIN_PROBE_COS, Int8Unsupported
+from instructor_plugins.quantization import MIN_PROBE_COS, Int8Unsupported, cpu_isa
 from instructor_plugins.runtimes import MIN_EXACT_COS, BackendUnavailable, ov_int8_supported
+from tests.exported import assert_exact_to_torch, cos_rows, run_json_script
 
 pytest.importorskip("openvino", reason="backend='openvino' needs the openvino extra")
 pytest.importorskip("nncf", reason="OpenVINO's int8 needs the openvino extra")
@@ -56,20 +57,10 @@ def texts() -> list[str]:
     return ["", *answers[:: max(1, len(answers) // 120)], *glosses]
 
 
-def cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
 def test_openvino_float32_vectors_equal_torch_with_mixed_instructions(
     ov_encoder: InstructorEncoder, bundled_encoder: InstructorEncoder, texts: list[str]
 ) -> None:
-    instructions = [INSTRUCTIONS[i % 3] for i in range(len(texts))]
-    for normalize in (True, False):
-        want = bundled_encoder.encode(texts, instructions, batch_size=16, normalize=normalize)
-        got = ov_encoder.encode(texts, instructions, batch_size=16, normalize=normalize)
-        assert got.shape == want.shape == (len(texts), 384) and got.dtype == np.float32
-        assert cos_rows(got, want).min() >= MIN_EXACT_COS
-        assert np.abs(got - want).max() < 1e-4
+    assert_exact_to_torch(ov_encoder, bundled_encoder, texts, [INSTRUCTIONS[i % 3] for i in range(len(texts))])
     runtime = ov_encoder.describe()["runtime"]
     assert runtime["backend"] == "openvino" and runtime["detail"].endswith(", f32")
     assert runtime["probe_min_cos"] >= MIN_EXACT_COS and "backend='openvino'" in repr(ov_encoder)
@@ -255,15 +246,9 @@ print(json.dumps({"refused": refused, "auto": auto.quantization.to_dict(), "runt
 
 def test_with_the_kernels_capped_at_avx2_openvino_int8_is_refused(export_cache: Path) -> None:
     """The AVX2 class emulated: oneDNN (OpenVINO's too) capped at AVX2, as on an AVX2 EPYC without VNNI."""
-    import json
-    import subprocess
-    import sys
-
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "INSTRUCTOR_EXPORT_CACHE": str(export_cache)}
-    out = subprocess.run(
-        [sys.executable, "-c", AVX2_CLASS], env=env, capture_output=True, text=True, timeout=300, check=True
-    ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    if cpu_isa() == "other":
+        pytest.skip("not an x86 CPU with AVX2")
+    result = run_json_script(AVX2_CLASS, {"ONEDNN_MAX_CPU_ISA": "AVX2", "INSTRUCTOR_EXPORT_CACHE": str(export_cache)})
     assert result["refused"].startswith("quantize='int8' refused: OpenVINO quantizes activations at run time only")
     assert result["auto"]["method"] == "float32" and "ONEDNN_MAX_CPU_ISA=AVX2" in result["auto"]["reason"]
     assert result["runtime"]["backend"] == "openvino" and result["runtime"]["probe_min_cos"] >= MIN_EXACT_COS

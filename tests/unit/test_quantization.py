@@ -20,6 +20,7 @@ from instructor_plugins.quantization import (
 from ray_backend.serve import ServeArgs, _parse_cli
 from ray_backend.serving.app import create_app
 from ray_backend.serving.service import EmbeddingService
+from tests.exported import cos_rows, run_json_script
 
 QUERY = "Represent the question for retrieving supporting answers: "
 
@@ -44,10 +45,6 @@ def real_texts() -> list[str]:
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
     return real_texts()
-
-
-def cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def test_every_linear_is_int8_and_the_rest_is_unchanged(int8_encoder: InstructorEncoder) -> None:
@@ -197,19 +194,9 @@ print(json.dumps({"refused": refused, "auto": auto.quantization.to_dict(), "quan
 
 def test_with_the_avx2_kernels_int8_is_refused_and_auto_keeps_fp32() -> None:
     """The AVX2 class (emulated on a bigger CPU; native on an AVX2 one), where no int8 method kept the bound."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     if cpu_isa() == "other":
         pytest.skip("not an x86 CPU with AVX2")
-    root = Path(__file__).resolve().parents[2]
-    env = os.environ | AVX2_ENV | {"PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", AVX2_CLASS], env=env, cwd=root, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_json_script(AVX2_CLASS, AVX2_ENV)
     assert result["refused"].startswith("quantize='int8' refused: int8 is not used on this CPU class (avx2: ")
     assert result["refused"].endswith("use quantize='auto' to fall back to float32")
     assert result["auto"]["isa"] == "avx2" and result["auto"]["method"] == "float32" and result["quantize"] is None

@@ -13,6 +13,7 @@ from instructor_plugins.checkpoint import bundled_model_dir
 from instructor_plugins.corpora import chatterbot_pairs
 from instructor_plugins.model import InstructorEncoder, ModelLoadError
 from instructor_plugins.runtimes import MIN_EXACT_COS, BackendUnavailable, export_dir
+from tests.exported import assert_exact_to_torch, cos_rows
 
 pytest.importorskip("onnxruntime", reason="backend='onnx' needs the onnx extra")
 
@@ -44,21 +45,10 @@ def texts() -> list[str]:
     return ["", *answers[:: max(1, len(answers) // 120)]]
 
 
-def cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
 def test_onnx_vectors_equal_torch_with_mixed_instructions(
     onnx_encoder: InstructorEncoder, bundled_encoder: InstructorEncoder, texts: list[str]
 ) -> None:
-    instructions = [INSTRUCTIONS[i % 3] for i in range(len(texts))]
-    for normalize in (True, False):
-        want = bundled_encoder.encode(texts, instructions, batch_size=16, normalize=normalize)
-        got = onnx_encoder.encode(texts, instructions, batch_size=16, normalize=normalize)
-        assert got.shape == want.shape == (len(texts), 384) and got.dtype == np.float32
-        assert cos_rows(got, want).min() >= MIN_EXACT_COS
-        assert np.abs(got - want).max() < 1e-4
-    assert not np.allclose(np.linalg.norm(got, axis=1), 1.0)  # normalize=False reached the ONNX path too
+    assert_exact_to_torch(onnx_encoder, bundled_encoder, texts, [INSTRUCTIONS[i % 3] for i in range(len(texts))])
 
 
 def test_onnx_keeps_the_instructor_pooling_of_a_t5_checkpoint(export_cache: Path, texts: list[str]) -> None:
