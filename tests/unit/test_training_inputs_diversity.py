@@ -72,6 +72,7 @@ def test_diversity_table_means_intervals_and_the_difference() -> None:
     # wide - narrow: 3 - 1 = 2, half-width sqrt(12.706^2 + 1^2) = 12.745
     assert row.endswith("| +2.00 [-10.75, +14.75] (within noise) |")
     assert "| in-domain tasks scored / training sources | 16 / 1 | 53 / 2 |" in table
+    assert diversity_table({"wide": wide, "narrow": narrow}) == table  # the arms' run order does not flip the sign
 
 
 def test_diversity_config_refuses_bad_input() -> None:

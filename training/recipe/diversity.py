@@ -145,7 +145,7 @@ def diversity_table(arms: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     summaries = {arm: arm_summary(runs) for arm, runs in arms.items() if runs}
     if not summaries:
         return "No finished runs yet.\n"
-    names = list(summaries)
+    names = sorted(summaries, key=list(ARMS).index)  # narrow before wide whatever order they ran in: wide - narrow
     lines = [
         "| | " + " | ".join(names) + (" | wide - narrow |" if len(names) == 2 else " |"),
         "|---|" + "---|" * (len(names) + (1 if len(names) == 2 else 0)),
