@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 # Tests never touch a model hub: fail fast instead of waiting on the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,3 +29,16 @@ def s3_endpoint() -> object:
 
     with s3_server("test-bucket") as endpoint:
         yield endpoint
+
+
+@pytest.fixture(scope="module")
+def export_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh ``$INSTRUCTOR_EXPORT_CACHE`` for one test module (the exported backends' files), then the old one."""
+    path = tmp_path_factory.mktemp("export-cache")
+    old = os.environ.get("INSTRUCTOR_EXPORT_CACHE")
+    os.environ["INSTRUCTOR_EXPORT_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("INSTRUCTOR_EXPORT_CACHE", None)
+    else:
+        os.environ["INSTRUCTOR_EXPORT_CACHE"] = old

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +17,10 @@ from tests.exported import assert_exact_to_torch, cos_rows, run_json_script
 
 pytest.importorskip("openvino", reason="backend='openvino' needs the openvino extra")
 pytest.importorskip("nncf", reason="OpenVINO's int8 needs the openvino extra")
+pytestmark = pytest.mark.usefixtures("export_cache")  # every load here exports into a fresh cache
 
 T5_FIXTURE = Path(__file__).parents[1] / "fixtures" / "instructor_t5" / "official"
 INSTRUCTIONS = ["Represent the question for retrieving supporting answers: ", "", "Represent the sentence: "]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def export_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ov-cache")
-    old = os.environ.get("INSTRUCTOR_EXPORT_CACHE")
-    os.environ["INSTRUCTOR_EXPORT_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("INSTRUCTOR_EXPORT_CACHE", None)
-    else:
-        os.environ["INSTRUCTOR_EXPORT_CACHE"] = old
 
 
 @pytest.fixture(scope="module")

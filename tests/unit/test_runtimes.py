@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +18,6 @@ pytest.importorskip("onnxruntime", reason="backend='onnx' needs the onnx extra")
 
 T5_FIXTURE = Path(__file__).parents[1] / "fixtures" / "instructor_t5" / "official"
 INSTRUCTIONS = ["Represent the question for retrieving supporting answers: ", "", "Represent the sentence: "]
-
-
-@pytest.fixture(scope="module")
-def export_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("onnx-cache")
-    old = os.environ.get("INSTRUCTOR_EXPORT_CACHE")
-    os.environ["INSTRUCTOR_EXPORT_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("INSTRUCTOR_EXPORT_CACHE", None)
-    else:
-        os.environ["INSTRUCTOR_EXPORT_CACHE"] = old
 
 
 @pytest.fixture(scope="module")
