@@ -7,9 +7,9 @@ transformer that produces the token embeddings differs:
 - ``fp32``: the plain encoder (baseline);
 - ``torch int8``: ``InstructorEncoder.load(quantize="int8")``, torch dynamic quantization of the
   Linear layers (:mod:`instructor_plugins.quantization`);
-- ``openvino fp32`` / ``openvino int8 gN``: ``backend="openvino"`` and its int8 model (int8 weights, activations
-  quantized at run time per token and N features; ``quantize="int8"`` where OpenVINO is installed), one row per
-  ``--ov-group-sizes`` value;
+- ``openvino fp32`` / ``openvino int8 gN``: ``backend="openvino"`` and its int8 model (int8 weights, asymmetric
+  or with ``sym`` symmetric, activations quantized at run time per token and N features; ``quantize="int8"``
+  where OpenVINO is installed), one row per ``--ov-group-sizes`` value and ``--ov-weights`` mode;
 - ``onnx fp32`` / ``onnx int8``: ``InstructorEncoder.load(backend="onnx")`` (the transformer exported to ONNX, run
   by ONNX Runtime) and its export quantized by ``onnxruntime.quantization.quantize_dynamic``
   (skipped with one line when ``onnxruntime``/``onnx`` are not installed).
@@ -17,7 +17,8 @@ transformer that produces the token embeddings differs:
 Texts: real short texts, WordNet noun glosses and chatterbot answers, half of the rows with a
 retrieval instruction and half without. Runs alternate between candidates and the best of
 ``--repeats`` is kept for each, since the machine may be shared. Prints texts/s, the ratio against
-fp32 and the smallest per-row cosine against fp32, and names the CPU and its int8 kernel class.
+fp32 and the smallest per-row cosine against fp32, on the benchmark texts and on the load-time probe's short
+texts (where int8 is weakest), and names the CPU and its int8 kernel class.
 
 Where ``quantize="int8"`` is refused (AVX2, AVX-512 without VNNI) it says so and measures the int8 model
 anyway, with the 7-bit activations those kernels need: the figures behind the refusal. To run the AVX2
@@ -84,7 +85,7 @@ def onnx_encoders() -> dict[str, InstructorEncoder]:
     return {"onnx fp32": fp32, "onnx int8": int8}
 
 
-def openvino_encoders(group_sizes: list[int]) -> dict[str, InstructorEncoder]:
+def openvino_encoders(group_sizes: list[int], weights: list[str]) -> dict[str, InstructorEncoder]:
     """``backend="openvino"`` (fp32) and its int8 model at each run-time activation group size (``quantize="int8"``
     uses :data:`~instructor_plugins.runtimes.OV_INT8_GROUP_SIZE`); skipped with one line where OpenVINO's int8
     cannot run (no VNNI)."""
@@ -97,14 +98,21 @@ def openvino_encoders(group_sizes: list[int]) -> dict[str, InstructorEncoder]:
     if reason:
         print(f"openvino int8 skipped: {reason}")
         return found
-    for size in group_sizes:
-        int8 = copy.copy(fp32)
-        int8.module = copy.copy(fp32.module)
-        int8.module._modules = dict(fp32.module._modules)  # share the Dense head; replace only the transformer
-        int8.module.encoder = OvTransformer(
-            exported.path, exported.config, torch.get_num_threads(), int8=True, group_size=size
-        )
-        found[f"openvino int8 g{size}" + (" (default)" if size == OV_INT8_GROUP_SIZE else "")] = int8
+    for mode in weights:
+        for size in group_sizes:
+            int8 = copy.copy(fp32)
+            int8.module = copy.copy(fp32.module)
+            int8.module._modules = dict(fp32.module._modules)  # share the Dense head; replace only the transformer
+            int8.module.encoder = OvTransformer(
+                exported.path,
+                exported.config,
+                torch.get_num_threads(),
+                int8=True,
+                group_size=size,
+                asymmetric=mode == "asym",
+            )
+            default = size == OV_INT8_GROUP_SIZE and mode == "asym"
+            found[f"openvino int8 {mode} g{size}" + (" (default)" if default else "")] = int8
     return found
 
 
@@ -118,7 +126,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--ov-group-sizes", type=int, nargs="*", default=[32, 64, 128], help="OpenVINO int8 activation group sizes"
+        "--ov-group-sizes", type=int, nargs="*", default=[64, 128], help="OpenVINO int8 activation group sizes"
+    )
+    parser.add_argument(
+        "--ov-weights",
+        nargs="*",
+        choices=["asym", "sym"],
+        default=["asym", "sym"],
+        help="OpenVINO int8 weight modes (zero point per channel or none)",
     )
     args = parser.parse_args()
 
@@ -143,7 +158,7 @@ def main() -> None:
     except ImportError as exc:
         print(f"ONNX Runtime candidates skipped: {exc} (pip install onnxruntime onnx)")
     try:
-        candidates |= openvino_encoders(args.ov_group_sizes)
+        candidates |= openvino_encoders(args.ov_group_sizes, args.ov_weights)
     except ImportError as exc:
         print(f'OpenVINO candidates skipped: {exc} (pip install "instructor-plugins[openvino]")')
     print(
@@ -164,10 +179,14 @@ def main() -> None:
             start = time.perf_counter()
             vectors[name] = run()
             best[name] = min(best[name], time.perf_counter() - start)
+    probe_texts = [text for _, text in quantization.PROBE]
+    probe_instructions = [instruction for instruction, _ in quantization.PROBE]
+    probe = {name: enc.encode(probe_texts, probe_instructions) for name, enc in candidates.items()}
     for name in runs:
         print(
-            f"{name:26s} {len(texts) / best[name]:7.1f} texts/s   ratio vs fp32 {best['fp32'] / best[name]:.2f}x   "
-            f"min cosine vs fp32 {min_cosine(vectors[name], vectors['fp32']):.5f}"
+            f"{name:34s} {len(texts) / best[name]:7.1f} texts/s   ratio vs fp32 {best['fp32'] / best[name]:.2f}x   "
+            f"min cosine vs fp32 {min_cosine(vectors[name], vectors['fp32']):.5f}   "
+            f"probe {min_cosine(probe[name], probe['fp32']):.5f}"
         )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

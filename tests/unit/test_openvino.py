@@ -75,7 +75,7 @@ def test_openvino_int8_keeps_the_bound_on_real_text_or_is_refused(
     got = ov_int8.encode(texts, instructions, batch_size=16)
     if ov_int8.quantize == "int8":
         assert report.method.startswith("openvino int8") and report.probe_min_cos >= MIN_PROBE_COS
-        assert ov_int8_supported() == "" and "per token and 64 features" in report.method
+        assert ov_int8_supported() == "" and f"per token and {runtimes.OV_INT8_GROUP_SIZE} features" in report.method
         assert ov_int8.runtime.detail.endswith(", int8")
         cos = cos_rows(got, want)
         assert cos.min() >= MIN_PROBE_COS
