@@ -465,8 +465,8 @@ class InstructorEncoder:
                     reason = f"OpenVINO int8's load-time probe gave min cos {cos:.4f} to float32 (< {MIN_PROBE_COS})"
                 else:
                     method = (
-                        "openvino int8 weights (asymmetric, per channel), int8 activations quantized at run time per token "
-                        f"and {OV_INT8_GROUP_SIZE} features"
+                        "openvino int8 weights (asymmetric, per channel), int8 activations quantized at run time "
+                        f"per token and {OV_INT8_GROUP_SIZE} features"
                     )
                     self.module.encoder = runner
                     self.quantize = "int8"
