@@ -22,7 +22,10 @@ req/s, p50 and p99. Slices alternate between ours and the peer (each of our vari
 against the peer in its own phase), so load from other processes hits both alike; each phase is
 bounded by ``--seconds``. Prints the figures and the ratios ours / infinity. It also checks that
 the served int8 vectors equal in-process int8 encoding of the same batch (cos >= 0.99999) and that
-the peer serves the same model (cos to our fp32).
+the peer serves the same model (cos to our fp32). For the 1-text phases it also prints our replica's own
+counters (``/info`` ``stats``: rows per batch, milliseconds encoding per batch, share of the time encoding) and
+the same-size batch encoded in this process with the same model arguments, nothing else running there:
+what the replica's serving work costs its encoding.
 """
 
 from __future__ import annotations
@@ -80,6 +83,10 @@ class Figures:
     one_requests: int = 0
     one_s: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    #: our replica's own counters (``/info`` ``stats``) over the 1-text phases: batches, rows, seconds encoding
+    one_batches: int = 0
+    one_rows: int = 0
+    one_encode_s: float = 0.0
 
     @property
     def bulk_rate(self) -> float:
@@ -98,6 +105,13 @@ def _parallel(clients: list[httpx.Client], calls: int, work: Callable[[httpx.Cli
     return burst(len(clients), calls, lambda c, i: work(clients[c], i))
 
 
+def replica_stats(client: httpx.Client, url: str) -> dict[str, Any] | None:
+    """Our replica's counters (``/info`` ``stats``); ``None`` for a server without them (the peer)."""
+    response = client.get(f"{url}/info", timeout=30)
+    stats = response.json().get("stats") if response.status_code == 200 else None
+    return stats if isinstance(stats, dict) else None
+
+
 def run_slice(url: str, texts: list[str], k: int, figures: Figures) -> None:
     """One slice of the workload against ``url``; the texts depend on ``k`` only (identical for every server)."""
     n = len(texts)
@@ -108,7 +122,13 @@ def run_slice(url: str, texts: list[str], k: int, figures: Figures) -> None:
         seconds, _ = _parallel(clients[:BULK_CLIENTS], BULK_CLIENTS, lambda c, i: embed(c, url, lists[i]))
         figures.bulk_texts += BULK_CLIENTS * BULK_TEXTS
         figures.bulk_s += seconds
+        before = replica_stats(clients[0], url)
         seconds, latencies = _parallel(clients, ONE_REQUESTS, lambda c, i: embed(c, url, [ones[i]]))
+        after = replica_stats(clients[0], url)
+        if before is not None and after is not None:
+            figures.one_batches += after["batches"] - before["batches"]
+            figures.one_rows += after["rows"] - before["rows"]
+            figures.one_encode_s += after["encode_s"] - before["encode_s"]
         figures.one_requests += ONE_REQUESTS
         figures.one_s += seconds
         figures.latencies.extend(latencies)
@@ -213,12 +233,34 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
 
 
-def report(label: str, ours: Figures, peer: Figures | None) -> None:
+def inprocess_batch_ms(args: dict[str, Any], texts: list[str], rows: int, repeats: int = 40) -> float:
+    """Median milliseconds of encoding ``rows`` of the 1-text phases' texts in this process (same model args)."""
+    from instructor_plugins.model import InstructorEncoder
+
+    encoder = InstructorEncoder.load(device="cpu", **{k: v for k, v in args.items() if k in ("backend", "quantize")})
+    ones = [texts[(i * 13) % len(texts)] for i in range(ONE_REQUESTS)]
+    times = []
+    for i in range(repeats):
+        batch = [ones[(i + j) % len(ones)] for j in range(rows)]
+        start = time.perf_counter()
+        encoder.encode(batch)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[2:]) * 1000)
+
+
+def report(label: str, ours: Figures, peer: Figures | None, inprocess_ms: float | None = None) -> None:
     print(f"\n== {label}")
     rows = [("ours", ours)] + ([("infinity-emb", peer)] if peer else [])
     print(f"{'server':14s} {'bulk texts/s':>12s} {'1-text req/s':>12s} {'p50 ms':>8s} {'p99 ms':>8s}")
     for name, f in rows:
         print(f"{name:14s} {f.bulk_rate:12.1f} {f.one_rate:12.1f} {f.pct(50):8.1f} {f.pct(99):8.1f}")
+    if ours.one_batches:
+        print(
+            f"ours, 1-text phases: {ours.one_rows / ours.one_batches:.2f} rows per batch, "
+            f"{ours.one_encode_s / ours.one_batches * 1000:.1f} ms encoding per batch, "
+            f"encoding {ours.one_encode_s / ours.one_s:.0%} of the time"
+            + (f"; in this process, alone: {inprocess_ms:.1f} ms per batch of that size" if inprocess_ms else "")
+        )
     if peer:
         print(
             f"{'ours/infinity':14s} {ours.bulk_rate / peer.bulk_rate:11.2f}x {ours.one_rate / peer.one_rate:11.2f}x "
@@ -229,7 +271,7 @@ def report(label: str, ours: Figures, peer: Figures | None) -> None:
 #: (our configuration, its serve arguments, the infinity-emb engine it is compared with): our defaults and int8 against
 #: infinity's torch engine; our exported exact CPU paths (ONNX Runtime, OpenVINO) against infinity's ONNX engine
 #: (optimum).
-RUNS = (
+RUNS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("fp32 (CLI defaults)", {}, "torch"),
     ("--quantize auto", {"quantize": "auto"}, "torch"),
     ("--backend onnx", {"backend": "onnx"}, "optimum"),
@@ -250,6 +292,7 @@ def main(port: int, budget_s: float, venv: Path) -> None:
     if exe is None:
         print(f"infinity-emb: not found in {venv} (make bench-peers installs it): peer skipped", flush=True)
     results = {}
+    inprocess: dict[str, float] = {}
     wanted = os.environ.get("INSTRUCTOR_PEER_ENGINES", "torch,optimum").split(",")
     for engine in [e for e in dict.fromkeys(e for _, _, e in RUNS) if e in wanted]:
         # The peer starts first and loads while our replicas do.
@@ -276,7 +319,8 @@ def main(port: int, budget_s: float, venv: Path) -> None:
                     # forward pass, so the check compares the same batch (other batches agree within cos 0.99).
                     served = embed(c, url, texts[:16])
                     if args:
-                        local = InstructorEncoder.load(device="cpu", **args).encode(texts[:16])
+                        model_args = {k: v for k, v in args.items() if k in ("backend", "quantize")}
+                        local = InstructorEncoder.load(device="cpu", **model_args).encode(texts[:16])
                         cos = min_cosine(served, local)
                         verdict = "equal" if cos >= 0.99999 else "DIFFERENT"
                         print(f"served {name} vs in-process (same batch): min cosine {cos:.6f} ({verdict})", flush=True)
@@ -285,6 +329,11 @@ def main(port: int, budget_s: float, venv: Path) -> None:
                         print(f"infinity-emb --engine {engine} vs ours: min cosine {cos:.6f} (same model)", flush=True)
                 results[name] = (engine, *compare(url, peer.url if peer else None, texts, budget_s))
                 serve.delete("peers")
+                mine = results[name][1]
+                if mine.one_batches:
+                    rows = max(1, round(mine.one_rows / mine.one_batches))
+                    inprocess[name] = inprocess_batch_ms(args, texts, rows)
     for name, (engine, ours, theirs) in results.items():
-        report(f"ours {name} vs infinity-emb 0.0.78 --engine {engine} (same client, same slices)", ours, theirs)
+        label = f"ours {name} vs infinity-emb 0.0.78 --engine {engine} (same client, same slices)"
+        report(label, ours, theirs, inprocess.get(name))
     print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
