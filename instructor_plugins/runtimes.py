@@ -12,8 +12,9 @@ refuses the backend when it is not met.
 Measured on the 2-core machines of this project (``benchmarks/encode.py``, the bundled MiniLM, fp32):
 ONNX Runtime ran 1.3-1.4x torch on AVX-512 VNNI and 1.08x on AVX2 (the issue's AVX2 EPYC), at min cos
 0.9999999. OpenVINO at float32 ran 1.12-1.19x sentence-transformers' fastest exact backend (its OpenVINO
-f32) on AVX-512 VNNI, and its int8 2.2-2.9x our torch fp32 at min cos 0.9986 (``results/quantization.md``).
-Both are CPU and float32 only (on CUDA the fast path is the default bf16 torch model).
+f32) on AVX-512 VNNI, and its int8 (asymmetric weights, groups of 128) 2.2-3.0x our torch fp32 at min cos
+0.9976 (``results/quantization.md``). Both are CPU only (on CUDA the fast path is the default bf16 torch
+model).
 
 ``backend="openvino"`` runs the same ONNX export with OpenVINO at float32 precision (``INFERENCE_PRECISION_HINT``
 f32: OpenVINO's CPU default is bf16 where the CPU has it, which is not the float32 model). With ``quantize="int8"``
