@@ -237,7 +237,7 @@ def inprocess_batch_ms(args: dict[str, Any], texts: list[str], rows: int, repeat
     """Median milliseconds of encoding ``rows`` of the 1-text phases' texts in this process (same model args)."""
     from instructor_plugins.model import InstructorEncoder
 
-    encoder = InstructorEncoder.load(device="cpu", **{k: v for k, v in args.items() if k in ("backend", "quantize")})
+    encoder = InstructorEncoder.load(device="cpu", **args)
     ones = [texts[(i * 13) % len(texts)] for i in range(ONE_REQUESTS)]
     times = []
     for i in range(repeats):
@@ -268,7 +268,8 @@ def report(label: str, ours: Figures, peer: Figures | None, inprocess_ms: float 
         )
 
 
-#: (our configuration, its serve arguments, the infinity-emb engine it is compared with): our defaults and int8 against
+#: (our configuration, its serve arguments, which are also InstructorEncoder.load arguments, the infinity-emb engine
+#: it is compared with): our defaults and int8 against
 #: infinity's torch engine; our exported exact CPU paths (ONNX Runtime, OpenVINO) against infinity's ONNX engine
 #: (optimum).
 RUNS: tuple[tuple[str, dict[str, Any], str], ...] = (
@@ -319,8 +320,7 @@ def main(port: int, budget_s: float, venv: Path) -> None:
                     # forward pass, so the check compares the same batch (other batches agree within cos 0.99).
                     served = embed(c, url, texts[:16])
                     if args:
-                        model_args = {k: v for k, v in args.items() if k in ("backend", "quantize")}
-                        local = InstructorEncoder.load(device="cpu", **model_args).encode(texts[:16])
+                        local = InstructorEncoder.load(device="cpu", **args).encode(texts[:16])
                         cos = min_cosine(served, local)
                         verdict = "equal" if cos >= 0.99999 else "DIFFERENT"
                         print(f"served {name} vs in-process (same batch): min cosine {cos:.6f} ({verdict})", flush=True)

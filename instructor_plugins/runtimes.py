@@ -23,8 +23,8 @@ and OpenVINO quantizes each layer's *activations* at run time per token, in grou
 :data:`OV_INT8_GROUP_SIZE` features (``DYNAMIC_QUANTIZATION_GROUP_SIZE``): an outlier token (BERT's ``[CLS]``)
 gets its own scale instead of coarsening every other token's, which a static per-tensor scale cannot do
 (NNCF's static int8 with the TRANSFORMER preset reached min cos 0.93 on the load-time probe's short texts).
-Asymmetric weights with groups of 128 ran as fast as symmetric ones with groups of 128 (7 % faster than with
-64) at the exactness symmetric weights gave with 64 (``results/quantization.md``).
+Asymmetric weights with groups of 128 ran 1.07-1.15x symmetric ones with groups of 64 at the exactness those
+gave (``results/quantization.md``).
 
 Exports are cached (:func:`export_dir`): keyed by the checkpoint's files, the torch and transformers
 versions and the opset, written to a temporary folder and renamed into place, so replicas loading
