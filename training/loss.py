@@ -20,12 +20,18 @@ usual choice for finetuning already-contrastive encoders with hard negatives.
 (``torch.distributed.nn.functional.all_gather``): each worker's rows see ``W * B`` candidates. Each
 worker's loss is the mean over its own rows; DDP's gradient averaging then gives exactly the
 gradient of the loss over the global batch.
+
+``groups`` (from :func:`training.false_negatives.group_ids`) masks in-batch false negatives: a
+candidate with the same text or label as the row's target, other than the target, leaves both
+softmaxes (see :mod:`training.false_negatives`). Without shared groups the loss is unchanged.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from training.false_negatives import mask_same_group
 
 __all__ = ["DEFAULT_TEMPERATURE", "contrastive_loss", "gather_with_grad", "world_info"]
 
@@ -64,6 +70,7 @@ def contrastive_loss(
     temperature: float = DEFAULT_TEMPERATURE,
     bidirectional: bool = True,
     cross_device: bool = False,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Bidirectional InfoNCE with in-batch and hard negatives over cosine similarity.
 
@@ -75,6 +82,8 @@ def contrastive_loss(
         bidirectional: add the positive -> query direction.
         cross_device: take candidates from all workers (needs an initialised process group with
             the same ``B`` on every worker; a no-op on one worker).
+        groups: ``(3, B)`` int64 group ids of this worker's queries, positives and negatives, or
+            ``None`` for no masking; gathered from all workers with the candidates.
 
     Returns:
         The scalar loss of this worker's rows (float32).
@@ -89,8 +98,11 @@ def contrastive_loss(
         raise ValueError(f"query, pos and neg must be (B, d) tensors of one shape, got {shapes}")
     q, p = F.normalize(query.float(), dim=-1), F.normalize(pos.float(), dim=-1)
     n = F.normalize(neg.float(), dim=-1) if neg is not None else None
+    if groups is not None and groups.shape != (3, q.shape[0]):
+        raise ValueError(f"groups must be (3, B) = (3, {q.shape[0]}), got {tuple(groups.shape)}")
+    groups = groups.to(q.device) if groups is not None else None  # NCCL gathers device tensors only
     offset = 0
-    all_q, all_p, all_n = q, p, n
+    all_q, all_p, all_n, all_groups = q, p, n, groups
     if cross_device:
         rank, world = world_info()
         if world > 1:
@@ -98,9 +110,27 @@ def contrastive_loss(
             all_p = gather_with_grad(p)
             all_n = gather_with_grad(n) if n is not None else None
             all_q = gather_with_grad(q) if bidirectional else q
+            all_groups = _gather(groups) if groups is not None else None
     candidates = all_p if all_n is None else torch.cat([all_p, all_n], dim=0)
     labels = torch.arange(q.shape[0], device=q.device) + offset
-    loss = F.cross_entropy(q @ candidates.T / temperature, labels)
+    logits = q @ candidates.T / temperature
+    if groups is not None and all_groups is not None:
+        candidate_groups = all_groups[1] if all_n is None else torch.cat([all_groups[1], all_groups[2]])
+        logits = logits.masked_fill(mask_same_group(groups[1], candidate_groups, labels), float("-inf"))
+    loss = F.cross_entropy(logits, labels)
     if bidirectional:
-        loss = loss + F.cross_entropy(p @ all_q.T / temperature, labels)
+        back = p @ all_q.T / temperature
+        if groups is not None and all_groups is not None:
+            back = back.masked_fill(mask_same_group(groups[0], all_groups[0], labels), float("-inf"))
+        loss = loss + F.cross_entropy(back, labels)
     return loss
+
+
+def _gather(tensor: torch.Tensor) -> torch.Tensor:
+    """All workers' ``(3, B)`` group ids side by side, ``(3, W * B)`` (no gradients: they are ids)."""
+    import torch.distributed as dist
+
+    _, world = world_info()
+    parts = [torch.empty_like(tensor) for _ in range(world)]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=1)

@@ -4,7 +4,10 @@ MEDI (the INSTRUCTOR paper's training set, arXiv 2212.09741) is a JSON list of r
 
     {"query": [instruction, text], "pos": [instruction, text], "neg": [instruction, text], "task_id": 7}
 
-``task_name`` (a string) is accepted instead of, or next to, ``task_id``. Every row is validated;
+``task_name`` (a string) is accepted instead of, or next to, ``task_id``. Two optional fields, ours, mark
+same-label tasks: ``"label"`` (the label the query and its positive share) and ``"neg_label"`` (the negative's);
+the loss leaves in-batch texts of the row's label out of its negatives (:mod:`training.false_negatives`).
+Every row is validated;
 an error names the row index and the field. ``blank_instructions=True`` empties every instruction:
 the paper's "no instructions" ablation.
 """
@@ -36,17 +39,24 @@ class MediExample:
         pos: ``(instruction, text)`` of the positive.
         neg: ``(instruction, text)`` of the hard negative.
         task: the task key (``task_name``, else ``str(task_id)``); batches never mix tasks.
+        label: the label query and positive share, in a same-label task; ``None`` elsewhere.
+        neg_label: the negative's label, where known.
     """
 
     query: tuple[str, str]
     pos: tuple[str, str]
     neg: tuple[str, str]
     task: str
+    label: str | None = None
+    neg_label: str | None = None
 
     def to_row(self) -> dict[str, Any]:
         """The MEDI JSON row (``task_id`` when the task key is an integer, else ``task_name``)."""
         row: dict[str, Any] = {"query": list(self.query), "pos": list(self.pos), "neg": list(self.neg)}
         row["task_id" if self.task.isdigit() else "task_name"] = int(self.task) if self.task.isdigit() else self.task
+        for name in ("label", "neg_label"):
+            if getattr(self, name) is not None:
+                row[name] = getattr(self, name)
         return row
 
 
@@ -77,6 +87,15 @@ def _task(row: Mapping[str, Any], index: int) -> str:
     return str(task_id)
 
 
+def _label(row: Mapping[str, Any], field: str, index: int) -> str | None:
+    value = row.get(field)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise MediError(f"row {index}: field {field!r} must be a string (or an int), got {value!r:.80}")
+    return str(value)
+
+
 def parse_rows(rows: Iterable[Any], *, blank_instructions: bool = False) -> list[MediExample]:
     """Validate MEDI rows and turn them into :class:`MediExample` objects.
 
@@ -94,7 +113,16 @@ def parse_rows(rows: Iterable[Any], *, blank_instructions: bool = False) -> list
         query, pos, neg = (_pair(row, side, index) for side in _SIDES)
         if blank_instructions:
             query, pos, neg = ("", query[1]), ("", pos[1]), ("", neg[1])
-        out.append(MediExample(query=query, pos=pos, neg=neg, task=_task(row, index)))
+        out.append(
+            MediExample(
+                query=query,
+                pos=pos,
+                neg=neg,
+                task=_task(row, index),
+                label=_label(row, "label", index),
+                neg_label=_label(row, "neg_label", index),
+            )
+        )
     if not out:
         raise MediError("no rows: MEDI data must be a non-empty list")
     return out

@@ -29,6 +29,7 @@ from instructor_plugins.model import InstructorEncoder
 from training.batching import TaskBatchSampler
 from training.config import TrainConfig
 from training.errors import record_data_error
+from training.false_negatives import group_ids
 from training.loss import contrastive_loss
 from training.medi import MediError, MediExample, load_medi
 from training.state import TrainState, read_optimizer_state, save_checkpoint
@@ -102,8 +103,13 @@ def probe_loss(
             features = triple_features(encoder, batch).to(encoder.device)
             emb = module(features)
             q, p, n = emb.chunk(3)
+            groups = group_ids(batch) if cfg.mask_false_negatives else None
             losses.append(
-                float(contrastive_loss(q, p, n, temperature=cfg.temperature, bidirectional=cfg.bidirectional))
+                float(
+                    contrastive_loss(
+                        q, p, n, temperature=cfg.temperature, bidirectional=cfg.bidirectional, groups=groups
+                    )
+                )
             )
     module.train(was_training)
     return sum(losses) / len(losses)
@@ -221,10 +227,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
         step_loss: LossFn = loss_fn
+        if cfg.mask_false_negatives:
+            step_loss = functools.partial(loss_fn, groups=group_ids(batch))
         general_loss = 0.0
         if distill is not None:
             general_loss = distill.general_term(model, encoder, batch, step, rank, world, autocast)
-            step_loss = distill.batch_loss(loss_fn, batch)
+            step_loss = distill.batch_loss(step_loss, batch)
         if cfg.grad_cache_chunk:
             loss = grad_cache_step(model, features, step_loss, cfg.grad_cache_chunk, autocast)
         else:

@@ -103,6 +103,8 @@ def test_corpus_files_manifest_and_dataset(small_corpus: tuple[Path, dict]) -> N
     rows = load_medi(out / "dataset")  # the DatasetDict that training.train --data reads
     assert len(rows) == 84 and {r.task for r in rows} == set(manifest["trained_tasks"])
     assert rows[0].neg[1] and rows[0].neg[1] != rows[0].pos[1]
+    labelled = [r for r in rows if r.label is not None]  # same-label tasks: the loss masks label mates by these
+    assert labelled and any(r.neg_label for r in labelled) and all(r.neg_label != r.label for r in labelled)
 
 
 def test_no_text_shared_across_splits(small_corpus: tuple[Path, dict]) -> None:

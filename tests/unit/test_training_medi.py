@@ -26,8 +26,22 @@ def test_load_json_and_jsonl_with_task_id_or_name(tmp_path: Path):
 
 
 def test_round_trip(tmp_path: Path):
-    examples = parse_rows([{**ROW, "task_id": 3}, {**ROW, "task_name": "qa"}])
+    examples = parse_rows([{**ROW, "task_id": 3}, {**ROW, "task_name": "qa", "label": "x", "neg_label": "y"}])
     assert load_medi(save_medi(examples, tmp_path / "out.json")) == examples
+
+
+def test_labels_are_optional_and_blank_means_none():
+    plain, labelled, blank = parse_rows(
+        [
+            {**ROW, "task_id": 0},
+            {**ROW, "task_id": 0, "label": "section 2", "neg_label": 3},
+            {**ROW, "task_id": 0, "label": "", "neg_label": None},  # a datasets column's empty cell
+        ]
+    )
+    assert (plain.label, plain.neg_label) == (None, None)
+    assert (labelled.label, labelled.neg_label) == ("section 2", "3")
+    assert (blank.label, blank.neg_label) == (None, None)
+    assert "label" not in plain.to_row() and labelled.to_row()["neg_label"] == "3"
 
 
 def test_blank_instructions_ablation():
@@ -46,6 +60,8 @@ def test_blank_instructions_ablation():
         (ROW | {"task_id": "7"}, "row 1: field 'task_id' must be a non-negative int"),
         (ROW | {"task_name": ""}, "row 1: field 'task_name'"),
         ("not a row", "row 1: expected an object"),
+        (ROW | {"task_id": 0, "label": ["a"]}, "row 1: field 'label' must be a string"),
+        (ROW | {"task_id": 0, "neg_label": True}, "row 1: field 'neg_label' must be a string"),
     ],
 )
 def test_bad_rows_name_index_and_field(row, message):

@@ -3,7 +3,7 @@
 ``instructor corpus --output DIR`` (or ``python -m training.recipe.corpus``) writes, from text that pip and apt
 install (WordNet, the dictd dictionaries, man pages, the Debian package index, chatterbot, gensim's data)::
 
-    DIR/train.jsonl, dev.jsonl, test.jsonl   MEDI rows (+ "label" for same-label tasks)
+    DIR/train.jsonl, dev.jsonl, test.jsonl   MEDI rows (+ "label", "neg_label" for same-label tasks)
     DIR/dataset/                             the same rows as a datasets.DatasetDict (save_to_disk)
     DIR/manifest.json                        tasks, sources, counts, instructions, licences, skipped sources,
                                              inputs (package versions, file fingerprints), task categories
@@ -224,7 +224,9 @@ def _embedder(cfg: CorpusConfig) -> Any:
     return embed
 
 
-def _row(spec: Any, pair: Pair, neg: str, *, variant_seed: int | None = None) -> dict[str, Any]:
+def _row(
+    spec: Any, pair: Pair, neg: str, *, variant_seed: int | None = None, neg_label: str | None = None
+) -> dict[str, Any]:
     query_instruction, document_instruction = spec.query_instruction, spec.document_instruction
     if variant_seed is not None:
         key = f"{pair.key}\0{pair.query}\0{pair.pos}"
@@ -239,6 +241,8 @@ def _row(spec: Any, pair: Pair, neg: str, *, variant_seed: int | None = None) ->
     }
     if pair.label is not None:
         row["label"] = pair.label
+        if neg_label is not None:
+            row["neg_label"] = neg_label
     return row
 
 
@@ -281,7 +285,11 @@ def build_corpus(cfg: CorpusConfig) -> dict[str, Any]:
                 pool = list(dict.fromkeys(p.pos for p in pairs))
                 negs = [p.neg or rng.choice([c for c in pool if c != p.pos] or [p.query]) for p in pairs]
             variant_seed = cfg.seed if cfg.instruction_variants and split == "train" else None
-            rows[split] += [_row(r.spec, p, n, variant_seed=variant_seed) for p, n in zip(pairs, negs, strict=True)]
+            label_of = {t: p.label for p in pairs if p.label is not None for t in (p.query, p.pos)}
+            rows[split] += [
+                _row(r.spec, p, n, variant_seed=variant_seed, neg_label=label_of.get(n))
+                for p, n in zip(pairs, negs, strict=True)
+            ]
             counts[split] = len(pairs)
         manifest_tasks.append(
             {
@@ -340,6 +348,7 @@ def _save_dataset(rows: dict[str, list[dict[str, Any]]], path: Path) -> None:
             "neg": [r["neg"] for r in split_rows],
             "task_name": [r["task_name"] for r in split_rows],
             "label": [r.get("label") or "" for r in split_rows],
+            "neg_label": [r.get("neg_label") or "" for r in split_rows],
         }
 
     DatasetDict({s: Dataset.from_dict(columns(v)) for s, v in rows.items() if v}).save_to_disk(str(path))

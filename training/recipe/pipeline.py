@@ -76,6 +76,9 @@ class RecipeConfig:
     """Peak learning rate (linear warmup over 10 % of the steps, then linear decay)."""
     temperature: float = 0.05
     """Contrastive loss temperature."""
+    mask_false_negatives: bool = True
+    """Leave in-batch texts of the target's label (same-label tasks) or text out of the loss's negatives
+    (training.false_negatives)."""
     max_seq_length: int = 128
     """Tokens per instruction + text while training."""
     distill_weight: float = 1.0
@@ -175,6 +178,7 @@ class RecipeConfig:
             steps=self.steps,
             lr=self.lr,
             temperature=self.temperature,
+            mask_false_negatives=self.mask_false_negatives,
             max_seq_length=self.max_seq_length,
             distill_weight=self.distill_weight,
             distill_texts=distill_texts,
