@@ -1,4 +1,4 @@
-"""Shared fixtures: the real bundled model (loaded once) and offline defaults."""
+"""Shared fixtures: the real bundled model (loaded once), a tiny one for plumbing, and offline defaults."""
 
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ from instructor_plugins.model import InstructorEncoder  # noqa: E402
 def bundled_encoder() -> InstructorEncoder:
     """The bundled all-MiniLM-L6-v2 on CPU, fp32, shared by every test of the session."""
     return InstructorEncoder.load(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT checkpoint in the bundled model's layout (``tests.tiny_bert``), for plumbing tests of training."""
+    from tests.tiny_bert import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ The cluster is ``job_cluster`` (``tests/integration/conftest.py``): a 0-CPU head
 127.0.0.1 and three 1-CPU worker raylets, started with no AWS environment. From a separate shell, as a user would:
 
 - ``ray job submit ... -- instructor recipe ... --shared-storage`` at toy scale (two sources, a handful of pairs
-  per task, 2 steps per run, 2 training workers on 2 worker nodes); the tests below check its outputs, the
-  report's plumbing (no quality thresholds), ``instructor seeds`` on its results and an in-process rerun;
+  per task, 2 steps per run, 2 training workers on 2 worker nodes, the tiny BERT of ``tests.tiny_bert`` as the
+  base model); the tests below check its outputs, the report's plumbing (no quality thresholds), ``instructor
+  seeds`` on its results and an in-process rerun;
 - ``ray job submit ... -- instructor batch`` from S3 to S3 (the moto server on 127.0.0.1);
 - bad input against the cluster: a local ``--output`` without ``--shared-storage``, more than the cluster
   holds, an address that does not answer: each exit 2 with one clear line, before any work.
@@ -31,6 +32,7 @@ from ray_backend.batch.plan import MANIFEST_NAME, OutputDir
 from ray_backend.net import free_port
 from tests.batch_data import INSTRUCTION, cosines, offline_rows, vectors, write_rows
 from tests.s3 import s3_server, upload
+from tests.tiny_bert import TINY_CONFIG
 from training.medi import MediExample, save_medi
 from training.recipe.evaluation import SETTINGS
 from training.recipe.seeds import load_run, seeds_table
@@ -57,7 +59,7 @@ def submit(address: str, entry: list[str], env_vars: dict[str, str], timeout: fl
 
 @pytest.fixture(scope="module")
 def recipe_out(
-    job_cluster: tuple[Any, str], tmp_path_factory: pytest.TempPathFactory
+    job_cluster: tuple[Any, str], tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, dict, Any]]:
     if not Path("/usr/share/wordnet/data.noun").is_file():
         pytest.skip("WordNet (Debian wordnet-base) not installed")
@@ -78,6 +80,7 @@ def recipe_out(
         "--evals-max-items": 8,
         "--num-workers": 2,  # one per 1-CPU worker node
         "--cpus-per-worker": 1,
+        "--model": tiny_model,  # the job's plumbing and the report's, not quality: a tiny BERT (tests.tiny_bert)
     }
     entry = [INSTRUCTOR, "recipe", "--output", str(out), "--shared-storage"]
     for flag, value in flags.items():
@@ -92,7 +95,7 @@ def test_outputs(recipe_out: tuple[Path, dict, Any]) -> None:
     out, results, _ = recipe_out
     for name, trained in (("model", True), ("ablation", False)):
         encoder = InstructorEncoder.load(out / name, device="cpu")
-        assert encoder.encode(["a word"]).shape == (1, 384)
+        assert encoder.encode(["a word"]).shape == (1, TINY_CONFIG["hidden_size"])
         assert encoder.defaults.instruction_trained is trained  # recorded in instructor.json
         assert json.loads((out / name / "instructor.json").read_text())["instruction_trained"] is trained
     manifest = json.loads((out / "corpus" / "manifest.json").read_text())

@@ -84,7 +84,8 @@ def test_masking_without_shared_groups_is_the_plain_loss():
     groups = torch.arange(15).reshape(3, 5)
     assert torch.equal(contrastive_loss(q, p, n, groups=groups), contrastive_loss(q, p, n))
     assert torch.equal(
-        contrastive_loss(q, p, None, groups=groups, bidirectional=False), contrastive_loss(q, p, None, bidirectional=False)
+        contrastive_loss(q, p, None, groups=groups, bidirectional=False),
+        contrastive_loss(q, p, None, bidirectional=False),
     )
 
 
@@ -128,6 +129,7 @@ def test_loss_rewards_the_right_pairing():
 TEMPERATURE = 0.1
 LOSS = functools.partial(contrastive_loss, temperature=TEMPERATURE)
 
+
 def _examples(n: int, *, long_texts: bool = False) -> list[MediExample]:
     """Word -> definition triples; ``long_texts``: positives and negatives of dozens of tokens, of varied length."""
     words = ["river", "bank", "guitar", "violin", "cloud", "storm", "bread", "cheese", "train", "plane"]
@@ -152,9 +154,7 @@ def _examples(n: int, *, long_texts: bool = False) -> list[MediExample]:
 def _labelled(examples: list[MediExample]) -> list[MediExample]:
     """The examples as a same-label task: labels a, b, a, b, ... (row ``i``'s negative has the next row's label)."""
     labels = ["a", "b"]
-    return [
-        dataclasses.replace(e, label=labels[i % 2], neg_label=labels[(i + 1) % 2]) for i, e in enumerate(examples)
-    ]
+    return [dataclasses.replace(e, label=labels[i % 2], neg_label=labels[(i + 1) % 2]) for i, e in enumerate(examples)]
 
 
 def _grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -253,7 +253,9 @@ def test_cross_device_negatives_equal_single_process_global_batch(bundled_encode
     module.zero_grad(set_to_none=True)
     labelled = _labelled(_examples(4))
     want_masked = plain_step(
-        module, triple_features(bundled_encoder, labelled), functools.partial(contrastive_loss, temperature=TEMPERATURE, groups=group_ids(labelled))
+        module,
+        triple_features(bundled_encoder, labelled),
+        functools.partial(contrastive_loss, temperature=TEMPERATURE, groups=group_ids(labelled)),
     )
     assert 0.05 < want_masked.item() < want.item()  # the label mates really were masked
     cases = [("loss", "grads", want, want_grads), ("loss_gc", "grads_gc", want, want_grads)]
