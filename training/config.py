@@ -52,9 +52,9 @@ class TrainConfig:
     """Contrastive loss temperature."""
     bidirectional: bool = True
     """Add the positive->query loss term (--no-bidirectional drops it)."""
-    mask_false_negatives: bool = True
-    """Leave in-batch candidates with the target's text, or its label in a same-label task (MEDI "label"), out of
-    the loss's negatives (training.false_negatives; --no-mask-false-negatives: every other row is a negative)."""
+    mask_false_negatives: bool = False
+    """Opt-in: leave in-batch candidates with the target's text, or its label in a same-label task (MEDI "label"),
+    out of the loss's negatives (training.false_negatives); off = the paper's loss, every other row a negative."""
     max_seq_length: int = 128
     """Tokens per instruction + text while training."""
     cross_device_negatives: bool = False

@@ -1,8 +1,8 @@
 """Ray Data batch embedding on a local Ray (loopback-only namespace): formats, kill + resume, bad rows.
 
-Embedding work is kept to one 5,000-row pass (Parquet) plus 1,000-row passes for JSONL (a folder)
+Embedding work is kept to one 2,000-row pass (Parquet) plus 1,000-row passes for JSONL (a folder)
 and CSV (a glob), a 1,500-row kill/resume run and a small bad-rows run; all compared with one
-in-process ``encode`` of the same 5,000 WordNet glosses.
+in-process ``encode`` of the same 2,000 WordNet glosses.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.batch_data import INSTRUCTION, cosines, offline_rows, vectors, write_
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-N_ROWS = 5000
+N_ROWS = 2000
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +55,11 @@ def _config(inp: Path | str, out: Path, **kw) -> BatchConfig:
     return BatchConfig(input=str(inp), output=str(out), **(base | kw))
 
 
-def test_parquet_5k_rows_with_passthrough(
+def test_parquet_2k_rows_with_passthrough(
     ray_local: str, tmp_path: Path, rows: list[dict], reference: dict[str, np.ndarray]
 ) -> None:
     inp = write_rows(rows, tmp_path / "glosses.parquet")
-    manifest = run_batch(_config(inp, tmp_path / "out", rows_per_shard=1250, columns=("name",)))
+    manifest = run_batch(_config(inp, tmp_path / "out", rows_per_shard=500, columns=("name",)))
     _check_output(tmp_path / "out", rows, reference)
     out = OutputDir(tmp_path / "out").read()
     assert out.column_names == ["id", "embedding", "name"]

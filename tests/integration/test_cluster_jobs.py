@@ -80,6 +80,7 @@ def recipe_out(
         "--evals-max-items": 8,
         "--num-workers": 2,  # one per 1-CPU worker node
         "--cpus-per-worker": 1,
+        "--mask-false-negatives": "",  # the opt-in loss runs through Ray Train (its numerics: test_training_loss)
         "--model": tiny_model,  # the job's plumbing and the report's, not quality: a tiny BERT (tests.tiny_bert)
     }
     entry = [INSTRUCTOR, "recipe", "--output", str(out), "--shared-storage"]
@@ -100,6 +101,7 @@ def test_outputs(recipe_out: tuple[Path, dict, Any]) -> None:
         assert json.loads((out / name / "instructor.json").read_text())["instruction_trained"] is trained
     manifest = json.loads((out / "corpus" / "manifest.json").read_text())
     assert manifest["held_out_tasks"] == ["chatterbot_same_category"]
+    assert results["config"]["mask_false_negatives"] is True
     assert set(results["scores"]) == set(SETTINGS)
     assert "LeeNewsSTS" in results["held_out_tasks"]
     wise = results["wise"]["finetuned"]

@@ -76,9 +76,9 @@ class RecipeConfig:
     """Peak learning rate (linear warmup over 10 % of the steps, then linear decay)."""
     temperature: float = 0.05
     """Contrastive loss temperature."""
-    mask_false_negatives: bool = True
-    """Leave in-batch texts of the target's label (same-label tasks) or text out of the loss's negatives
-    (training.false_negatives)."""
+    mask_false_negatives: bool = False
+    """Opt-in: leave in-batch texts of the target's label (same-label tasks) or text out of the loss's negatives
+    (training.false_negatives; off by default: it lowered the held-out instruction effect, results/recipe.md)."""
     max_seq_length: int = 128
     """Tokens per instruction + text while training."""
     distill_weight: float = 1.0
