@@ -1,6 +1,6 @@
 """Ray Data batch embedding on a local Ray (loopback-only namespace): formats, kill + resume, bad rows.
 
-Embedding work is kept to one 2,000-row pass (Parquet) plus 1,000-row passes for JSONL (a folder)
+Embedding work is kept to one 2,000-row pass (Parquet) plus 400-row passes for JSONL (a folder)
 and CSV (a glob), a 1,500-row kill/resume run and a small bad-rows run; all compared with one
 in-process ``encode`` of the same 2,000 WordNet glosses.
 """
@@ -74,16 +74,16 @@ def test_parquet_2k_rows_with_passthrough(
 def test_jsonl_folder_and_csv_glob(
     ray_local: str, tmp_path: Path, rows: list[dict], reference: dict[str, np.ndarray]
 ) -> None:
-    write_rows(rows[:600], tmp_path / "jsonl" / "a.jsonl")
-    write_rows(rows[600:1000], tmp_path / "jsonl" / "nested" / "b.jsonl")
-    run_batch(_config(tmp_path / "jsonl", tmp_path / "out-jsonl", rows_per_shard=300))
-    _check_output(tmp_path / "out-jsonl", rows[:1000], reference)
+    write_rows(rows[:240], tmp_path / "jsonl" / "a.jsonl")
+    write_rows(rows[240:400], tmp_path / "jsonl" / "nested" / "b.jsonl")
+    run_batch(_config(tmp_path / "jsonl", tmp_path / "out-jsonl", rows_per_shard=120))
+    _check_output(tmp_path / "out-jsonl", rows[:400], reference)
 
-    write_rows(rows[1000:1500], tmp_path / "csv" / "part-1.csv")
-    write_rows(rows[1500:2000], tmp_path / "csv" / "part-2.csv")
-    manifest = run_batch(_config(str(tmp_path / "csv" / "*.csv"), tmp_path / "out-csv", rows_per_shard=400))
-    _check_output(tmp_path / "out-csv", rows[1000:2000], reference)
-    assert manifest.units == 4 and len(manifest.inputs) == 2  # units never span files: 2 per 500-row file
+    write_rows(rows[400:600], tmp_path / "csv" / "part-1.csv")
+    write_rows(rows[600:800], tmp_path / "csv" / "part-2.csv")
+    manifest = run_batch(_config(str(tmp_path / "csv" / "*.csv"), tmp_path / "out-csv", rows_per_shard=160))
+    _check_output(tmp_path / "out-csv", rows[400:800], reference)
+    assert manifest.units == 4 and len(manifest.inputs) == 2  # units never span files: 2 per 200-row file
 
 
 def test_kill_part_way_then_resume(

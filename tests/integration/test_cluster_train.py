@@ -2,8 +2,7 @@
 
 The cluster is the ``cluster`` fixture (``tests/integration/conftest.py``: a 0-CPU head and three 1-CPU worker
 raylets), started before the S3 server (moto on 127.0.0.1) exists, so no node has an AWS environment of its own;
-the data, the checkpoints and the model are all on S3. The base model is the tiny BERT of ``tests.tiny_bert`` (the
-bundled model's layout; this is fault-tolerance plumbing, not numerics), so each checkpoint is ~10 MB, not ~270.
+the data, the checkpoints and the model are all on S3.
 ``instructor train`` runs as a separate driver with ``RAY_ADDRESS``. Every step's record carries the Ray node of
 the worker that ran it, and the checkpoint its attempt started from (``resumed_from``). On object storage a rank
 publishes its steps at each checkpoint it writes; steps that the lost attempt ran after the last checkpoint Ray
@@ -44,15 +43,13 @@ def checkpoints(location: Any) -> list[str]:
     return sorted(i.base_name for i in infos if i.base_name.startswith("checkpoint_"))
 
 
-def test_a_worker_node_removed_mid_run_resumes_from_s3_each_step_once(
-    cluster: Any, tiny_model: Path, tmp_path: Path
-) -> None:
+def test_a_worker_node_removed_mid_run_resumes_from_s3_each_step_once(cluster: Any, tmp_path: Path) -> None:
     data = write_medi_sample(tmp_path / "sample.json", per_task=16, tasks=2)
     cmd = [sys.executable, "-m", "training.train", "--data", "s3://train-bucket/data/sample.json"]
     cmd += ["--output", "s3://train-bucket/model"]
     cmd += ["--storage-path", "s3://train-bucket/storage", "--run-name", "run", "--num-workers", "2"]
     cmd += ["--batch-size", "8", "--steps", str(STEPS), "--checkpoint-every", "2", "--max-seq-length", "32"]
-    cmd += ["--max-failures", "3", "--lr", "1e-4", "--warmup", "0", "--model", str(tiny_model)]
+    cmd += ["--max-failures", "3", "--lr", "1e-4", "--warmup", "0"]
     log = tmp_path / "driver.log"
     with s3_server("train-bucket"):
         upload(data, "s3://train-bucket/data/sample.json")  # the data on S3 too: no worker reads a local path

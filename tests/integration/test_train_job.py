@@ -2,8 +2,7 @@
 
 The head node runs in its own PID namespace (``unshare --pid --mount-proc``), so the final
 ``ray stop --force`` sees, and stops, only this test's Ray processes, never another cluster on the
-machine. Run inside a loopback-only network namespace like the other integration tests. The model is the tiny BERT
-of ``tests.tiny_bert``: the job's plumbing is under test, not its numerics.
+machine. Run inside a loopback-only network namespace like the other integration tests.
 """
 
 from __future__ import annotations
@@ -34,17 +33,16 @@ ray start --head --node-ip-address 127.0.0.1 --port {port} --dashboard-host 127.
 ray job submit --address http://127.0.0.1:{dash} --working-dir {repo} \
     --runtime-env-json '{{"env_vars": {{"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}}}}' \
     -- python -m training.train --data {data} --output {tmp}/out --num-workers 2 --batch-size 8 --steps 2 \
-    --max-seq-length 32 --checkpoint-every 2 --storage-path {tmp}/storage --model {model}
+    --max-seq-length 32 --checkpoint-every 2 --storage-path {tmp}/storage
 """
 
 
-def test_trainer_runs_as_a_ray_job(tiny_model: Path, tmp_path: Path):
+def test_trainer_runs_as_a_ray_job(tmp_path: Path):
     if shutil.which("unshare") is None or subprocess.run(["unshare", "--pid", "--fork", "true"]).returncode != 0:
         pytest.skip("needs `unshare --pid` (root) to keep `ray stop` away from other Ray clusters")
     data = write_medi_sample(tmp_path / "sample.json", per_task=8, tasks=2)
     ray_tmp = tempfile.mkdtemp(prefix="rj-", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
-    ports = {"port": free_port(), "dash": free_port()}
-    script = SCRIPT.format(**ports, tmp=tmp_path, ray_tmp=ray_tmp, repo=REPO, data=data, model=tiny_model)
+    script = SCRIPT.format(port=free_port(), dash=free_port(), tmp=tmp_path, ray_tmp=ray_tmp, repo=REPO, data=data)
     bin_dir = str(Path(sys.executable).parent)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
     try:
