@@ -6,7 +6,8 @@ MEDI (the INSTRUCTOR paper's training set, arXiv 2212.09741) is a JSON list of r
 
 ``task_name`` (a string) is accepted instead of, or next to, ``task_id``. Two optional fields, ours, mark
 same-label tasks: ``"label"`` (the label the query and its positive share) and ``"neg_label"`` (the negative's);
-the loss leaves in-batch texts of the row's label out of its negatives (:mod:`training.false_negatives`).
+with ``--mask-false-negatives`` the loss leaves in-batch texts of the row's label out of its negatives
+(:mod:`training.false_negatives`).
 Every row is validated;
 an error names the row index and the field. ``blank_instructions=True`` empties every instruction:
 the paper's "no instructions" ablation.
