@@ -5,9 +5,9 @@ mean pooling, normalisation) and replaces its weights with a randomly initialise
 32 and 2 layers (fixed seed): the same architecture and files as the real checkpoint at ~4 MB instead of ~90 MB.
 The toy recipe job (``tests/integration/test_cluster_jobs.py``) runs on it: that test checks the job's and the
 report's plumbing, and every text the recipe mines, distils and evaluates costs a fraction of the real model's
-time (its fixture went from 112-144 s to 93 s). The Ray Train tests of checkpoints and lost nodes stay on the real
-model: their time is Ray Train's own (a tiny model saved ~5 s of ~55), and the lost-node test needs steps slow
-enough to lose a node mid-run. Every test of numerics uses the real model.
+time (its fixture took 93-101 s, against 112-144 s on the real model). The Ray Train tests of checkpoints and
+lost nodes stay on the real model: their time is Ray Train's own (a tiny model saved ~5 s of ~55), and the
+lost-node test needs steps slow enough to lose a node mid-run. Every test of numerics uses the real model.
 """
 
 from __future__ import annotations
