@@ -198,6 +198,37 @@ def test_instruction_variants_vary_training_rows_only(small_corpus: tuple[Path, 
     assert sum(len(s) for s in seen.values()) > len(seen)  # 12 pairs a task: some task shows several wordings
 
 
+def test_instruction_negatives_swap_training_negatives_for_other_tasks_positives(
+    small_corpus: tuple[Path, dict], tmp_path: Path
+) -> None:
+    out, _ = small_corpus
+    manifest = build_corpus(_small(tmp_path, instruction_negatives=1.0))
+    for split in ("dev", "test"):  # evaluation rows keep their mined negatives: byte-identical files
+        assert (tmp_path / f"{split}.jsonl").read_bytes() == (out / f"{split}.jsonl").read_bytes()
+    plain, swapped = load_rows(out, "train"), load_rows(tmp_path, "train")
+    assert [(r["task_name"], r["query"], r["pos"]) for r in plain] == [
+        (r["task_name"], r["query"], r["pos"]) for r in swapped
+    ]
+    positives: dict[tuple[str, str], set[str]] = {}
+    for r in plain:
+        positives.setdefault((r["task_name"], r["query"][1]), set()).add(r["pos"][1])
+    changed: dict[str, int] = {}
+    for before, after in zip(plain, swapped, strict=True):
+        task, query, neg = after["task_name"], after["query"][1], after["neg"][1]
+        others = {p for (t, q), texts in positives.items() if q == query and t != task for p in texts}
+        own = positives[(task, query)] | {query}
+        if others - own:  # at rate 1 every row that another task offers a positive to takes one
+            changed[task] = changed.get(task, 0) + 1
+            assert neg in others - own, (task, query, neg)
+            assert after["neg"][0] == after["pos"][0]  # the row's own document instruction
+        else:
+            assert neg == before["neg"][1], (task, query)
+    assert sum(changed.values()) > 0
+    assert {t["name"]: t["instruction_negatives"] for t in manifest["tasks"] if t["instruction_negatives"]} == changed
+    with pytest.raises(ValueError, match="instruction_negatives must be in"):
+        _small(tmp_path, instruction_negatives=-0.1)
+
+
 def test_every_trained_task_has_two_variants_in_the_unified_format() -> None:
     from training.recipe.corpus import DEFAULT_HOLDOUT
 

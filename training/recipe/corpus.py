@@ -20,7 +20,9 @@ Steps, all deterministic:
 4. hard negatives are mined with the base encoder, as MEDI did: for each query the nearest
    document of the same task and split that is not one of its positives, shares no label with it
    and is not a near-duplicate of its positive (cosine < ``near_duplicate``). A negative the source
-   knows (a WordNet antonym) wins.
+   knows (a WordNet antonym) wins;
+5. opt-in (``instruction_negatives``): a share of the training rows whose query text is also a query of another
+   task take that task's positive as their negative instead (:mod:`training.recipe.instruction_negatives`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from instructor_plugins.flags import add_config_flags, command_parser, config_fr
 from training.recipe import instruction_variants
 from training.recipe.heldout import check_sources
 from training.recipe.inputs import source_inputs
+from training.recipe.instruction_negatives import instruction_negatives
 from training.recipe.sources import (
     DEFAULT_SOURCES,
     SOURCES,
@@ -91,8 +94,12 @@ class CorpusConfig:
     instruction_variants: bool = False
     """Give each training pair one of three wordings of its task's instructions (training.recipe.instruction_variants);
     dev, test and held-out rows keep the canonical wording."""
+    instruction_negatives: float = 0.0
+    """Opt-in: share of the training rows whose query text is also another task's query that take that task's positive
+    as their negative instead of the mined one, a contrast only the instruction resolves
+    (training.recipe.instruction_negatives); 0 = off."""
     seed: int = 0
-    """Seed of the caps' order, the fallback negatives and the instruction wordings."""
+    """Seed of the caps' order, the fallback negatives, the instruction wordings and the instruction negatives."""
 
     def __post_init__(self) -> None:
         for name in ("max_train_per_task", "max_eval_per_task", "max_holdout_per_task"):
@@ -104,6 +111,8 @@ class CorpusConfig:
             raise ValueError(f"unknown sources {unknown}; valid: {list(SOURCES)}")
         if not 0 < self.near_duplicate <= 1:
             raise ValueError(f"near_duplicate must be in (0, 1], got {self.near_duplicate}")
+        if not 0 <= self.instruction_negatives <= 1:
+            raise ValueError(f"instruction_negatives must be in [0, 1], got {self.instruction_negatives}")
         self.sources, self.holdout = tuple(self.sources), tuple(self.holdout)
 
 
@@ -271,6 +280,23 @@ def build_corpus(cfg: CorpusConfig) -> dict[str, Any]:
     dropped = _drop_shared(tasks, cfg)
     embed = _embedder(cfg) if cfg.mine else None
     rng = random.Random(cfg.seed)
+    negatives: dict[str, dict[str, list[str]]] = {}
+    for r in tasks:
+        for split, pairs in r.splits.items():
+            if not pairs:
+                continue
+            if embed is not None:
+                negs = mine_negatives(pairs, embed, near_duplicate=cfg.near_duplicate, rng=rng)
+            else:
+                pool = list(dict.fromkeys(p.pos for p in pairs))
+                negs = [p.neg or rng.choice([c for c in pool if c != p.pos] or [p.query]) for p in pairs]
+            negatives.setdefault(r.spec.name, {})[split] = negs
+    swapped: dict[str, int] = {}
+    if cfg.instruction_negatives:
+        train = {r.spec.name: (r.splits["train"], negatives[r.spec.name]["train"]) for r in tasks if r.splits.get("train")}
+        new_negs, swapped = instruction_negatives(train, cfg.instruction_negatives, seed=cfg.seed)
+        for name, negs in new_negs.items():
+            negatives[name]["train"] = negs
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     manifest_tasks = []
     for r in tasks:
@@ -279,11 +305,7 @@ def build_corpus(cfg: CorpusConfig) -> dict[str, Any]:
             if not pairs:
                 counts[split] = 0
                 continue
-            if embed is not None:
-                negs = mine_negatives(pairs, embed, near_duplicate=cfg.near_duplicate, rng=rng)
-            else:
-                pool = list(dict.fromkeys(p.pos for p in pairs))
-                negs = [p.neg or rng.choice([c for c in pool if c != p.pos] or [p.query]) for p in pairs]
+            negs = negatives[r.spec.name][split]
             variant_seed = cfg.seed if cfg.instruction_variants and split == "train" else None
             label_of = {t: p.label for p in pairs if p.label is not None for t in (p.query, p.pos)}
             rows[split] += [
@@ -297,6 +319,7 @@ def build_corpus(cfg: CorpusConfig) -> dict[str, Any]:
                 "held_out": r.held_out,
                 "counts": counts,
                 "dropped_shared_text": dropped.get(r.spec.name, 0),
+                "instruction_negatives": swapped.get(r.spec.name, 0),
             }
         )
         logger.info(

@@ -122,6 +122,9 @@ class RecipeConfig:
     instruction_variants: bool = False
     """Train on three wordings of each task's instructions (training.recipe.instruction_variants); evaluation keeps the
     canonical ones."""
+    instruction_negatives: float = 0.0
+    """Opt-in: share of the training rows whose query text is also another task's query that take that task's positive
+    as their negative (training.recipe.instruction_negatives); 0 = off."""
     use_gpu: bool = False
     """One GPU per worker, bf16 autocast."""
     shared_storage: bool = False
@@ -152,6 +155,7 @@ class RecipeConfig:
             max_holdout_per_task=self.max_holdout_per_task,
             mining_model=self.model,
             instruction_variants=self.instruction_variants,
+            instruction_negatives=self.instruction_negatives,
             seed=self.seed,
         )
 
