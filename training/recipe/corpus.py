@@ -293,7 +293,9 @@ def build_corpus(cfg: CorpusConfig) -> dict[str, Any]:
             negatives.setdefault(r.spec.name, {})[split] = negs
     swapped: dict[str, int] = {}
     if cfg.instruction_negatives:
-        train = {r.spec.name: (r.splits["train"], negatives[r.spec.name]["train"]) for r in tasks if r.splits.get("train")}
+        train = {
+            r.spec.name: (r.splits["train"], negatives[r.spec.name]["train"]) for r in tasks if r.splits.get("train")
+        }
         new_negs, swapped = instruction_negatives(train, cfg.instruction_negatives, seed=cfg.seed)
         for name, negs in new_negs.items():
             negatives[name]["train"] = negs
