@@ -39,5 +39,33 @@ def burst(clients: int, calls: int, work: Callable[[int, int], Any]) -> tuple[fl
     return time.perf_counter() - start, latencies
 
 
+def steady(clients: int, seconds: float, work: Callable[[int, int], Any]) -> tuple[float, list[float]]:
+    """Each of ``clients`` threads calls ``work(client, i)`` back to back until ``seconds`` have passed (the
+    call under way then finishes); ``i`` counts calls over all threads. (wall seconds, latencies): one latency
+    per call, so ``len(latencies) / wall`` is the rate a steady load got.
+    """
+    latencies: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(1 << 62))
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    def run(c: int) -> None:
+        while time.perf_counter() < deadline:
+            with lock:
+                i = next(counter)
+            t = time.perf_counter()
+            work(c, i)
+            with lock:
+                latencies.append(time.perf_counter() - t)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, latencies
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q) * 1000) if values else float("nan")

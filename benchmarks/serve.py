@@ -212,7 +212,7 @@ def main() -> None:
         free_port=free_port,
         direct_supported=ray_has_direct_ingress(ray.__version__),
     )
-    os.environ.update(plan.env())
+    os.environ.update(plan.env(os.environ))
     init_local_ray(
         num_cpus=cpus,
         num_gpus=1 if cli.num_gpus else 0,

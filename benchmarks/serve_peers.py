@@ -17,10 +17,12 @@ Servers, all on 127.0.0.1, all serving the bundled all-MiniLM-L6-v2 through the 
   ``INSTRUCTOR_PEER_ENGINES=optimum`` runs one engine's phases only.
 
 The identical client workload per slice: 4 concurrent requests of 100 real short texts (chatterbot
-answers of at most 400 characters) -> bulk texts/s; then 8 clients sending 32 one-text requests ->
-req/s, p50 and p99. Slices alternate between ours and the peer (each of our variants is measured
-against the peer in its own phase), so load from other processes hits both alike; each phase is
-bounded by ``--seconds``. Prints the figures and the ratios ours / infinity. It also checks that
+answers of at most 400 characters) -> bulk texts/s; then 8 clients sending one-text requests back to back
+for 3 seconds (a steady load: each client waits for its answer, then sends the next) -> req/s, p50 and p99.
+Each server keeps the same 8 clients, and their connections, over all its slices. Slices alternate
+between ours and the peer (each of our variants is measured against the peer in its own phase), so
+load from other processes hits both alike; each phase is bounded by ``--seconds``. Prints the
+figures and the ratios ours / infinity. It also checks that
 the served int8 vectors equal in-process int8 encoding of the same batch (cos >= 0.99999) and that
 the peer serves the same model (cos to our fp32). For the 1-text phases it also prints our replica's own
 counters (``/info`` ``stats``: rows per batch, milliseconds encoding per batch, share of the time encoding) and
@@ -44,12 +46,12 @@ from typing import Any
 
 import httpx
 import numpy as np
-from bursts import burst  # benchmarks/bursts.py: the shared client burst
+from bursts import burst, steady  # benchmarks/bursts.py: the shared client loads
 
 PEER_VENV_ENV = "INSTRUCTOR_PEER_VENV"
 SERVED_NAME = "all-MiniLM-L6-v2"
 BULK_CLIENTS, BULK_TEXTS = 4, 100
-ONE_CLIENTS, ONE_REQUESTS = 8, 32
+ONE_CLIENTS, ONE_SECONDS = 8, 3.0
 MAX_CHARS = 400
 
 
@@ -112,43 +114,46 @@ def replica_stats(client: httpx.Client, url: str) -> dict[str, Any] | None:
     return stats if isinstance(stats, dict) else None
 
 
-def run_slice(url: str, texts: list[str], k: int, figures: Figures) -> None:
+def run_slice(url: str, clients: list[httpx.Client], texts: list[str], k: int, figures: Figures) -> None:
     """One slice of the workload against ``url``; the texts depend on ``k`` only (identical for every server)."""
     n = len(texts)
     lists = [[texts[(k * 400 + j * BULK_TEXTS + i) % n] for i in range(BULK_TEXTS)] for j in range(BULK_CLIENTS)]
-    ones = [texts[(k * 97 + i * 13) % n] for i in range(ONE_REQUESTS)]
-    clients = [httpx.Client() for _ in range(ONE_CLIENTS)]
-    try:
-        seconds, _ = _parallel(clients[:BULK_CLIENTS], BULK_CLIENTS, lambda c, i: embed(c, url, lists[i]))
-        figures.bulk_texts += BULK_CLIENTS * BULK_TEXTS
-        figures.bulk_s += seconds
-        before = replica_stats(clients[0], url)
-        seconds, latencies = _parallel(clients, ONE_REQUESTS, lambda c, i: embed(c, url, [ones[i]]))
-        after = replica_stats(clients[0], url)
-        if before is not None and after is not None:
-            figures.one_batches += after["batches"] - before["batches"]
-            figures.one_rows += after["rows"] - before["rows"]
-            figures.one_encode_s += after["encode_s"] - before["encode_s"]
-        figures.one_requests += ONE_REQUESTS
-        figures.one_s += seconds
-        figures.latencies.extend(latencies)
-    finally:
-        for c in clients:
-            c.close()
+    seconds, _ = _parallel(clients[:BULK_CLIENTS], BULK_CLIENTS, lambda c, i: embed(c, url, lists[i]))
+    figures.bulk_texts += BULK_CLIENTS * BULK_TEXTS
+    figures.bulk_s += seconds
+    before = replica_stats(clients[0], url)
+    seconds, latencies = steady(
+        len(clients), ONE_SECONDS, lambda c, i: embed(clients[c], url, [texts[(k * 97 + i * 13) % n]])
+    )
+    after = replica_stats(clients[0], url)
+    if before is not None and after is not None:
+        figures.one_batches += after["batches"] - before["batches"]
+        figures.one_rows += after["rows"] - before["rows"]
+        figures.one_encode_s += after["encode_s"] - before["encode_s"]
+    figures.one_requests += len(latencies)
+    figures.one_s += seconds
+    figures.latencies.extend(latencies)
 
 
 def compare(ours: str, peer: str | None, texts: list[str], budget_s: float) -> tuple[Figures, Figures | None]:
-    """Alternate slices ours / peer until ``budget_s`` is spent (at least 2 slices each)."""
-    with httpx.Client() as c:  # warm both
-        for url in filter(None, (ours, peer)):
-            embed(c, url, texts[:BULK_TEXTS])
+    """Alternate slices ours / peer until ``budget_s`` is spent (at least 2 slices each).
+
+    Each server keeps its own :data:`ONE_CLIENTS` clients (and their connections) over all its slices, as an
+    application's client does; a connection is opened once per client, not per slice.
+    """
     mine, theirs = Figures(), Figures() if peer else None
-    deadline, k = time.perf_counter() + budget_s, 0
-    while k < 2 or time.perf_counter() < deadline:
-        run_slice(ours, texts, k, mine)
-        if peer and theirs is not None:
-            run_slice(peer, texts, k, theirs)
-        k += 1
+    with contextlib.ExitStack() as stack:
+        pools = {
+            url: [stack.enter_context(httpx.Client()) for _ in range(ONE_CLIENTS)] for url in filter(None, (ours, peer))
+        }
+        for url, clients in pools.items():  # warm both
+            embed(clients[0], url, texts[:BULK_TEXTS])
+        deadline, k = time.perf_counter() + budget_s, 0
+        while k < 2 or time.perf_counter() < deadline:
+            run_slice(ours, pools[ours], texts, k, mine)
+            if peer and theirs is not None:
+                run_slice(peer, pools[peer], texts, k, theirs)
+            k += 1
     print(f"  {k} slices per server", flush=True)
     return mine, theirs
 
@@ -238,7 +243,7 @@ def inprocess_batch_ms(args: dict[str, Any], texts: list[str], rows: int, repeat
     from instructor_plugins.model import InstructorEncoder
 
     encoder = InstructorEncoder.load(device="cpu", **args)
-    ones = [texts[(i * 13) % len(texts)] for i in range(ONE_REQUESTS)]
+    ones = [texts[(i * 13) % len(texts)] for i in range(256)]
     times = []
     for i in range(repeats):
         batch = [ones[(i + j) % len(ones)] for j in range(rows)]

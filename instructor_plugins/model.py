@@ -35,7 +35,7 @@ import torch
 from cachetools import LRUCache
 from torch import nn
 
-from instructor_plugins.buckets import length_buckets
+from instructor_plugins.buckets import DEFAULT_OVERHEAD_TOKENS, inference_buckets, length_buckets
 from instructor_plugins.checkpoint import (
     CheckpointSpec,
     ModelLoadError,
@@ -122,7 +122,7 @@ class InstructorModule(nn.Module):
     With :attr:`max_buckets` > 1 one call runs a right-padded batch as up to that many
     sub-batches of similar length (:func:`instructor_plugins.buckets.length_buckets`), each
     trimmed to its own longest row: the same vectors and gradients for less padding (training
-    sets it; inference batches are already sorted by length).
+    sets it; inference passes its own choice to :meth:`forward`).
     """
 
     max_buckets: int = 1
@@ -135,14 +135,21 @@ class InstructorModule(nn.Module):
         self.dense = nn.ModuleList(nn.Linear(d.in_features, d.out_features, bias=d.bias) for d in spec.dense)
         self.activations = nn.ModuleList(_ACTIVATIONS[d.activation]() for d in spec.dense)
 
-    def forward(self, features: Features, *, normalize: bool | None = None) -> torch.Tensor:
-        """Return float32 ``(batch, dim)`` embeddings; ``normalize`` overrides the checkpoint's."""
-        if self.max_buckets > 1 and features.input_ids.shape[0] > 1:
+    def forward(
+        self, features: Features, *, normalize: bool | None = None, buckets: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        """Return float32 ``(batch, dim)`` embeddings; ``normalize`` overrides the checkpoint's.
+
+        ``buckets``: ``(max_buckets, overhead_tokens)`` for this call (inference passes
+        :func:`~instructor_plugins.buckets.inference_buckets`); None = :attr:`max_buckets` at the default cost.
+        """
+        max_buckets, overhead = buckets or (self.max_buckets, DEFAULT_OVERHEAD_TOKENS)
+        if max_buckets > 1 and features.input_ids.shape[0] > 1:
             lengths = features.attention_mask.sum(dim=1).tolist()
-            buckets = length_buckets(lengths, self.max_buckets)
-            if len(buckets) > 1:
+            groups = length_buckets(lengths, max_buckets, overhead)
+            if len(groups) > 1:
                 parts = []
-                for rows in buckets:
+                for rows in groups:
                     index = torch.tensor(rows, device=features.input_ids.device)
                     width = max(lengths[r] for r in rows)
                     sub = Features(
@@ -151,7 +158,7 @@ class InstructorModule(nn.Module):
                         features.instruction_lengths[index],
                     )
                     parts.append(self._embed(sub, normalize))
-                order = torch.tensor([r for rows in buckets for r in rows], device=features.input_ids.device)
+                order = torch.tensor([r for rows in groups for r in rows], device=features.input_ids.device)
                 return torch.cat(parts)[torch.argsort(order)]
         return self._embed(features, normalize)
 
@@ -283,6 +290,10 @@ class InstructorEncoder:
     ) -> None:
         """Wrap an already built module; most callers want :meth:`load`."""
         self.module = module
+        self.max_buckets: int | None = None
+        """Most sub-batches of similar length each batch of :meth:`encode` runs as (each padded to its own longest
+        row: the same vectors, less padding); None = :func:`~instructor_plugins.buckets.inference_buckets` chooses
+        (4 on CPU, 1 elsewhere); 1 = one padded block."""
         self.quantize = quantize
         self.quantization: Quantization | None = None
         self.runtime = Runtime("torch")
@@ -790,11 +801,12 @@ class InstructorEncoder:
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc="encode", unit="batch")
+        buckets = inference_buckets(self.device.type, self.runtime.backend, self.max_buckets)
         with torch.inference_mode():
             for start in starts:
                 rows = order[start : start + batch_size]
                 features = self._collate([ids[r] for r in rows], [lengths[r] for r in rows]).to(self.device)
-                out[rows] = self.module(features, normalize=normalize).cpu().numpy()
+                out[rows] = self.module(features, normalize=normalize, buckets=buckets).cpu().numpy()
         return out
 
     def __repr__(self) -> str:

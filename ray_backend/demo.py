@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         free_port=free_port,
         direct_supported=ray_has_direct_ingress(ray.__version__),
     )
-    os.environ.update(plan.env())
+    os.environ.update(plan.env(os.environ))
     # Token authentication stays on (Ray's default for a local cluster); only Ray's note that it can be turned off
     # is not printed.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)

@@ -600,7 +600,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m ray_backen
         if busy:
             print(f"{prog}: error: in use: {', '.join(busy)}; pass free ports", file=sys.stderr)
             return 2
-        os.environ.update(plan.env())  # Ray's controller and replicas read them when they start
+        os.environ.update(plan.env(os.environ))  # Ray's controller and replicas read them when they start
         init_local_ray(_system_config={"worker_niceness": 0}, _metrics_export_port=metrics.metrics_export_port)
     stop = threading.Event()
     # Handlers first: a replica answers on its own port (direct ingress) before serve.run returns, and a

@@ -24,7 +24,7 @@ that starts Ray itself; on a cluster you join (``--address``), start the cluster
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +32,7 @@ __all__ = [
     "IngressChoice",
     "IngressError",
     "IngressPlan",
+    "THROUGHPUT_ENV",
     "direct_ingress_env",
     "plan_ingress",
     "ray_has_direct_ingress",
@@ -44,6 +45,13 @@ IngressChoice = Literal["auto", "proxy", "direct"]
 # replica ports, so a short drain keeps `serve delete` / shutdown / redeploys fast.
 DRAIN_S = 1.0
 
+
+# Ray's own preset for serving throughput (its KubeRay "high throughput" guide), set with direct ingress: user code
+# and router on the replica's main event loop instead of a thread of their own, gRPC from the proxy to replicas,
+# Python's GC frozen after start-up. Measured with 8 clients of 1-text requests on one direct-ingress replica
+# (2 CPU cores, four rounds in turn): 351 req/s mean against 309 without (results/serving.md). Replica logs
+# still go to stderr (the preset turns that off), so `instructor serve` keeps showing a replica's warnings.
+THROUGHPUT_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_LOG_TO_STDERR": "1"}
 
 DIRECT_MIN_RAY = (2, 60)  # the release whose direct ingress (and its port-range variables) this module drives
 
@@ -71,11 +79,16 @@ class IngressPlan:
         """The port clients should use: the first replica's (direct) or the proxy's."""
         return self.replica_ports[0] if self.replica_ports else self.proxy_port
 
-    def env(self) -> dict[str, str]:
-        """Environment variables Ray must start with (empty for ``proxy``)."""
+    def env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment variables Ray must start with (empty for ``proxy``).
+
+        ``environ`` (the caller's environment): a variable of :data:`THROUGHPUT_ENV` already set there is left
+        out, so a user's own ``RAY_SERVE_THROUGHPUT_OPTIMIZED=0`` wins.
+        """
         if self.mode == "proxy":
             return {}
-        return direct_ingress_env(self.replica_ports[0], len(self.replica_ports))
+        env = direct_ingress_env(self.replica_ports[0], len(self.replica_ports))
+        return {k: v for k, v in env.items() if not (k in THROUGHPUT_ENV and environ and k in environ)}
 
 
 def direct_ingress_env(first_port: int, replicas: int) -> dict[str, str]:
@@ -85,6 +98,7 @@ def direct_ingress_env(first_port: int, replicas: int) -> dict[str, str]:
     (the quarantine protects HAProxy set-ups), so a replaced replica gets its port back at once.
     """
     return {
+        **THROUGHPUT_ENV,
         "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
         "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(first_port),
         "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(first_port + replicas),

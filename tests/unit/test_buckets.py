@@ -6,10 +6,13 @@ import copy
 import itertools
 import random
 
+import numpy as np
 import pytest
 import torch
 
-from instructor_plugins.buckets import length_buckets, padded_tokens
+from instructor_plugins.buckets import inference_buckets, length_buckets, padded_tokens
+from instructor_plugins.corpora import chatterbot_pairs
+from instructor_plugins.model import InstructorEncoder
 from tests.unit.test_training_loss import _examples, _grads
 from training.loss import contrastive_loss
 from training.step import grad_cache_step, plain_step, triple_features
@@ -98,3 +101,49 @@ def test_train_config_rejects_zero_length_buckets():
     assert TrainConfig(data="d.json", output="o").length_buckets == 3
     with pytest.raises(ValueError, match="length_buckets must be >= 1"):
         TrainConfig(data="d.json", output="o", length_buckets=0)
+
+
+def mixed_length_texts() -> tuple[list[str], list[str]]:
+    """Real texts of every length (chatterbot answers, one word to paragraphs, shuffled) and mixed instructions."""
+    answers = sorted({p.answer for p in chatterbot_pairs()}, key=len)
+    texts = answers[:: max(1, len(answers) // 90)]
+    random.Random(0).shuffle(texts)
+    instructions = ["Represent the answer for retrieval: ", "", "Represent the sentence: "]
+    return texts, [instructions[i % 3] for i in range(len(texts))]
+
+
+def assert_buckets_change_nothing(encoder: InstructorEncoder, batch_size: int = 16) -> None:
+    """``encode`` in length buckets (the CPU default) gives the vectors of one padded block per batch, and really
+    runs more, shorter passes (counted on the transformer)."""
+    texts, instructions = mixed_length_texts()
+    shapes: list[tuple[int, int]] = []
+    pre = encoder.module.encoder.register_forward_pre_hook(
+        lambda _m, _a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        encoder.max_buckets = 1
+        plain = encoder.encode(texts, instructions, batch_size=batch_size)
+        plain_shapes, shapes[:] = list(shapes), []
+        encoder.max_buckets = None
+        bucketed = encoder.encode(texts, instructions, batch_size=batch_size)
+    finally:
+        pre.remove()
+        encoder.max_buckets = None
+    assert len(plain_shapes) == -(-len(texts) // batch_size)  # one pass per batch
+    assert len(shapes) > len(plain_shapes)  # split into buckets
+    assert sum(r * w for r, w in shapes) < 0.8 * sum(r * w for r, w in plain_shapes)  # less padding
+    np.testing.assert_allclose(bucketed, plain, atol=2e-6, rtol=0)
+
+
+def test_encode_in_buckets_equals_one_padded_block(bundled_encoder):
+    assert inference_buckets(bundled_encoder.device.type, "torch") == (4, 64)
+    assert_buckets_change_nothing(bundled_encoder)
+
+
+def test_inference_buckets_by_device_and_choice():
+    assert inference_buckets("cpu", "openvino") == (4, 32)
+    assert inference_buckets("cuda", "torch") == (1, 1024)  # not measured off CPU: one padded block, as before
+    assert inference_buckets("cpu", "torch", max_buckets=1) == (1, 64)
+    assert inference_buckets("mps", "torch", max_buckets=3) == (3, 1024)
+    with pytest.raises(ValueError, match="max_buckets must be >= 1 or None"):
+        inference_buckets("cpu", "torch", max_buckets=0)

@@ -252,3 +252,9 @@ def test_the_serve_cli_refuses_int8_where_no_method_runs(monkeypatch: pytest.Mon
     monkeypatch.setattr(quantization, "INT8_ISAS", {})  # and torch's is refused too
     problem = local_backend_problem(None, "int8")
     assert problem.startswith("--quantize int8: int8 was not measured") and "OpenVINO's int8: OpenVINO's run" in problem
+
+
+def test_openvino_encode_in_buckets_equals_one_padded_block(ov_encoder: InstructorEncoder) -> None:
+    from tests.unit.test_buckets import assert_buckets_change_nothing
+
+    assert_buckets_change_nothing(ov_encoder)

@@ -179,3 +179,9 @@ def test_instructor_serve_without_the_runtime_exits_2(
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert main(["--backend", "onnx"], prog="instructor serve") == 2  # before Ray or Serve start
     assert "instructor serve: error: --backend onnx: backend='onnx' needs ['onnxruntime']" in capsys.readouterr().err
+
+
+def test_onnx_encode_in_buckets_equals_one_padded_block(onnx_encoder: InstructorEncoder) -> None:
+    from tests.unit.test_buckets import assert_buckets_change_nothing
+
+    assert_buckets_change_nothing(onnx_encoder)

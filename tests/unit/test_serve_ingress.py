@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
 from ray_backend.serving.ingress import (
+    THROUGHPUT_ENV,
     IngressError,
     IngressPlan,
     direct_ingress_env,
@@ -46,6 +51,30 @@ def test_direct_env_gives_the_replicas_exactly_their_ports() -> None:
     assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
     assert env == direct_ingress_env(9000, 2)
     assert plan_ingress("proxy", port=9000, replicas=2, starts_ray=True, free_port=_free).env() == {}
+
+
+def test_direct_env_turns_on_rays_throughput_preset_unless_the_user_set_it() -> None:
+    plan = plan_ingress("direct", port=9000, replicas=1, starts_ray=True, proxy_port=9100, free_port=_free)
+    assert THROUGHPUT_ENV.items() <= plan.env().items()
+    assert THROUGHPUT_ENV.items() <= plan.env({"PATH": "/bin"}).items()
+    mine = plan.env({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"})
+    assert "RAY_SERVE_THROUGHPUT_OPTIMIZED" not in mine  # os.environ.update(...) keeps the user's 0
+    assert mine["RAY_SERVE_LOG_TO_STDERR"] == "1"
+    assert mine["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] == "9000"  # the ports are always ours
+
+
+def test_rays_serve_constants_read_the_preset_as_meant() -> None:
+    """The installed Ray's reading of :data:`THROUGHPUT_ENV` (fails if Ray renames or drops the preset)."""
+    code = (
+        "import json; from ray.serve._private import constants as c; print(json.dumps("
+        "[c.RAY_SERVE_THROUGHPUT_OPTIMIZED, c.RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD, c.RAY_SERVE_LOG_TO_STDERR]))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_")}
+    on = subprocess.run([sys.executable, "-c", code], env={**env, **THROUGHPUT_ENV}, capture_output=True, text=True)
+    off = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert on.returncode == off.returncode == 0, on.stderr + off.stderr
+    assert json.loads(on.stdout) == [True, False, True]  # user code on the replica's loop; logs still on stderr
+    assert json.loads(off.stdout) == [False, True, True]
 
 
 def test_an_older_ray_keeps_the_proxy() -> None:
