@@ -48,8 +48,8 @@ DRAIN_S = 1.0
 
 # Ray's own preset for serving throughput (its KubeRay "high throughput" guide), set with direct ingress: user code
 # and router on the replica's main event loop instead of a thread of their own, gRPC from the proxy to replicas,
-# Python's GC frozen after start-up. Measured with 8 clients of 1-text requests on one direct-ingress replica
-# (2 CPU cores, four rounds in turn): 351 req/s mean against 309 without (results/serving.md). Replica logs
+# Python's GC frozen after start-up. 8 clients of 1-text requests on one direct-ingress replica (2 CPU cores):
+# 0.99x Ray's defaults on chatterbot answers, 1.08x on one short text (results/serving.md). Replica logs
 # still go to stderr (the preset turns that off), so `instructor serve` keeps showing a replica's warnings.
 THROUGHPUT_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_LOG_TO_STDERR": "1"}
 
