@@ -30,13 +30,18 @@ def burst(clients: int, calls: int, work: Callable[[int, int], Any]) -> tuple[fl
     start = time.perf_counter()
     if clients == 1:  # inline: the in-process baseline keeps one thread (and one OpenMP team), as the replica does
         run(0)
-        return time.perf_counter() - start, latencies
+    else:
+        _in_threads(clients, run)
+    return time.perf_counter() - start, latencies
+
+
+def _in_threads(clients: int, run: Callable[[int], None]) -> None:
+    """``run(c)`` for each client ``c`` on a thread of its own; returns when all have."""
     threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return time.perf_counter() - start, latencies
 
 
 def steady(clients: int, seconds: float, work: Callable[[int, int], Any]) -> tuple[float, list[float]]:
@@ -59,11 +64,7 @@ def steady(clients: int, seconds: float, work: Callable[[int, int], Any]) -> tup
             with lock:
                 latencies.append(time.perf_counter() - t)
 
-    threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(clients, run)
     return time.perf_counter() - start, latencies
 
 

@@ -181,6 +181,26 @@ def onnx_model_dir(bin_dir: Path, model_dir: Path) -> Path:
     return target
 
 
+def wait_http_ready(url: str, process: subprocess.Popen[bytes], log: Path, name: str, timeout_s: float) -> None:
+    """Poll ``GET url`` until it answers 200 while ``process`` runs.
+
+    Raises:
+        RuntimeError: the process exited or did not get ready in time (with its log's tail).
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    tail = log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"{name} did not get ready (exit {process.poll()}); log tail:\n{tail}")
+
+
 class InfinityPeer:
     """infinity-emb on a free loopback port, serving ``model_dir``; a context manager that stops it."""
 
@@ -207,18 +227,7 @@ class InfinityPeer:
         Raises:
             RuntimeError: the peer exited or did not get ready in time (with its log's tail).
         """
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.url}/v1/models", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        tail = Path(self.log.name).read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"infinity-emb did not get ready (exit {self.process.poll()}); log tail:\n{tail}")
+        wait_http_ready(f"{self.url}/v1/models", self.process, Path(self.log.name), "infinity-emb", timeout_s)
 
     def __enter__(self) -> InfinityPeer:
         return self

@@ -18,12 +18,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 from bursts import pct, steady  # benchmarks/bursts.py: the shared client loads
-from serve_peers import SERVED_NAME, free_port, short_texts
+from serve_peers import SERVED_NAME, free_port, short_texts, wait_http_ready
 
 CLIENTS = 8
 VARIANTS = {"Ray's defaults": "0", "throughput preset": None}  # None: what `instructor serve` sets by itself
@@ -36,18 +35,6 @@ def start(backend: str, preset: str | None, port: int, log: Path) -> subprocess.
     cmd = [sys.executable, "-m", "ray_backend.serve", "--backend", backend, "--port", str(port)]
     with log.open("wb") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"instructor serve did not get ready (exit {process.poll()}):\n{log.read_text()[-2000:]}")
 
 
 def load(url: str, texts: list[str], seconds: float) -> tuple[float, float]:
@@ -86,7 +73,7 @@ def main() -> None:
             process = start(cli.backend, preset, port, log)
             try:
                 url = f"http://127.0.0.1:{port}"
-                wait_ready(url, process, log)
+                wait_http_ready(f"{url}/health", process, log, "instructor serve", 300)
                 load(url, texts, 3)  # warm
                 rate, p50 = load(url, texts, cli.seconds)
             finally:
