@@ -32,7 +32,7 @@ INFERENCE_MAX_BUCKETS = 4
 CPU_PASS_TOKENS = {"torch": 64, "onnx": 64, "openvino": 32}
 """Cost of one more forward pass on CPU, in padded tokens, per runtime (``backend=``). On CPU a padded token costs
 about as much as a real one, while a pass costs little more than its tokens: the bundled MiniLM on 2 cores ran
-random 4-row batches of real short texts 1.2-1.5x faster and 100-text requests 2.1-2.2x faster in up to 4 buckets
+random 4-row batches of real short texts 1.18-1.52x faster and 100-text requests 1.25-1.41x faster in up to 4 buckets
 at these costs than in one padded block (results/quantization.md, "Length buckets at inference")."""
 
 
