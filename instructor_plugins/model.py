@@ -47,7 +47,7 @@ from instructor_plugins.checkpoint import (
 )
 from instructor_plugins.defaults import InstructionDefaults, find_defaults, write_defaults
 from instructor_plugins.pooling import PoolingSpec, pool, pooling_mask
-from instructor_plugins.quantization import Quantization, check_quantize
+from instructor_plugins.quantization import Quantization, check_quantize, ort_int8_runs, torch_int8_runs
 from instructor_plugins.runtimes import Runtime, backend_available, check_backend, ov_int8_supported
 from instructor_plugins.types import Instruction, instruction_rows
 
@@ -343,7 +343,8 @@ class InstructorEncoder:
                 ``backend="openvino"``, or with ``backend`` unset when OpenVINO and NNCF are installed; else
                 torch's (:mod:`instructor_plugins.quantization`). Refused (``Int8Unsupported``) where int8 cannot
                 keep that bound: no int8 kernels for the method on this CPU, or a failed load-time probe.
-                ``"auto"``: int8 where it keeps the bound, else float32 (one log line says why). ``None``: none.
+                ``"auto"``: int8 where it keeps the bound, else float32 (one log line says why): on OpenVINO with
+                ``backend`` unset where it is installed (the faster exact path), else torch. ``None``: none.
             defaults: the model's default query/document instructions, overriding what the checkpoint says
                 (see :func:`~instructor_plugins.defaults.find_defaults`; the choice and its reason are logged).
             backend: where the transformer runs: ``"torch"`` (``None``, the default), ``"onnx"`` or
@@ -370,20 +371,18 @@ class InstructorEncoder:
         )
         torch_dtype = resolve_dtype(dtype, dev)
         quantize = check_quantize(quantize, dev, torch_dtype)
-        chosen = (
-            backend is None
-            and quantize is not None
-            and backend_available("openvino", int8=True)
-            and not ov_int8_supported()  # where OpenVINO's int8 cannot run, torch's is tried
-        )
-        if chosen:  # the int8 method with per-token activation scales: see instructor_plugins.runtimes
+        unset = backend is None and quantize is not None
+        openvino = unset and backend_available("openvino", int8=True)
+        chosen = openvino and not ov_int8_supported()  # where OpenVINO's int8 cannot run, torch's is tried
+        # where neither runs but the CPU class is one ONNX Runtime's per-token int8 was measured on (AVX2): that one
+        onnx_int8 = unset and not chosen and not torch_int8_runs() and ort_int8_runs() and backend_available("onnx")
+        # "auto" where no int8 method runs: OpenVINO's float32, the faster exact path
+        auto_float = openvino and quantize == "auto" and not chosen and not onnx_int8 and not torch_int8_runs()
+        if chosen or auto_float:  # the int8 method with per-token activation scales: see instructor_plugins.runtimes
             backend = "openvino"
+        elif onnx_int8:  # per-token scales and SmoothQuant on the ONNX export: see instructor_plugins.ort_int8
+            backend = "onnx"
         backend = check_backend(backend, dev, torch_dtype, int8=quantize is not None)
-        if backend == "onnx" and quantize is not None:
-            raise ValueError(
-                f"quantize={quantize!r} applies to backend='torch' or 'openvino', got backend={backend!r}; "
-                "valid: quantize with backend='openvino' or 'torch', or backend='onnx' without quantize"
-            )
 
         from transformers import AutoTokenizer
 
@@ -418,7 +417,7 @@ class InstructorEncoder:
         loaded = cls(module, tokenizer, spec, device=dev, dtype=torch_dtype, name=name, defaults=defaults)
         loaded.defaults_source = source
         if backend != "torch":
-            loaded._use_export(root, backend, quantize, fallback_to_torch=chosen)
+            loaded._use_export(root, backend, quantize, fallback_to_torch=chosen, chosen_float=auto_float)
         elif quantize is not None:
             loaded._quantize(quantize)  # the transformer only: pooling and the Dense head stay float32
         return loaded
@@ -427,17 +426,21 @@ class InstructorEncoder:
         """The load-time probe's vectors: one batch, as ``encode`` makes them."""
         return self.encode(list(texts), list(instructions), batch_size=len(texts))
 
-    def _use_export(self, root: Path, backend: str, quantize: str | None, *, fallback_to_torch: bool) -> None:
+    def _use_export(
+        self, root: Path, backend: str, quantize: str | None, *, fallback_to_torch: bool, chosen_float: bool = False
+    ) -> None:
         """Run the transformer exported (once, cached) with ONNX Runtime or OpenVINO, checked against torch here.
 
         With ``quantize`` (OpenVINO only) the int8 model is used where it runs its layers in int8 on this CPU and
         its load-time probe keeps :data:`~instructor_plugins.quantization.MIN_PROBE_COS`; otherwise ``"int8"``
         raises, unless ``fallback_to_torch`` (OpenVINO was chosen, not asked for: torch's int8 is tried next),
-        and ``"auto"`` keeps float32.
+        and ``"auto"`` keeps float32. ``chosen_float``: OpenVINO was chosen for ``"auto"`` as the faster float32 path
+        where no int8 method runs: the reason names both methods, and a failed float32 probe keeps torch (logged).
 
         Raises:
             ModelLoadError: the float32 export's load-time probe is below
-                :data:`~instructor_plugins.runtimes.MIN_EXACT_COS` to torch float32 (torch is kept).
+                :data:`~instructor_plugins.runtimes.MIN_EXACT_COS` to torch float32 (torch is kept), unless
+                ``chosen_float``.
             Int8Unsupported: ``quantize == "int8"`` and no int8 method keeps its bound here.
         """
         from instructor_plugins.quantization import (
@@ -447,6 +450,7 @@ class InstructorEncoder:
             Quantization,
             cpu_isa,
             probe_check,
+            unsupported_reason,
         )
         from instructor_plugins.runtimes import (
             MIN_EXACT_COS,
@@ -463,7 +467,10 @@ class InstructorEncoder:
         torch_encoder = self.module.encoder
         path = export_onnx(torch_encoder, (sample.input_ids, sample.attention_mask), export_dir(root))
         threads = torch.get_num_threads()
-        if quantize is not None:
+        if quantize is not None and backend == "onnx":
+            if self._use_onnx_int8(path, torch_encoder, reference, quantize, threads):
+                return
+        elif quantize is not None:
             isa = cpu_isa()
             cos: float | None = None
             reason = ov_int8_supported()
@@ -491,6 +498,8 @@ class InstructorEncoder:
                 return
             if quantize == "int8":
                 raise Int8Unsupported(f"quantize='int8' refused: {reason}; use quantize='auto' to fall back to float32")
+            if chosen_float:
+                reason = f"{reason}; torch's int8: {unsupported_reason(isa)}"
             self.quantization = Quantization(quantize, isa, "float32", None if cos is None else round(cos, 6), reason)
             logger.warning("%s: quantize='auto' keeps float32: %s", self.name, reason)
         if backend == "onnx":
@@ -501,6 +510,13 @@ class InstructorEncoder:
             detail = f"openvino {exported.version}, {path}, f32"
         self.module.encoder = exported
         cos = probe_check(self._encode_probe, reference)
+        if cos < MIN_EXACT_COS and chosen_float:
+            self.module.encoder = torch_encoder
+            logger.warning("%s: OpenVINO's float32 gave min cos %.7f to torch on the probe; torch is kept", self.name, cos)
+            if self.quantization is not None:
+                why = f"{self.quantization.reason}; OpenVINO's float32 failed its probe (min cos {cos:.7f}), torch runs"
+                self.quantization = replace(self.quantization, reason=why)
+            return
         if cos < MIN_EXACT_COS:
             self.module.encoder = torch_encoder
             raise ModelLoadError(
@@ -509,6 +525,52 @@ class InstructorEncoder:
             )
         self.runtime = Runtime(backend, detail, round(cos, 7))
         logger.info("%s: %s, load-time probe min cos %.7f to torch", self.name, detail, cos)
+
+    def _use_onnx_int8(
+        self, path: Path, torch_encoder: nn.Module, reference: np.ndarray, quantize: str, threads: int
+    ) -> bool:
+        """Run ONNX Runtime's per-token int8 model (:mod:`instructor_plugins.ort_int8`) if its probe keeps the bound.
+
+        Returns False when ``quantize == "auto"`` and the probe missed it (the float32 export is used next).
+
+        Raises:
+            Int8Unsupported: ``quantize == "int8"`` and the load-time probe is below the bound.
+        """
+        from instructor_plugins import ort_int8
+        from instructor_plugins.quantization import MIN_PROBE_COS, Int8Unsupported, Quantization, cpu_isa, probe_check
+        from instructor_plugins.runtimes import OrtTransformer
+
+        target = ort_int8.int8_path(path)
+        if not target.is_file():
+            texts = ort_int8.calibration_texts()
+            prompts = ["", *ort_int8.CALIBRATION_INSTRUCTIONS]
+            feeds = []
+            for start in range(0, len(texts), 16):
+                chunk = texts[start : start + 16]
+                batch = self.tokenize(chunk, [prompts[(start + i) % len(prompts)] for i in range(len(chunk))])
+                feeds.append({"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()})
+            ort_int8.quantize_per_token(path, target, ort_int8.channel_maxima(path, feeds))
+        runner = OrtTransformer(target, torch_encoder.config, threads)
+        self.module.encoder = runner
+        cos = probe_check(self._encode_probe, reference)
+        isa = cpu_isa()
+        if cos >= MIN_PROBE_COS:
+            method = (
+                "onnxruntime int8: 8-bit activations scaled per token, SmoothQuant "
+                f"(alpha {ort_int8.SMOOTH_ALPHA}), {ort_int8.WEIGHT_BITS}-bit weights per channel, first token float32"
+            )
+            self.quantize = "int8"
+            self.quantization = Quantization(quantize, isa, method, round(cos, 6))
+            self.runtime = Runtime("onnx", f"onnxruntime {runner.version}, {target}, int8", round(cos, 7))
+            logger.info("%s: %s; load-time probe min cos %.5f to float32", self.name, method, cos)
+            return True
+        self.module.encoder = torch_encoder
+        reason = f"ONNX Runtime int8's load-time probe gave min cos {cos:.4f} to float32 (< {MIN_PROBE_COS})"
+        if quantize == "int8":
+            raise Int8Unsupported(f"quantize='int8' refused: {reason}; use quantize='auto' to fall back to float32")
+        self.quantization = Quantization(quantize, isa, "float32", round(cos, 6), reason)
+        logger.warning("%s: quantize='auto' keeps float32: %s", self.name, reason)
+        return False
 
     def _quantize(self, requested: str) -> None:
         """Make the transformer int8 where that keeps its bound here (CPU class, load-time probe), else keep fp32.

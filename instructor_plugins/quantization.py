@@ -63,6 +63,7 @@ from torch import nn
 __all__ = [
     "INT8_ISAS",
     "MIN_PROBE_COS",
+    "ORT_INT8_ISAS",
     "QUANTIZE_CHOICES",
     "Int8Linear",
     "Int8Unsupported",
@@ -74,8 +75,10 @@ __all__ = [
     "cpu_isa",
     "dequantize",
     "method_name",
+    "ort_int8_runs",
     "probe_check",
     "quantize_int8",
+    "torch_int8_runs",
     "unsupported_reason",
 ]
 
@@ -311,6 +314,25 @@ def quantize_int8(encoder: nn.Module, isa: str | None = None) -> nn.Module:
         "quantized %d Linear layers to int8 (%s kernels, %s, reduce_range=%s)", count, engine, isa, reduce_range
     )
     return encoder
+
+
+ORT_INT8_ISAS: dict[str, Int8Method] = {
+    "avx2": Int8Method(activation_bits=8, speedup=1.72, min_cos=0.9958),
+}
+"""The CPU classes where ``quantize=`` with ``backend`` unset picks ONNX Runtime's per-token int8
+(:mod:`instructor_plugins.ort_int8`) when neither OpenVINO's nor torch's int8 runs, with what it measured there
+(``benchmarks/quantize.py``, AMD EPYC with AVX2, no VNNI, 2 vCPUs). ``backend="onnx", quantize="int8"`` runs it on
+any CPU, checked by the load-time probe."""
+
+
+def ort_int8_runs() -> bool:
+    """Whether ONNX Runtime's per-token int8 is the method picked on this CPU class (:data:`ORT_INT8_ISAS`)."""
+    return cpu_isa() in ORT_INT8_ISAS
+
+
+def torch_int8_runs() -> bool:
+    """Whether torch's int8 method is used on this CPU class (:data:`INT8_ISAS`; the load-time probe may still refuse)."""
+    return cpu_isa() in INT8_ISAS
 
 
 def unsupported_reason(isa: str) -> str:

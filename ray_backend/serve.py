@@ -234,11 +234,6 @@ class ServeArgs(BaseModel):
                     f"backend={self.backend!r} runs the float32 export; got dtype={self.dtype!r} "
                     "(valid: dtype unset or float32, or backend='torch')"
                 )
-            if self.backend == "onnx" and self.quantize is not None:
-                raise ValueError(
-                    f"backend='onnx' runs the float32 export; got quantize={self.quantize!r} "
-                    "(valid: quantize unset, or backend='openvino' or 'torch' with quantize)"
-                )
         return self
 
     def policy(self) -> BatchPolicy:
@@ -545,11 +540,12 @@ def _print_endpoints(args: ServeArgs, http: HttpOptions, plan: IngressPlan, metr
 def local_backend_problem(backend: str | None, quantize: str | None) -> str:
     """Why ``--backend``/``--quantize`` cannot run on this machine, or ``""``.
 
-    A missing package, or int8 on a CPU class where torch's int8 is refused and OpenVINO's cannot run.
+    A missing package, or int8 on a CPU class where no int8 method runs (torch's refused, OpenVINO's without VNNI,
+    ONNX Runtime's per-token int8 not measured there). The replicas check each method's load-time probe.
     """
     import torch
 
-    from instructor_plugins.quantization import INT8_ISAS, cpu_isa, unsupported_reason
+    from instructor_plugins.quantization import INT8_ISAS, cpu_isa, ort_int8_runs, unsupported_reason
     from instructor_plugins.runtimes import BackendUnavailable, backend_available, check_backend, ov_int8_supported
 
     if backend in ("onnx", "openvino"):
@@ -562,8 +558,8 @@ def local_backend_problem(backend: str | None, quantize: str | None) -> str:
     ov_reason = ov_int8_supported() if backend_available("openvino", int8=True) else "OpenVINO is not installed"
     if backend == "openvino" and ov_reason:
         return f"--quantize int8: {ov_reason}; use --quantize auto"
-    if backend is None and not ov_reason:
-        return ""  # OpenVINO's int8 (the replicas check its probe)
+    if backend is None and (not ov_reason or (ort_int8_runs() and backend_available("onnx"))):
+        return ""  # OpenVINO's int8, or ONNX Runtime's per-token int8 on this CPU class
     if backend != "openvino" and cpu_isa() not in INT8_ISAS:
         hint = "" if backend == "torch" else f"; OpenVINO's int8: {ov_reason}"
         return f"--quantize int8: {unsupported_reason(cpu_isa())}{hint}; use --quantize auto"

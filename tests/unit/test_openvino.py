@@ -101,6 +101,8 @@ def test_int8_without_run_time_int8_kernels_is_refused_and_auto_keeps_float32(
 
 
 def test_a_failed_int8_probe_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    if ov_int8_supported():
+        pytest.skip(f"OpenVINO's int8 does not run on this CPU, so there is no probe to fail: {ov_int8_supported()}")
     monkeypatch.setattr(quantization, "MIN_PROBE_COS", 1.000001)  # no int8 model can reach it
     with pytest.raises(Int8Unsupported, match=r"OpenVINO int8's load-time probe gave min cos .* \(< 1.000001\)"):
         InstructorEncoder.load(device="cpu", backend="openvino", quantize="int8")
@@ -108,13 +110,40 @@ def test_a_failed_int8_probe_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_unset_backend_runs_openvino_int8_and_falls_back_to_torch_int8(monkeypatch: pytest.MonkeyPatch) -> None:
     chosen = InstructorEncoder.load(device="cpu", quantize="auto")
-    if chosen.quantize == "int8":
+    if chosen.quantize == "int8" and not ov_int8_supported():
         assert chosen.runtime.backend == "openvino" and chosen.quantization.method.startswith("openvino int8")
+    elif chosen.quantize == "int8":  # no VNNI: ONNX Runtime's per-token int8 where it was measured (AVX2)
+        assert chosen.runtime.backend == "onnx" and chosen.quantization.method.startswith("onnxruntime int8")
     monkeypatch.setattr(runtimes, "OV_INT8_GROUP_SIZE", 0)  # OpenVINO's int8 unavailable: torch's method is next
+    monkeypatch.setattr(quantization, "ORT_INT8_ISAS", {})  # (ONNX Runtime's is tried only where torch's is refused)
+    # torch's int8 counted as running on this CPU class, whatever it is (its probe may still keep float32)
+    monkeypatch.setitem(quantization.INT8_ISAS, cpu_isa(), quantization.Int8Method(8, 1.0, 0.99))
     fallback = InstructorEncoder.load(device="cpu", quantize="auto")
     assert fallback.runtime.backend == "torch" and fallback.quantization is not None
     assert fallback.quantization.method == "float32" or fallback.quantization.method.startswith("torch dynamic int8")
     assert fallback.quantize == ("int8" if fallback.quantization.method != "float32" else None)
+
+
+def test_auto_where_no_int8_method_runs_takes_openvino_float32(
+    monkeypatch: pytest.MonkeyPatch, bundled_encoder: InstructorEncoder, texts: list[str]
+) -> None:
+    """As on an AVX2 CPU: OpenVINO's run-time int8 needs VNNI, torch's is refused; "auto" is the faster float32."""
+    monkeypatch.setattr(runtimes, "OV_INT8_GROUP_SIZE", 0)
+    monkeypatch.setattr(quantization, "INT8_ISAS", {})
+    monkeypatch.setattr(quantization, "ORT_INT8_ISAS", {})  # and ONNX Runtime's per-token int8 not measured here
+    auto = InstructorEncoder.load(device="cpu", quantize="auto")
+    assert auto.quantize is None and auto.runtime.backend == "openvino" and auto.runtime.detail.endswith(", f32")
+    report = auto.quantization
+    assert report is not None and report.method == "float32" and report.probe_min_cos is None
+    assert "int8 weights run in float32" in report.reason
+    assert f"torch's int8: {quantization.unsupported_reason(cpu_isa())}" in report.reason
+    assert_exact_to_torch(auto, bundled_encoder, texts, [INSTRUCTIONS[i % 3] for i in range(len(texts))])
+    with pytest.raises(Int8Unsupported):  # "int8" still refuses: no method keeps its bound
+        InstructorEncoder.load(device="cpu", quantize="int8")
+    # OpenVINO's float32 failing its probe (never seen): torch float32 is kept, no error, as without OpenVINO
+    monkeypatch.setattr(runtimes, "MIN_EXACT_COS", 1.000001)
+    kept = InstructorEncoder.load(device="cpu", quantize="auto")
+    assert kept.runtime.backend == "torch" and kept.quantize is None
 
 
 def test_int8_refuses_to_save(tmp_path: Path) -> None:
@@ -187,7 +216,9 @@ def test_serve_args_and_cli_check_openvino(monkeypatch: pytest.MonkeyPatch, caps
             ServeArgs.model_validate(bad)
     args = _parse_cli(["--backend", "openvino", "--quantize", "int8"], "instructor serve")[0]
     assert args.backend == "openvino" and args.quantize == "int8"
-    assert local_backend_problem("openvino", "int8") == ""
+    # "" where OpenVINO's run-time int8 runs (VNNI); elsewhere the refusal that names why and the way out
+    problem = local_backend_problem("openvino", "int8")
+    assert problem == ("" if not ov_int8_supported() else f"--quantize int8: {ov_int8_supported()}; use --quantize auto")
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -228,7 +259,7 @@ except Int8Unsupported as exc:
 auto = InstructorEncoder.load(device="cpu", backend="openvino", quantize="auto")
 chosen = InstructorEncoder.load(device="cpu", quantize="auto")
 print(json.dumps({"refused": refused, "auto": auto.quantization.to_dict(), "runtime": auto.runtime.to_dict(),
-                  "chosen": chosen.runtime.backend}))
+                  "chosen": chosen.runtime.backend, "method": chosen.quantization.method}))
 """
 
 
@@ -240,7 +271,8 @@ def test_with_the_kernels_capped_at_avx2_openvino_int8_is_refused(export_cache: 
     assert result["refused"].startswith("quantize='int8' refused: OpenVINO quantizes activations at run time only")
     assert result["auto"]["method"] == "float32" and "ONEDNN_MAX_CPU_ISA=AVX2" in result["auto"]["reason"]
     assert result["runtime"]["backend"] == "openvino" and result["runtime"]["probe_min_cos"] >= MIN_EXACT_COS
-    assert result["chosen"] == "torch"  # backend unset: OpenVINO is not chosen where its int8 cannot run
+    # backend unset: neither OpenVINO's nor torch's int8 runs with AVX2 kernels: ONNX Runtime's per-token int8 does
+    assert result["chosen"] == "onnx" and result["method"].startswith("onnxruntime int8"), result
 
 
 def test_the_serve_cli_refuses_int8_where_no_method_runs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -250,8 +282,12 @@ def test_the_serve_cli_refuses_int8_where_no_method_runs(monkeypatch: pytest.Mon
     assert local_backend_problem("openvino", "int8").startswith("--quantize int8: OpenVINO's run-time int8 is off")
     assert local_backend_problem("openvino", "auto") == "" and local_backend_problem("onnx", None) == ""
     monkeypatch.setattr(quantization, "INT8_ISAS", {})  # and torch's is refused too
+    monkeypatch.setattr(quantization, "ORT_INT8_ISAS", {cpu_isa(): quantization.Int8Method(8, 1.0, 0.99)})
+    assert local_backend_problem(None, "int8") == ""  # ONNX Runtime's per-token int8 runs (its probe is checked)
+    monkeypatch.setattr(quantization, "ORT_INT8_ISAS", {})  # and that one was not measured here
     problem = local_backend_problem(None, "int8")
-    assert problem.startswith("--quantize int8: int8 was not measured") and "OpenVINO's int8: OpenVINO's run" in problem
+    assert problem.startswith(f"--quantize int8: {quantization.unsupported_reason(cpu_isa())}")
+    assert "OpenVINO's int8: OpenVINO's run" in problem
 
 
 def test_openvino_encode_in_buckets_equals_one_padded_block(ov_encoder: InstructorEncoder) -> None:
