@@ -12,7 +12,7 @@ Runs alternate A/B and the best of ``--repeats`` is kept for each side, since th
 Prints texts/s and the ratio ours / baseline.
 
 Then the CPU backends (one instruction; every side pools as the checkpoint says, so all compute the
-same vectors): ours with ``backend="torch"``, ``backend="onnx"`` and ``quantize="int8"`` (where this
+same vectors): ours with ``backend="torch"``, ``backend="onnx"`` and ``quantize="int8"`` (each int8 method where this
 CPU class allows it) against sentence-transformers' ``torch``, ``onnx``, ``openvino`` and their qint8
 exports (``onnx`` dynamic int8 with this CPU's config, ``openvino`` static int8). The ONNX/OpenVINO
 peers need ``optimum``, whose ``transformers`` pin conflicts with ours, so they run in the peers venv
@@ -189,6 +189,10 @@ def backends(args: argparse.Namespace, texts: list[str], source: str) -> None:
         print(
             'ours openvino int8: skipped, openvino/nncf are not installed (pip install "instructor-plugins[openvino]")'
         )
+    try:  # ONNX Runtime's per-token int8 (instructor_plugins.ort_int8; the method quantize= picks on AVX2)
+        ours["ours onnx int8"] = InstructorEncoder.load(device="cpu", backend="onnx", quantize="int8")
+    except quantization.Int8Unsupported as exc:
+        print(f"ours onnx int8: {exc}")
     for enc in ours.values():
         enc.encode(texts[:64], instruction, batch_size=args.batch_size)
     work = Path(tempfile.mkdtemp(prefix="encode-bench-"))

@@ -512,7 +512,9 @@ class InstructorEncoder:
         cos = probe_check(self._encode_probe, reference)
         if cos < MIN_EXACT_COS and chosen_float:
             self.module.encoder = torch_encoder
-            logger.warning("%s: OpenVINO's float32 gave min cos %.7f to torch on the probe; torch is kept", self.name, cos)
+            logger.warning(
+                "%s: OpenVINO's float32 gave min cos %.7f to torch on the probe; torch is kept", self.name, cos
+            )
             if self.quantization is not None:
                 why = f"{self.quantization.reason}; OpenVINO's float32 failed its probe (min cos {cos:.7f}), torch runs"
                 self.quantization = replace(self.quantization, reason=why)

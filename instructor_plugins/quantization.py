@@ -34,8 +34,10 @@ fbgemm and oneDNN run their AVX2 kernels). With AVX2 kernels no method met both 
 fp32: one activation scale per call (7 bits) was fast but reached min cos 0.969; per-token activation
 scales (each token divided by its own absolute maximum before the product) reached 0.995 but ran at
 0.9x fp32, also when only the feed-forward layers got them. ONNX Runtime int8 on an AVX2 EPYC: 1.10x at
-0.970. So on AVX2 (and AVX-512 without VNNI, whose kernels also need 7 bits) ``quantize="int8"`` raises
-and ``"auto"`` keeps fp32 (:class:`Int8Unsupported`, one line that says why).
+0.970. So on AVX2 (and AVX-512 without VNNI, whose kernels also need 7 bits) torch's int8 is refused
+(:class:`Int8Unsupported`, one line that says why). On AVX2 the int8 method is ONNX Runtime's with per-token
+activation scales (:mod:`instructor_plugins.ort_int8`, measured on a real AVX2 EPYC: :data:`ORT_INT8_ISAS`); where
+none runs, ``"auto"`` keeps fp32 (OpenVINO's with ``backend`` unset where it is installed, the faster exact path).
 
 At load a fixed probe batch is embedded in fp32 and in int8 (:func:`probe_check`); below
 :data:`MIN_PROBE_COS` the int8 model is not used either. The result (CPU class, method, probe
@@ -317,12 +319,13 @@ def quantize_int8(encoder: nn.Module, isa: str | None = None) -> nn.Module:
 
 
 ORT_INT8_ISAS: dict[str, Int8Method] = {
-    "avx2": Int8Method(activation_bits=8, speedup=1.72, min_cos=0.9958),
+    "avx2": Int8Method(activation_bits=8, speedup=1.35, min_cos=0.9972),
 }
 """The CPU classes where ``quantize=`` with ``backend`` unset picks ONNX Runtime's per-token int8
 (:mod:`instructor_plugins.ort_int8`) when neither OpenVINO's nor torch's int8 runs, with what it measured there
-(``benchmarks/quantize.py``, AMD EPYC with AVX2, no VNNI, 2 vCPUs). ``backend="onnx", quantize="int8"`` runs it on
-any CPU, checked by the load-time probe."""
+(``benchmarks/quantize.py``, 1,024 texts, AMD EPYC with AVX2, no VNNI, 2 vCPUs, a noisy machine: 1.29x, 1.35x and
+1.55x torch fp32 in three runs, 1.01-1.21x ONNX Runtime fp32; min cos 0.9972, probe 0.9957). ``backend="onnx",
+quantize="int8"`` runs it on any CPU, checked by the load-time probe."""
 
 
 def ort_int8_runs() -> bool:
@@ -331,16 +334,22 @@ def ort_int8_runs() -> bool:
 
 
 def torch_int8_runs() -> bool:
-    """Whether torch's int8 method is used on this CPU class (:data:`INT8_ISAS`; the load-time probe may still refuse)."""
+    """Whether torch's int8 method is used on this CPU class (:data:`INT8_ISAS`; its load-time probe may refuse)."""
     return cpu_isa() in INT8_ISAS
 
 
 def unsupported_reason(isa: str) -> str:
     """Why int8 is not used on CPU class ``isa`` (one line)."""
     if isa in ("avx2", "avx512"):
+        hint = (
+            "; ONNX Runtime's per-token int8 keeps it here: backend='onnx' (pip install \"instructor-plugins[onnx]\")"
+            if isa in ORT_INT8_ISAS
+            else ""
+        )
         return (
-            f"int8 is not used on this CPU class ({isa}: its int8 kernels need 7-bit activations): no int8 method "
-            "kept cos >= 0.99 to float32 at >= 1.2x its speed there (see instructor_plugins.quantization)"
+            f"int8 is not used on this CPU class ({isa}: its int8 kernels need 7-bit activations): torch's int8 "
+            "did not keep cos >= 0.99 to float32 at >= 1.2x its speed there (see instructor_plugins.quantization)"
+            + hint
         )
     return f"int8 was not measured on this CPU class ({isa!r}; int8 runs on: {sorted(INT8_ISAS)})"
 

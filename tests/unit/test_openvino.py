@@ -218,7 +218,9 @@ def test_serve_args_and_cli_check_openvino(monkeypatch: pytest.MonkeyPatch, caps
     assert args.backend == "openvino" and args.quantize == "int8"
     # "" where OpenVINO's run-time int8 runs (VNNI); elsewhere the refusal that names why and the way out
     problem = local_backend_problem("openvino", "int8")
-    assert problem == ("" if not ov_int8_supported() else f"--quantize int8: {ov_int8_supported()}; use --quantize auto")
+    assert problem == (
+        "" if not ov_int8_supported() else f"--quantize int8: {ov_int8_supported()}; use --quantize auto"
+    )
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)

@@ -1,4 +1,4 @@
-"""ONNX Runtime's per-token int8 (backend="onnx", quantize="int8"): the graph does the math it claims, within the bound."""
+"""ONNX Runtime's per-token int8 (backend="onnx", quantize="int8"): the graph does the math it claims, in the bound."""
 
 from __future__ import annotations
 
@@ -85,7 +85,9 @@ def test_the_int8_graph_computes_what_it_claims(
     src = onnx.load(str(runner.path.with_name("model.onnx")))
     weights = {init.name: numpy_helper.to_array(init) for init in src.graph.initializer}
     linears = ort_int8.linear_matmuls(src)
-    factors = ort_int8._smoothing(src, _maxima(bundled_encoder, runner.path.with_name("model.onnx")), ort_int8.SMOOTH_ALPHA)
+    factors = ort_int8._smoothing(
+        src, _maxima(bundled_encoder, runner.path.with_name("model.onnx")), ort_int8.SMOOTH_ALPHA
+    )
     graph = onnx.load(str(runner.path))
     names = sorted({n for node in linears for n in (node.input[0], node.output[0])})
     for name in names:  # the layers' inputs and outputs keep their names in the rewritten graph
@@ -180,7 +182,10 @@ def test_a_t5_checkpoint_gets_int8_within_the_bound_or_a_clear_refusal() -> None
         return
     fp32 = InstructorEncoder.load(T5_FIXTURE, device="cpu")
     texts = ["", "a", "What is AI?", "The cat sat on the mat."]
-    assert cos_rows(int8.encode(texts, "Represent the sentence: "), fp32.encode(texts, "Represent the sentence: ")).min() >= MIN_PROBE_COS
+    assert (
+        cos_rows(int8.encode(texts, "Represent the sentence: "), fp32.encode(texts, "Represent the sentence: ")).min()
+        >= MIN_PROBE_COS
+    )
 
 
 def test_calibration_text_is_not_what_the_probe_or_the_benchmarks_score() -> None:

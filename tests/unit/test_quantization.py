@@ -199,6 +199,7 @@ def test_with_the_avx2_kernels_int8_is_refused_and_auto_keeps_fp32() -> None:
     result = run_json_script(AVX2_CLASS, AVX2_ENV)
     assert result["refused"].startswith("quantize='int8' refused: int8 is not used on this CPU class (avx2: ")
     assert result["refused"].endswith("use quantize='auto' to fall back to float32")
+    assert "ONNX Runtime's per-token int8 keeps it here: backend='onnx'" in result["refused"]  # the way out
     assert result["auto"]["isa"] == "avx2" and result["auto"]["method"] == "float32" and result["quantize"] is None
     assert "7-bit activations" in result["auto"]["reason"] and result["same"]
 
