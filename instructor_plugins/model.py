@@ -341,8 +341,11 @@ class InstructorEncoder:
                 within cos 0.99 of float32; the pooling is unchanged. The method: OpenVINO's (int8 weights,
                 activations quantized per token at run time; :mod:`instructor_plugins.runtimes`) with
                 ``backend="openvino"``, or with ``backend`` unset when OpenVINO and NNCF are installed; else
-                torch's (:mod:`instructor_plugins.quantization`). Refused (``Int8Unsupported``) where int8 cannot
-                keep that bound: no int8 kernels for the method on this CPU, or a failed load-time probe.
+                torch's (:mod:`instructor_plugins.quantization`); ONNX Runtime's with per-token activation scales
+                (:mod:`instructor_plugins.ort_int8`) with ``backend="onnx"``, or with ``backend`` unset on the CPU
+                classes where neither of the others runs and it was measured (AVX2). Refused (``Int8Unsupported``)
+                where int8 cannot keep that bound: no int8 kernels for the method on this CPU, or a failed
+                load-time probe.
                 ``"auto"``: int8 where it keeps the bound, else float32 (one log line says why): on OpenVINO with
                 ``backend`` unset where it is installed (the faster exact path), else torch. ``None``: none.
             defaults: the model's default query/document instructions, overriding what the checkpoint says
@@ -431,7 +434,8 @@ class InstructorEncoder:
     ) -> None:
         """Run the transformer exported (once, cached) with ONNX Runtime or OpenVINO, checked against torch here.
 
-        With ``quantize`` (OpenVINO only) the int8 model is used where it runs its layers in int8 on this CPU and
+        With ``quantize`` and ``backend="onnx"``, ONNX Runtime's per-token int8 model (:meth:`_use_onnx_int8`). With
+        ``quantize`` and OpenVINO, its int8 model is used where it runs its layers in int8 on this CPU and
         its load-time probe keeps :data:`~instructor_plugins.quantization.MIN_PROBE_COS`; otherwise ``"int8"``
         raises, unless ``fallback_to_torch`` (OpenVINO was chosen, not asked for: torch's int8 is tried next),
         and ``"auto"`` keeps float32. ``chosen_float``: OpenVINO was chosen for ``"auto"`` as the faster float32 path
