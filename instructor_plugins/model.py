@@ -548,14 +548,8 @@ class InstructorEncoder:
 
         target = ort_int8.int8_path(path)
         if not target.is_file():
-            texts = ort_int8.calibration_texts()
-            prompts = ["", *ort_int8.CALIBRATION_INSTRUCTIONS]
-            feeds = []
-            for start in range(0, len(texts), 16):
-                chunk = texts[start : start + 16]
-                batch = self.tokenize(chunk, [prompts[(start + i) % len(prompts)] for i in range(len(chunk))])
-                feeds.append({"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()})
-            ort_int8.quantize_per_token(path, target, ort_int8.channel_maxima(path, feeds))
+            maxima = ort_int8.channel_maxima(path, ort_int8.calibration_feeds(self.tokenize))
+            ort_int8.quantize_per_token(path, target, maxima)
         runner = OrtTransformer(target, torch_encoder.config, threads)
         self.module.encoder = runner
         cos = probe_check(self._encode_probe, reference)

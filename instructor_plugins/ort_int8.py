@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ __all__ = [
     "GRAPH_VERSION",
     "SMOOTH_ALPHA",
     "WEIGHT_BITS",
+    "calibration_feeds",
     "calibration_texts",
     "channel_maxima",
     "int8_path",
@@ -82,6 +83,21 @@ def calibration_texts() -> list[str]:
 
 GRAPH_VERSION = 1
 """Bumped whenever :func:`quantize_per_token` writes a different graph, so a cached one is not reused."""
+
+
+def calibration_feeds(tokenize: Callable[[list[str], list[str]], Any], batch_size: int = 16) -> list[dict[str, Any]]:
+    """The export's inputs for the calibration texts, as ``tokenize`` (``InstructorEncoder.tokenize``) makes them.
+
+    Each text goes with no instruction or one of :data:`CALIBRATION_INSTRUCTIONS`, in turn.
+    """
+    texts = calibration_texts()
+    prompts = ["", *CALIBRATION_INSTRUCTIONS]
+    feeds = []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start : start + batch_size]
+        batch = tokenize(chunk, [prompts[(start + i) % len(prompts)] for i in range(len(chunk))])
+        feeds.append({"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()})
+    return feeds
 
 
 def int8_path(exported: Path, alpha: float = SMOOTH_ALPHA, weight_bits: int = WEIGHT_BITS) -> Path:

@@ -11,10 +11,25 @@ from typing import Any
 
 import numpy as np
 
+from instructor_plugins.corpora import chatterbot_pairs, wordnet_synsets
 from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.runtimes import MIN_EXACT_COS
 
 ROOT = Path(__file__).resolve().parents[1]
+T5_FIXTURE = ROOT / "tests" / "fixtures" / "instructor_t5" / "official"
+"""A tiny INSTRUCTOR T5 checkpoint written by the official package (bias-free Linear layers, no [CLS])."""
+INSTRUCTIONS = ["Represent the question for retrieving supporting answers: ", "", "Represent the sentence: "]
+"""Mixed instructions, taken in turn (one row without)."""
+
+
+def every_length_texts() -> list[str]:
+    """Real texts of every length: chatterbot answers from one word to paragraphs, WordNet glosses, an empty one."""
+    answers = sorted({p.answer for p in chatterbot_pairs()}, key=len)
+    try:
+        glosses = [s.gloss for s in wordnet_synsets("noun", limit=48)]
+    except FileNotFoundError:
+        glosses = []
+    return ["", *answers[:: max(1, len(answers) // 120)], *glosses]
 
 
 def cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

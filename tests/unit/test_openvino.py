@@ -9,18 +9,21 @@ import numpy as np
 import pytest
 
 from instructor_plugins import quantization, runtimes
-from instructor_plugins.corpora import chatterbot_pairs, wordnet_synsets
 from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.quantization import MIN_PROBE_COS, Int8Unsupported, cpu_isa
 from instructor_plugins.runtimes import MIN_EXACT_COS, BackendUnavailable, ov_int8_supported
-from tests.exported import assert_exact_to_torch, cos_rows, run_json_script
+from tests.exported import (
+    INSTRUCTIONS,
+    T5_FIXTURE,
+    assert_exact_to_torch,
+    cos_rows,
+    every_length_texts,
+    run_json_script,
+)
 
 pytest.importorskip("openvino", reason="backend='openvino' needs the openvino extra")
 pytest.importorskip("nncf", reason="OpenVINO's int8 needs the openvino extra")
 pytestmark = pytest.mark.usefixtures("export_cache")  # every load here exports into a fresh cache
-
-T5_FIXTURE = Path(__file__).parents[1] / "fixtures" / "instructor_t5" / "official"
-INSTRUCTIONS = ["Represent the question for retrieving supporting answers: ", "", "Represent the sentence: "]
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +39,7 @@ def ov_int8() -> InstructorEncoder:
 
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
-    """Real texts of every length: chatterbot answers from one word to paragraphs, WordNet glosses, an empty one."""
-    answers = sorted({p.answer for p in chatterbot_pairs()}, key=len)
-    try:
-        glosses = [s.gloss for s in wordnet_synsets("noun", limit=48)]
-    except FileNotFoundError:
-        glosses = []
-    return ["", *answers[:: max(1, len(answers) // 120)], *glosses]
+    return every_length_texts()
 
 
 def test_openvino_float32_vectors_equal_torch_with_mixed_instructions(

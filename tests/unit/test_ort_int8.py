@@ -10,18 +10,15 @@ import pytest
 import torch
 
 from instructor_plugins import ort_int8, quantization, runtimes
-from instructor_plugins.corpora import chatterbot_pairs, wordnet_synsets
+from instructor_plugins.corpora import chatterbot_pairs
 from instructor_plugins.model import InstructorEncoder
 from instructor_plugins.quantization import MIN_PROBE_COS, PROBE, Int8Method, Int8Unsupported, cpu_isa
 from instructor_plugins.runtimes import OrtTransformer
-from tests.exported import cos_rows
+from tests.exported import INSTRUCTIONS, T5_FIXTURE, cos_rows, every_length_texts
 
 pytest.importorskip("onnxruntime", reason="backend='onnx' needs the onnx extra")
 pytest.importorskip("onnx", reason="backend='onnx' needs the onnx extra")
 pytestmark = pytest.mark.usefixtures("export_cache")  # every load here exports into a fresh cache
-
-T5_FIXTURE = Path(__file__).parents[1] / "fixtures" / "instructor_t5" / "official"
-INSTRUCTIONS = ["Represent the question for retrieving supporting answers: ", "", "Represent the sentence: "]
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +28,8 @@ def int8_encoder() -> InstructorEncoder:
 
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
-    """Real texts of every length (chatterbot answers, WordNet glosses, an empty one), none of them calibration text."""
-    answers = sorted({p.answer for p in chatterbot_pairs()}, key=len)
-    try:
-        glosses = [s.gloss for s in wordnet_synsets("noun", limit=48)]
-    except FileNotFoundError:
-        glosses = []
-    return ["", *answers[:: max(1, len(answers) // 120)], *glosses]
+    """Real texts of every length, none of them calibration text (tested below)."""
+    return every_length_texts()
 
 
 def _reference_layer(x: np.ndarray, w: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -56,19 +48,8 @@ def _reference_layer(x: np.ndarray, w: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.concatenate([first, product.astype(np.float64)], axis=1)
 
 
-def _calibration_feeds(encoder: InstructorEncoder) -> list[dict[str, np.ndarray]]:
-    texts = ort_int8.calibration_texts()
-    prompts = ["", *ort_int8.CALIBRATION_INSTRUCTIONS]
-    feeds = []
-    for start in range(0, len(texts), 16):
-        chunk = texts[start : start + 16]
-        batch = encoder.tokenize(chunk, [prompts[(start + i) % len(prompts)] for i in range(len(chunk))])
-        feeds.append({"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy()})
-    return feeds
-
-
 def _maxima(encoder: InstructorEncoder, model_path: Path) -> dict[str, np.ndarray]:
-    return ort_int8.channel_maxima(model_path, _calibration_feeds(encoder))
+    return ort_int8.channel_maxima(model_path, ort_int8.calibration_feeds(encoder.tokenize))
 
 
 def test_the_int8_graph_computes_what_it_claims(
