@@ -540,21 +540,28 @@ class InstructorEncoder:
         Returns False when ``quantize == "auto"`` and the probe missed it (the float32 export is used next).
 
         Raises:
-            Int8Unsupported: ``quantize == "int8"`` and the load-time probe is below the bound.
+            Int8Unsupported: ``quantize == "int8"`` and the load-time probe is below the bound, or the export has
+                no Linear layer this method rewrites.
         """
         from instructor_plugins import ort_int8
         from instructor_plugins.quantization import MIN_PROBE_COS, Int8Unsupported, Quantization, cpu_isa, probe_check
         from instructor_plugins.runtimes import OrtTransformer
 
         target = ort_int8.int8_path(path)
-        if not target.is_file():
-            maxima = ort_int8.channel_maxima(path, ort_int8.calibration_feeds(self.tokenize))
-            ort_int8.quantize_per_token(path, target, maxima)
-        runner = OrtTransformer(target, torch_encoder.config, threads)
-        self.module.encoder = runner
-        cos = probe_check(self._encode_probe, reference)
         isa = cpu_isa()
-        if cos >= MIN_PROBE_COS:
+        cos: float | None = None
+        try:
+            if not target.is_file():
+                maxima = ort_int8.channel_maxima(path, ort_int8.calibration_feeds(self.tokenize))
+                ort_int8.quantize_per_token(path, target, maxima)
+        except ValueError as exc:  # an export whose Linear layers are not MatMuls with a constant weight
+            reason = f"ONNX Runtime int8 cannot rewrite this export: {exc}"
+        else:
+            runner = OrtTransformer(target, torch_encoder.config, threads)
+            self.module.encoder = runner
+            cos = probe_check(self._encode_probe, reference)
+            reason = f"ONNX Runtime int8's load-time probe gave min cos {cos:.4f} to float32 (< {MIN_PROBE_COS})"
+        if cos is not None and cos >= MIN_PROBE_COS:
             method = (
                 "onnxruntime int8: 8-bit activations scaled per token, SmoothQuant "
                 f"(alpha {ort_int8.SMOOTH_ALPHA}), {ort_int8.WEIGHT_BITS}-bit weights per channel, first token float32"
@@ -565,10 +572,9 @@ class InstructorEncoder:
             logger.info("%s: %s; load-time probe min cos %.5f to float32", self.name, method, cos)
             return True
         self.module.encoder = torch_encoder
-        reason = f"ONNX Runtime int8's load-time probe gave min cos {cos:.4f} to float32 (< {MIN_PROBE_COS})"
         if quantize == "int8":
             raise Int8Unsupported(f"quantize='int8' refused: {reason}; use quantize='auto' to fall back to float32")
-        self.quantization = Quantization(quantize, isa, "float32", round(cos, 6), reason)
+        self.quantization = Quantization(quantize, isa, "float32", None if cos is None else round(cos, 6), reason)
         logger.warning("%s: quantize='auto' keeps float32: %s", self.name, reason)
         return False
 

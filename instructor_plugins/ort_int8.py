@@ -122,6 +122,8 @@ def channel_maxima(path: Path, feeds: Iterable[Mapping[str, np.ndarray]]) -> dic
 
     model = onnx.load(str(path))
     inputs = sorted({node.input[0] for node in linear_matmuls(model)})
+    if not inputs:
+        raise ValueError(f"no Linear layer (MatMul with a constant weight) found in {path}")
     for name in inputs:
         model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -131,8 +133,6 @@ def channel_maxima(path: Path, feeds: Iterable[Mapping[str, np.ndarray]]) -> dic
         for name, value in zip(inputs, session.run(inputs, dict(feed)), strict=True):
             found = np.abs(value[real]).max(axis=0)
             maxima[name] = np.maximum(maxima[name], found) if name in maxima else found
-    if not maxima:
-        raise ValueError(f"no Linear layer (MatMul with a constant weight) found in {path}")
     return maxima
 
 

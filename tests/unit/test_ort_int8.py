@@ -139,6 +139,19 @@ def test_a_failed_probe_is_refused_and_auto_keeps_the_float32_export(monkeypatch
     assert "ONNX Runtime int8's load-time probe" in auto.quantization.reason
 
 
+def test_an_export_it_cannot_rewrite_is_refused_and_auto_keeps_float32(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(ort_int8, "linear_matmuls", lambda model: [])  # as an export with Gemm nodes would be
+    monkeypatch.setattr(ort_int8, "int8_path", lambda exported: tmp_path / "model.int8.onnx")  # not the cached one
+    with pytest.raises(Int8Unsupported, match=r"ONNX Runtime int8 cannot rewrite this export: .*no Linear layer"):
+        InstructorEncoder.load(device="cpu", backend="onnx", quantize="int8")
+    auto = InstructorEncoder.load(device="cpu", backend="onnx", quantize="auto")
+    assert auto.quantize is None and auto.runtime.backend == "onnx" and auto.quantization is not None
+    assert auto.quantization.probe_min_cos is None and "cannot rewrite" in auto.quantization.reason
+    assert not (tmp_path / "model.int8.onnx").exists()
+
+
 def test_unset_backend_picks_it_where_it_was_measured(
     monkeypatch: pytest.MonkeyPatch, bundled_encoder: InstructorEncoder
 ) -> None:
