@@ -22,8 +22,8 @@ The Linear layers that read the same input (query, key and value) run as one pro
 Runtime's ``MatMulIntegerToFloat`` (int8 product, per-column weight scale) followed by the per-token scale.
 
 Measured on an AMD EPYC with AVX2 (no AVX-512, no VNNI), 2 vCPUs, the bundled MiniLM, 1,024 real short texts
-(``benchmarks/quantize.py``): min cos 0.9972 to float32 (probe 0.9957), 1.29-1.55x torch float32 and 1.01-1.21x ONNX
-Runtime float32 over three runs of a noisy machine (:data:`~instructor_plugins.quantization.ORT_INT8_ISAS`,
+(``benchmarks/quantize.py``): min cos 0.9972 to float32 (probe 0.9957), 1.29-1.70x torch float32 and 1.01-1.21x ONNX
+Runtime float32 over four runs of a noisy machine (:data:`~instructor_plugins.quantization.ORT_INT8_ISAS`,
 ``results/quantization.md``). The parts, measured alone: per-token scales without the other two reached min cos
 0.983 (probe 0.981); one scale per call with both (alpha 0.5), 0.988.
 """

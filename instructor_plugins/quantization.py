@@ -319,13 +319,13 @@ def quantize_int8(encoder: nn.Module, isa: str | None = None) -> nn.Module:
 
 
 ORT_INT8_ISAS: dict[str, Int8Method] = {
-    "avx2": Int8Method(activation_bits=8, speedup=1.35, min_cos=0.9972),
+    "avx2": Int8Method(activation_bits=8, speedup=1.45, min_cos=0.9972),
 }
 """The CPU classes where ``quantize=`` with ``backend`` unset picks ONNX Runtime's per-token int8
 (:mod:`instructor_plugins.ort_int8`) when neither OpenVINO's nor torch's int8 runs, with what it measured there
-(``benchmarks/quantize.py``, 1,024 texts, AMD EPYC with AVX2, no VNNI, 2 vCPUs, a noisy machine: 1.29x, 1.35x and
-1.55x torch fp32 in three runs, 1.01-1.21x ONNX Runtime fp32; min cos 0.9972, probe 0.9957). ``backend="onnx",
-quantize="int8"`` runs it on any CPU, checked by the load-time probe."""
+(``benchmarks/quantize.py``, 1,024 texts, AMD EPYC with AVX2, no VNNI, 2 vCPUs, a noisy machine: 1.29x, 1.35x, 1.55x
+and 1.70x torch fp32 in four runs, median 1.45x; 1.01-1.21x ONNX Runtime fp32; min cos 0.9972, probe 0.9957).
+``backend="onnx", quantize="int8"`` runs it on any CPU, checked by the load-time probe."""
 
 
 def ort_int8_runs() -> bool:
