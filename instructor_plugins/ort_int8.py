@@ -81,7 +81,7 @@ def calibration_texts() -> list[str]:
     return list(json.loads(text)["texts"])
 
 
-GRAPH_VERSION = 1
+GRAPH_VERSION = 3
 """Bumped whenever :func:`quantize_per_token` writes a different graph, so a cached one is not reused."""
 
 
@@ -174,7 +174,7 @@ def quantize_per_token(
         ValueError: ``src`` has no Linear layer, ``maxima`` misses one of their inputs, or ``weight_bits`` is not 2-8.
     """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     if not 2 <= weight_bits <= 8:
         raise ValueError(f"weight_bits must be 2-8, got {weight_bits}")
@@ -194,10 +194,10 @@ def quantize_per_token(
         return name
 
     one, zero = const("pt/one", np.array([1], np.int64)), const("pt/zero", np.array([0], np.int64))
-    end = const("pt/end", np.array([np.iinfo(np.int64).max], np.int64))
     inv127, eps = const("pt/inv127", np.array(1 / 127, np.float32)), const("pt/eps", np.array(_EPS, np.float32))
-    offset, zp = const("pt/128", np.array(128, np.float32)), const("pt/zp", np.array(128, np.uint8))
+    zp = const("pt/zp", np.array(128, np.uint8))
     one_f = const("pt/one_f", np.array(1.0, np.float32))
+    zero_tensor = numpy_helper.from_array(np.array([0], np.int64))
     axes = const("pt/axes", np.array([-1], np.int64)) if opset >= 18 else ""
     groups: dict[str, list[Any]] = {}  # input -> the Linear layers reading it (Q, K and V: one product for three)
     for node in linears:
@@ -218,46 +218,68 @@ def quantize_per_token(
         smoothed = w * factors[x][:, None]
         w_scale = np.maximum(np.abs(smoothed).max(axis=0), _EPS) / limit
         w_int = np.clip(np.round(smoothed / w_scale), -limit, limit).astype(np.int8)
-        reduce = (
-            helper.make_node("ReduceMax", [p + "abs", axes], [p + "max"], keepdims=1)
-            if opset >= 18
-            else helper.make_node("ReduceMax", [p + "abs"], [p + "max"], axes=[-1], keepdims=1)
-        )
-        done = p + "out" if len(members) > 1 else members[0].output[0]
-        if first_token_float:
-            nodes += [
-                helper.make_node("Slice", [x, zero, one, one], [p + "first"]),  # token 0: float32, its own product
-                helper.make_node("MatMul", [p + "first", const(p + "w_f32", w)], [p + "first_out"]),
-                helper.make_node("Slice", [x, one, end, one], [p + "rest"]),
-            ]
-        rest = p + "rest" if first_token_float else x
+        width = w.shape[0]
         if alpha:
-            nodes.append(helper.make_node("Mul", [rest, const(p + "inv_c", 1 / factors[x])], [p + "smooth"]))
-        smooth = p + "smooth" if alpha else rest
+            nodes.append(helper.make_node("Mul", [x, const(p + "inv_c", 1 / factors[x])], [p + "smooth"]))
+        smooth = p + "smooth" if alpha else x
+        reduce = (
+            helper.make_node("ReduceMax", [p + "abs", axes], [p + "max"], keepdims=0)
+            if opset >= 18
+            else helper.make_node("ReduceMax", [p + "abs"], [p + "max"], axes=[-1], keepdims=0)
+        )
         nodes += [
-            helper.make_node("Abs", [smooth], [p + "abs"]),
+            # one row per token: [tokens, width]; QuantizeLinear takes one scale per row along axis 0
+            helper.make_node("Reshape", [smooth, const(p + "rows_shape", np.array([-1, width], np.int64))], [p + "2d"]),
+            helper.make_node("Abs", [p + "2d"], [p + "abs"]),
             reduce,
             helper.make_node("Mul", [p + "max", inv127], [p + "s0"]),
             helper.make_node("Max", [p + "s0", eps], [p + "scale"]),  # per token
-            helper.make_node("Div", [smooth, p + "scale"], [p + "div"]),
-            helper.make_node("Round", [p + "div"], [p + "round"]),
-            helper.make_node("Add", [p + "round", offset], [p + "shift"]),
-            helper.make_node("Cast", [p + "shift"], [p + "u8"], to=TensorProto.UINT8),
-            # ONNX Runtime's int8 product with the per-column weight scale applied (a_scale 1: the per-token scale
-            # is a row scale, which this op does not take; multiplied next)
-            helper.make_node(
-                "MatMulIntegerToFloat",
-                [p + "u8", const(p + "w", w_int), one_f, const(p + "w_scale", w_scale.astype(np.float32)), zp],
-                [p + "cols"],
-                domain="com.microsoft",
-            ),
-            helper.make_node("Mul", [p + "cols", p + "scale"], [p + "rest_out" if first_token_float else done]),
+            helper.make_node("Shape", [p + "scale"], [p + "n"]),
+            helper.make_node("Expand", [zp, p + "n"], [p + "zps"]),
+            # x / scale, rounded half to even, + 128, saturated to uint8: in one pass
+            helper.make_node("QuantizeLinear", [p + "2d", p + "scale", p + "zps"], [p + "u8"], axis=0),
+            helper.make_node("Unsqueeze", [p + "scale", one], [p + "scale_col"]),
+            helper.make_node("Shape", [smooth], [p + "lead"], end=-1),
         ]
-        if first_token_float:
-            nodes.append(helper.make_node("Concat", [p + "first_out", p + "rest_out"], [done], axis=1))
-        if len(members) > 1:
-            sizes = const(p + "sizes", np.array([int(weights[m.input[1]].dims[1]) for m in members], np.int64))
-            nodes.append(helper.make_node("Split", [done, sizes], [m.output[0] for m in members], axis=-1))
+        if first_token_float:  # token 0 (BERT's attention sink): float32, written over its int8 row below
+            nodes.append(helper.make_node("Slice", [x, zero, one, one], [p + "first"]))
+        col = 0
+        for k, member in enumerate(members):  # one product each, on the same 8-bit input (no copy by a Split)
+            q, width_out = f"{p}{k}/", int(weights[member.input[1]].dims[1])
+            cols = slice(col, col + width_out)
+            col += width_out
+            shaped = q + "shaped" if first_token_float else member.output[0]
+            nodes += [
+                # ONNX Runtime's int8 product with the per-column weight scale applied (a_scale 1: the per-token scale
+                # is a row scale, which this op does not take; multiplied next)
+                helper.make_node(
+                    "MatMulIntegerToFloat",
+                    [
+                        p + "u8",
+                        const(q + "w", np.ascontiguousarray(w_int[:, cols])),
+                        one_f,
+                        const(q + "w_scale", w_scale[cols].astype(np.float32)),
+                        zp,
+                    ],
+                    [q + "cols"],
+                    domain="com.microsoft",
+                ),
+                helper.make_node("Mul", [q + "cols", p + "scale_col"], [q + "rows"]),
+                helper.make_node(
+                    "Concat", [p + "lead", const(q + "width", np.array([width_out]))], [q + "shape"], axis=0
+                ),
+                helper.make_node("Reshape", [q + "rows", q + "shape"], [shaped]),
+            ]
+            if first_token_float:
+                nodes += [
+                    helper.make_node("MatMul", [p + "first", const(q + "w_f32", w[:, cols].copy())], [q + "first_out"]),
+                    helper.make_node("Shape", [q + "first_out"], [q + "first_shape"]),
+                    helper.make_node("ConstantOfShape", [q + "first_shape"], [q + "index"], value=zero_tensor),
+                    # row 0 of each text: the float32 product (ONNX Runtime writes it in place)
+                    helper.make_node(
+                        "ScatterElements", [shaped, q + "index", q + "first_out"], [member.output[0]], axis=1
+                    ),
+                ]
     used = {name for node in nodes for name in node.input}
     kept = [init for init in [*model.graph.initializer, *added] if init.name in used]  # float weights now unread
     del model.graph.initializer[:]

@@ -77,6 +77,8 @@ _EXTRA = {"onnx": 'pip install "instructor-plugins[onnx]"', "openvino": 'pip ins
 OV_INT8_GROUP_SIZE = 128
 """Features per activation scale of OpenVINO's run-time int8 quantization (per token): see the module docstring."""
 OPSET = 17
+EXPORT_REVISION = 2
+"""Bumped when :func:`export_onnx` writes a different graph (2: softmax without its NaN guard), so caches re-export."""
 MIN_EXACT_COS = 0.99999
 """The smallest per-row cosine to the torch float32 vectors that an exported backend must reach at load."""
 
@@ -160,12 +162,29 @@ def export_dir(root: Path) -> Path:
 
     digest = hashlib.sha256()
     digest.update(
-        f"{root.resolve()}|torch {torch.__version__}|transformers {transformers.__version__}|{OPSET}".encode()
+        f"{root.resolve()}|torch {torch.__version__}|transformers {transformers.__version__}|{OPSET}"
+        f"|{EXPORT_REVISION}".encode()
     )
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         stat = path.stat()
         digest.update(f"|{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return _cache_root() / f"{root.name}-{digest.hexdigest()[:16]}"
+
+
+def _drop_nan_guards(path: Path) -> None:
+    """:func:`instructor_plugins.onnx_graph.drop_nan_guards` on the export at ``path``, rewritten in place.
+
+    Only a one-file export: one whose weights lie in external files (over 2 GB) is left as torch wrote it.
+    """
+    import onnx
+
+    from instructor_plugins.onnx_graph import drop_nan_guards
+
+    if any(p.name != path.name for p in path.parent.iterdir()):
+        return
+    model = onnx.load(str(path))
+    if drop_nan_guards(model):
+        onnx.save(model, str(path))
 
 
 class _TokenEmbeddings(nn.Module):
@@ -207,6 +226,7 @@ def export_onnx(encoder: nn.Module, sample: tuple[torch.Tensor, torch.Tensor], t
                 opset_version=OPSET,
                 dynamo=False,
             )
+        _drop_nan_guards(work / "model.onnx")
         try:
             os.rename(work, target)
         except OSError:
