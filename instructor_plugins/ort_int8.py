@@ -18,8 +18,13 @@ layer of the transformer (a ``MatMul`` with a constant weight) runs as ONNX Runt
 - **The first token stays float32** (its own ``MatMul`` with the float32 weights): BERT's ``[CLS]`` carries the
   attention sink's outlier channels, and every other token attends to it.
 
-The Linear layers that read the same input (query, key and value) run as one product. Each product is ONNX
-Runtime's ``MatMulIntegerToFloat`` (int8 product, per-column weight scale) followed by the per-token scale.
+The Linear layers that read the same input (query, key and value) share one quantization: the tokens as rows,
+ONNX Runtime's ``QuantizeLinear`` with one scale per row (divide, round, shift and saturate in one pass), then a
+``MatMulIntegerToFloat`` per layer (int8 product, per-column weight scale) followed by the per-token scale; the
+first token's float32 row is concatenated in front. Graph version 4 computes what version 1 did (eight elementwise
+nodes per product, a ``Split`` of the fused Q/K/V product) to the bit; with the float32 export it starts from now
+without softmax's NaN guards (:mod:`instructor_plugins.onnx_graph`) it runs 1.35-1.39x version 1 on an AVX-512 VNNI
+EPYC (``results/quantization.md``).
 
 Measured on an AMD EPYC with AVX2 (no AVX-512, no VNNI), 2 vCPUs, the bundled MiniLM, 1,024 real short texts
 (``benchmarks/quantize.py``): min cos 0.9972 to float32 (probe 0.9957), 1.29-1.70x torch float32 and 1.01-1.21x ONNX
@@ -81,7 +86,7 @@ def calibration_texts() -> list[str]:
     return list(json.loads(text)["texts"])
 
 
-GRAPH_VERSION = 3
+GRAPH_VERSION = 4
 """Bumped whenever :func:`quantize_per_token` writes a different graph, so a cached one is not reused."""
 
 
@@ -197,7 +202,7 @@ def quantize_per_token(
     inv127, eps = const("pt/inv127", np.array(1 / 127, np.float32)), const("pt/eps", np.array(_EPS, np.float32))
     zp = const("pt/zp", np.array(128, np.uint8))
     one_f = const("pt/one_f", np.array(1.0, np.float32))
-    zero_tensor = numpy_helper.from_array(np.array([0], np.int64))
+    end = const("pt/end", np.array([np.iinfo(np.int64).max], np.int64))
     axes = const("pt/axes", np.array([-1], np.int64)) if opset >= 18 else ""
     groups: dict[str, list[Any]] = {}  # input -> the Linear layers reading it (Q, K and V: one product for three)
     for node in linears:
@@ -219,9 +224,16 @@ def quantize_per_token(
         w_scale = np.maximum(np.abs(smoothed).max(axis=0), _EPS) / limit
         w_int = np.clip(np.round(smoothed / w_scale), -limit, limit).astype(np.int8)
         width = w.shape[0]
+        rest = x
+        if first_token_float:  # token 0 (BERT's attention sink): float32, its own product, put in front below
+            rest = p + "rest"
+            nodes += [
+                helper.make_node("Slice", [x, zero, one, one], [p + "first"]),
+                helper.make_node("Slice", [x, one, end, one], [rest]),
+            ]
         if alpha:
-            nodes.append(helper.make_node("Mul", [x, const(p + "inv_c", 1 / factors[x])], [p + "smooth"]))
-        smooth = p + "smooth" if alpha else x
+            nodes.append(helper.make_node("Mul", [rest, const(p + "inv_c", 1 / factors[x])], [p + "smooth"]))
+        smooth = p + "smooth" if alpha else rest
         reduce = (
             helper.make_node("ReduceMax", [p + "abs", axes], [p + "max"], keepdims=0)
             if opset >= 18
@@ -241,8 +253,6 @@ def quantize_per_token(
             helper.make_node("Unsqueeze", [p + "scale", one], [p + "scale_col"]),
             helper.make_node("Shape", [smooth], [p + "lead"], end=-1),
         ]
-        if first_token_float:  # token 0 (BERT's attention sink): float32, written over its int8 row below
-            nodes.append(helper.make_node("Slice", [x, zero, one, one], [p + "first"]))
         col = 0
         for k, member in enumerate(members):  # one product each, on the same 8-bit input (no copy by a Split)
             q, width_out = f"{p}{k}/", int(weights[member.input[1]].dims[1])
@@ -273,12 +283,7 @@ def quantize_per_token(
             if first_token_float:
                 nodes += [
                     helper.make_node("MatMul", [p + "first", const(q + "w_f32", w[:, cols].copy())], [q + "first_out"]),
-                    helper.make_node("Shape", [q + "first_out"], [q + "first_shape"]),
-                    helper.make_node("ConstantOfShape", [q + "first_shape"], [q + "index"], value=zero_tensor),
-                    # row 0 of each text: the float32 product (ONNX Runtime writes it in place)
-                    helper.make_node(
-                        "ScatterElements", [shaped, q + "index", q + "first_out"], [member.output[0]], axis=1
-                    ),
+                    helper.make_node("Concat", [q + "first_out", shaped], [member.output[0]], axis=1),
                 ]
     used = {name for node in nodes for name in node.input}
     kept = [init for init in [*model.graph.initializer, *added] if init.name in used]  # float weights now unread
