@@ -59,7 +59,9 @@ def drop_nan_guards(model: Any) -> int:
         add = producer.get(softmax.input[0])
         found = [] if add is None or add.op_type != "Add" else [producer.get(name) for name in add.input]
         mask = next((w for w in found if w is not None and w.op_type == "Where" and len(w.input) == 3), None)
-        value = None if mask is None else _constant(producer.get(mask.input[2]))
+        if mask is None:
+            continue
+        value = _constant(producer.get(mask.input[2]))
         if value is None or value.size != 1 or not np.isneginf(value).all():
             continue
         guards[node.output[0]] = probs
