@@ -276,7 +276,7 @@ def quantize_per_token(
                 ),
                 helper.make_node("Mul", [q + "cols", p + "scale_col"], [q + "rows"]),
                 helper.make_node(
-                    "Concat", [p + "lead", const(q + "width", np.array([width_out]))], [q + "shape"], axis=0
+                    "Concat", [p + "lead", const(q + "width", np.array([width_out], np.int64))], [q + "shape"], axis=0
                 ),
                 helper.make_node("Reshape", [q + "rows", q + "shape"], [shaped]),
             ]
