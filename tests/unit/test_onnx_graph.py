@@ -23,13 +23,12 @@ def exports(bundled_encoder: InstructorEncoder, tmp_path_factory: pytest.TempPat
     kept = runtimes.export_onnx(
         bundled_encoder.module.encoder, (sample.input_ids, sample.attention_mask), tmp_path_factory.mktemp("kept") / "m"
     )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runtimes, "_drop_nan_guards", lambda path: None)
-        raw = runtimes.export_onnx(
-            bundled_encoder.module.encoder,
-            (sample.input_ids, sample.attention_mask),
-            tmp_path_factory.mktemp("raw") / "m",
-        )
+    raw = runtimes.export_onnx(
+        bundled_encoder.module.encoder,
+        (sample.input_ids, sample.attention_mask),
+        tmp_path_factory.mktemp("raw") / "m",
+        keep_nan_guards=True,
+    )
     return raw, kept
 
 
