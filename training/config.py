@@ -77,6 +77,10 @@ class TrainConfig:
     only."""
     distill_texts_per_step: int = 32
     """Opt-in: general texts per step over all workers (split evenly), when distill_texts is given."""
+    distill_anchor: Literal["instructed", "plain"] = "instructed"
+    """Opt-in: what the distillation holds to the base model: the texts embedded with the task's instruction
+    ("instructed"), or embedded plain as the teacher sees them ("plain": only the model's no-instruction geometry
+    is anchored, the instructions are free to move it; one more forward per step). Same in the ablation."""
     seed: int = 0
     """Seed of the batch plan, dropout and init."""
     checkpoint_every: int = 50
@@ -121,7 +125,8 @@ class TrainConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.max_seq_length < 2:
             raise ValueError(f"max_seq_length must be >= 2, got {self.max_seq_length}")
-        if self.distill_weight != 0 or self.distill_texts is not None:  # an opt-in regulariser is on
+        # an opt-in regulariser is on
+        if self.distill_weight != 0 or self.distill_texts is not None or self.distill_anchor != "instructed":
             from training.regularizers import check_config
 
             check_config(self)

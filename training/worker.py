@@ -229,15 +229,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         step_loss: LossFn = loss_fn
         if cfg.mask_false_negatives:
             step_loss = functools.partial(loss_fn, groups=group_ids(batch))
-        general_loss = 0.0
+        side_loss = 0.0  # weighted terms with their own forward, already backpropagated
         if distill is not None:
-            general_loss = distill.general_term(model, encoder, batch, step, rank, world, autocast)
+            side_loss = distill.side_terms(model, encoder, batch, step, rank, world, autocast)
             step_loss = distill.batch_loss(step_loss, batch)
         if cfg.grad_cache_chunk:
             loss = grad_cache_step(model, features, step_loss, cfg.grad_cache_chunk, autocast)
         else:
             loss = plain_step(model, features, step_loss, autocast)
-        loss = loss + cfg.distill_weight * general_loss
+        loss = loss + side_loss
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
         mean_loss = _mean_over_workers(loss, world)
@@ -251,7 +251,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "texts_per_s_worker": 3 * len(indices) / seconds,
         }
         if distill is not None:  # this worker's parts (the loss is the workers' mean)
-            record.update(distill.record(general_loss))
+            record.update(distill.record())
         state.history.append(record)
         state.next_step = step + 1
         step_log.append({**record, "rank": rank, "pid": os.getpid(), "node": node, "resumed_from": start})

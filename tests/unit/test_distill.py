@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
@@ -12,7 +13,13 @@ import torch
 from training.config import TrainConfig
 from training.loss import contrastive_loss
 from training.recipe import RecipeConfig
-from training.regularizers.distill import DistilledLoss, document_texts, similarity_distillation, teacher_embeddings
+from training.regularizers.distill import (
+    Distillation,
+    DistilledLoss,
+    document_texts,
+    similarity_distillation,
+    teacher_embeddings,
+)
 from training.step import grad_cache_step, plain_step, triple_features
 
 from .test_training_loss import _examples, _grads
@@ -137,3 +144,75 @@ def test_recipe_passes_the_weight_to_both_runs(tmp_path):
         assert cfg.train_config(no_instructions=no_instructions).distill_weight == 0.5
     with pytest.raises(ValueError, match="2 triples per worker"):  # checked before the corpus is built
         RecipeConfig(output=str(tmp_path), batch_size=2, num_workers=2)
+
+
+def _anchored(tmp_path, anchor: str, **kw) -> TrainConfig:
+    return TrainConfig(
+        data=str(tmp_path),
+        output=str(tmp_path / "out"),
+        distill_weight=0.5,
+        distill_anchor=anchor,  # type: ignore[arg-type]
+        temperature=0.05,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("anchor", ["instructed", "plain"])
+def test_the_anchor_is_the_geometry_held_to_the_base(bundled_encoder, tmp_path, anchor):
+    """At the base weights (eval mode) the plain documents are their own teacher: the plain term is 0; the
+    instructed one is not (the instruction moves the neighbourhoods)."""
+    examples = _examples(4)
+    distill = Distillation(_anchored(tmp_path, anchor), bundled_encoder, [])
+    module = copy.deepcopy(bundled_encoder.module).eval()
+    side = distill.side_terms(module, bundled_encoder, examples, 0, 0, 1, contextlib.nullcontext)
+    loss_fn = distill.batch_loss(functools.partial(contrastive_loss, temperature=0.05), examples)
+    plain_step(module, triple_features(bundled_encoder, examples), loss_fn)
+    term = distill.record()["distill_loss"]
+    if anchor == "plain":
+        assert distill.plain and term < 1e-6 and side == pytest.approx(0.5 * term)
+    else:
+        assert not distill.plain and term > 1e-3 and side == 0.0
+
+
+def test_the_plain_anchor_step_equals_its_loss_by_hand(bundled_encoder, tmp_path):
+    """The plain anchor's gradients: contrastive loss on the instructed triples + weight x the term on the plain
+    documents, against the base's plain embeddings; checked away from the base (perturbed weights)."""
+    examples = _examples(4)
+    start = copy.deepcopy(bundled_encoder.module).eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in start.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=gen))
+    stepped, by_hand = copy.deepcopy(start), copy.deepcopy(start)
+    distill = Distillation(_anchored(tmp_path, "plain"), bundled_encoder, [])
+    side = distill.side_terms(stepped, bundled_encoder, examples, 0, 0, 1, contextlib.nullcontext)
+    contrastive = functools.partial(contrastive_loss, temperature=0.05)
+    loss = plain_step(stepped, triple_features(bundled_encoder, examples), distill.batch_loss(contrastive, examples))
+
+    docs = document_texts(examples)
+    targets = teacher_embeddings(bundled_encoder, docs)
+    term = similarity_distillation(by_hand(bundled_encoder.tokenize(docs, [""] * len(docs))), targets, temperature=0.05)
+    assert term.item() > 1e-3  # the perturbed model is no longer its own teacher
+    (0.5 * term).backward()
+    want_loss = plain_step(by_hand, triple_features(bundled_encoder, examples), contrastive)
+    assert side == pytest.approx(0.5 * term.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(want_loss.item(), rel=1e-5)
+    grads, want = _grads(stepped), _grads(by_hand)
+    for name, g in want.items():
+        torch.testing.assert_close(grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_ablation_runs_the_same_way_whatever_the_anchor(bundled_encoder, tmp_path):
+    assert not Distillation(_anchored(tmp_path, "plain", no_instructions=True), bundled_encoder, []).plain
+    assert Distillation(_anchored(tmp_path, "plain"), bundled_encoder, []).plain
+
+
+def test_anchor_settings(tmp_path):
+    assert TrainConfig(data="d", output="o").distill_anchor == "instructed"
+    with pytest.raises(ValueError, match="needs distill_weight > 0"):
+        TrainConfig(data="d", output="o", distill_anchor="plain")
+    with pytest.raises(ValueError, match="'instructed' or 'plain'"):
+        TrainConfig(data="d", output="o", distill_weight=1.0, distill_anchor="teacher")  # type: ignore[arg-type]
+    cfg = RecipeConfig(output=str(tmp_path), distill_anchor="plain")
+    for no_instructions in (False, True):
+        assert cfg.train_config(no_instructions=no_instructions).distill_anchor == "plain"

@@ -435,9 +435,14 @@ def write_report(out: Path, results: dict[str, Any], manifest: dict[str, Any]) -
     lines += ["", "## Settings and time", ""]
     lines.append(
         "steps {steps}, global batch {batch_size}, lr {lr}, temperature {temperature}, max_seq_length "
-        "{max_seq_length}, distillation weight {distill_weight} (plus {general} general texts per step), "
-        "workers {num_workers} x {cpus_per_worker} CPU, seed {seed}".format(
-            **{"distill_weight": 0.0, **cfg, "general": results.get("general_texts_per_step", 0)}
+        "{max_seq_length}, distillation weight {distill_weight} (plus {general} general texts per step, anchor "
+        "{distill_anchor}), workers {num_workers} x {cpus_per_worker} CPU, seed {seed}".format(
+            **{
+                "distill_weight": 0.0,
+                "distill_anchor": "instructed",
+                **cfg,
+                "general": results.get("general_texts_per_step", 0),
+            }
         )
         if cfg
         else ""

@@ -45,7 +45,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from training.recipe.corpus import DEFAULT_HOLDOUT, CorpusConfig, build_corpus
@@ -87,6 +87,10 @@ class RecipeConfig:
     distill_general: int = 16
     """General Wikipedia paragraphs per step that the distillation also covers (training.regularizers.general_text);
     0 = the batch's documents only."""
+    distill_anchor: Literal["instructed", "plain"] = "instructed"
+    """What the distillation holds to the base model: the texts embedded with their task's instruction, or embedded
+    plain as the base model sees them (only the no-instruction geometry anchored; the ablation is the same run either
+    way; training.regularizers.distill)."""
     num_workers: int = 1
     """Ray Train workers."""
     cpus_per_worker: int = 2
@@ -187,6 +191,7 @@ class RecipeConfig:
             distill_weight=self.distill_weight,
             distill_texts=distill_texts,
             distill_texts_per_step=self.distill_general or TrainConfig.distill_texts_per_step,
+            distill_anchor=self.distill_anchor,
             no_instructions=no_instructions,
             seed=self.seed,
             checkpoint_every=max(self.steps, 1),

@@ -2,18 +2,22 @@
 
 One today, the **similarity distillation** toward the frozen base model, a guard against forgetting
 (:mod:`training.regularizers.distill`), optionally also on a stream of general text
-(:mod:`training.regularizers.general_text`). Its settings are three flat fields of
+(:mod:`training.regularizers.general_text`). Its settings are four flat fields of
 :class:`~training.config.TrainConfig` (so they are flags of ``instructor train``, and a run's saved config
 keeps its shape):
 
-========================== ========= ===================================================================
-field / flag               default   meaning
-========================== ========= ===================================================================
-``distill_weight``         ``0.0``   weight of the term on each batch's documents; ``0`` = off
-``distill_texts``          ``None``  general texts (JSONL ``{"text": ...}`` or one per line, path or URI)
-                                     that the term also covers, a few each step; needs a weight > 0
-``distill_texts_per_step`` ``32``    general texts per step over all workers (split evenly)
-========================== ========= ===================================================================
+========================== ================ ============================================================
+field / flag               default          meaning
+========================== ================ ============================================================
+``distill_weight``         ``0.0``          weight of the term on each batch's documents; ``0`` = off
+``distill_texts``          ``None``         general texts (JSONL ``{"text": ...}`` or one per line, path or
+                                            URI) that the term also covers, a few each step; needs a
+                                            weight > 0
+``distill_texts_per_step`` ``32``           general texts per step over all workers (split evenly)
+``distill_anchor``         ``"instructed"`` the student embeds the distilled texts with the task's
+                                            instruction; ``"plain"``: without it, as the teacher does,
+                                            so only the no-instruction geometry is held to the base
+========================== ================ ============================================================
 
 :func:`check_config` holds their checks (``TrainConfig`` calls it when one is set); the worker builds a
 :class:`~training.regularizers.distill.Distillation` only when ``distill_weight > 0``. The recipe
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FIELDS", "check_config"]
 
-FIELDS = ("distill_weight", "distill_texts", "distill_texts_per_step")
+FIELDS = ("distill_weight", "distill_texts", "distill_texts_per_step", "distill_anchor")
 """The :class:`~training.config.TrainConfig` fields of the opt-in regularisers."""
 
 
@@ -37,9 +41,13 @@ def check_config(cfg: TrainConfig) -> None:
     """Check the regularisers' fields of ``cfg`` against each other and the batch.
 
     Raises:
-        ValueError: a negative weight, too few triples or general texts per worker to rank neighbours, or
-            ``distill_texts`` without a weight.
+        ValueError: a negative weight, too few triples or general texts per worker to rank neighbours,
+            ``distill_texts`` or a ``"plain"`` anchor without a weight, an unknown anchor.
     """
+    if cfg.distill_anchor not in ("instructed", "plain"):
+        raise ValueError(f"distill_anchor must be 'instructed' or 'plain', got {cfg.distill_anchor!r}")
+    if cfg.distill_anchor != "instructed" and not cfg.distill_weight > 0:
+        raise ValueError(f"distill_anchor {cfg.distill_anchor!r} needs distill_weight > 0 (the term's weight)")
     if not cfg.distill_weight >= 0:
         raise ValueError(f"distill_weight must be >= 0 (0 = off), got {cfg.distill_weight}")
     if cfg.distill_weight > 0 and cfg.batch_size // cfg.num_workers < 2:

@@ -22,6 +22,12 @@ base geometry on general prose (:mod:`training.regularizers.general_text`): each
 embeds a few such paragraphs with the step's document instruction (blank in the ablation) and adds
 the same term on them, at the same weight. It runs its own forward and backward before the main
 step, inside DDP's ``no_sync``, so gradients are still all-reduced once per step.
+
+**The anchor** (``distill_anchor``). By default the student side is the texts as trained, with their
+instruction, so the term also holds the *instructed* geometry to the base's plain one. With
+``"plain"`` the student embeds the texts without instruction, as the teacher does: the term anchors the
+model's no-instruction behaviour only, and what an instruction changes is left to the contrastive loss.
+The batch's documents then take a forward of their own (about a third more compute a step).
 """
 
 from __future__ import annotations
@@ -142,7 +148,7 @@ def general_step(
     temperature: float,
     autocast: Callable[[], Any] = contextlib.nullcontext,
 ) -> torch.Tensor:
-    """Distil on general text: forward ``features``, ``weight * similarity_distillation``, backward.
+    """Distil on texts forwarded apart from the step's batch: forward, ``weight * similarity_distillation``, backward.
 
     Gradients add to those already in the parameters; under DDP the backward runs in ``no_sync``,
     so the step's main backward all-reduces both at once. Returns the detached, unweighted term.
@@ -170,16 +176,48 @@ class Distillation:
     """One worker's distillation (``TrainConfig.distill_weight > 0``): teacher, general texts, each step's terms.
 
     The worker builds one only when the term is switched on; without it the step is the plain contrastive loss.
+    Each step it calls :meth:`side_terms` (the terms that need a forward of their own, backpropagated at once),
+    then :meth:`batch_loss` (the step's loss), then :meth:`record`.
+
+    ``cfg.distill_anchor`` says what the student side is. ``"instructed"``: the texts embedded with the
+    step's task instruction, the batch's documents taken from the step's own forward. ``"plain"``: the
+    texts embedded without instruction, exactly as the teacher embeds them, so the term holds only the
+    model's no-instruction geometry to the base and leaves the instructions free to move it; the batch's
+    documents then need a forward of their own (:meth:`side_terms`). In the no-instruction ablation both
+    are the same inputs, and the ablation runs the ``"instructed"`` way (the same run whatever the anchor).
 
     Args:
-        cfg: the run's config (``distill_weight``, ``distill_texts_per_step``, ``temperature``, ``seed``).
+        cfg: the run's config (``distill_weight``, ``distill_texts_per_step``, ``distill_anchor``,
+            ``temperature``, ``seed``, ``no_instructions``).
         teacher: the frozen base model (:func:`load_teacher`).
         general: the general texts (:func:`training.regularizers.general_text.read_texts`); empty = the batch only.
     """
 
     def __init__(self, cfg: TrainConfig, teacher: InstructorEncoder, general: Sequence[str]) -> None:
         self.cfg, self.teacher, self.general = cfg, teacher, list(general)
+        self.plain = cfg.distill_anchor == "plain" and not cfg.no_instructions
         self.last_loss: DistilledLoss | None = None
+        self.last_parts: dict[str, float] = {}
+
+    def _term(
+        self,
+        model: nn.Module,
+        encoder: InstructorEncoder,
+        texts: list[str],
+        instruction: str,
+        autocast: Callable[[], Any],
+    ) -> float:
+        features = encoder.tokenize(texts, [instruction] * len(texts)).to(encoder.device)
+        targets = teacher_embeddings(self.teacher, texts)
+        term = general_step(
+            model,
+            features,
+            targets,
+            weight=self.cfg.distill_weight,
+            temperature=self.cfg.temperature,
+            autocast=autocast,
+        )
+        return float(term)
 
     def general_term(
         self,
@@ -191,9 +229,9 @@ class Distillation:
         world: int,
         autocast: Callable[[], Any],
     ) -> float:
-        """Distil on this step's general texts, embedded with the batch's document instruction; the unweighted term.
+        """Distil on this step's general texts; the unweighted term (0.0 without general texts).
 
-        0.0 without general texts.
+        The student embeds them with the batch's document instruction (none with the ``"plain"`` anchor).
         """
         if not self.general:
             return 0.0
@@ -202,26 +240,51 @@ class Distillation:
         cfg = self.cfg
         per_worker = cfg.distill_texts_per_step // world
         texts = step_texts(self.general, step=step, rank=rank, per_worker=per_worker, world=world, seed=cfg.seed)
-        instruction = batch[0].pos[0]  # one task per batch: its document side ("" in the ablation)
-        features = encoder.tokenize(texts, [instruction] * len(texts)).to(encoder.device)
-        targets = teacher_embeddings(self.teacher, texts)
-        term = general_step(
-            model, features, targets, weight=cfg.distill_weight, temperature=cfg.temperature, autocast=autocast
-        )
-        return float(term)
+        instruction = "" if self.plain else batch[0].pos[0]  # one task per batch: its document side
+        return self._term(model, encoder, texts, instruction, autocast)
 
-    def batch_loss(self, loss_fn: LossFn, batch: Sequence[MediExample]) -> DistilledLoss:
-        """The step's loss: ``loss_fn`` plus the distillation term on the batch's documents."""
+    def side_terms(
+        self,
+        model: nn.Module,
+        encoder: InstructorEncoder,
+        batch: Sequence[MediExample],
+        step: int,
+        rank: int,
+        world: int,
+        autocast: Callable[[], Any],
+    ) -> float:
+        """Run the terms that take a forward of their own; their weighted sum, for the step's loss.
+
+        The general texts, and with the ``"plain"`` anchor the batch's documents without instruction; the
+        gradients are added to the parameters.
+        """
+        self.last_parts = {}
+        general = self.general_term(model, encoder, batch, step, rank, world, autocast)
+        if self.general:
+            self.last_parts["general_distill"] = general
+        total = general
+        if self.plain:
+            plain = self._term(model, encoder, document_texts(batch), "", autocast)
+            self.last_parts["distill"] = plain
+            total += plain
+        return self.cfg.distill_weight * total
+
+    def batch_loss(self, loss_fn: LossFn, batch: Sequence[MediExample]) -> LossFn:
+        """The step's loss: ``loss_fn`` plus the distillation term on the batch's documents.
+
+        With the ``"plain"`` anchor ``loss_fn`` itself: :meth:`side_terms` ran the batch's term.
+        """
+        if self.plain:
+            self.last_loss = None
+            return loss_fn
         targets = teacher_embeddings(self.teacher, document_texts(batch))
         self.last_loss = DistilledLoss(
             loss_fn, targets, weight=self.cfg.distill_weight, temperature=self.cfg.temperature
         )
         return self.last_loss
 
-    def record(self, general_loss: float) -> dict[str, float]:
-        """The step log's extra fields: this worker's parts of the last step's loss, and the general term if any."""
-        parts = self.last_loss.last_parts if self.last_loss is not None else {}
-        out = {f"{k}_loss": v for k, v in parts.items()}
-        if self.general:
-            out["general_distill_loss"] = general_loss
-        return out
+    def record(self) -> dict[str, float]:
+        """The step log's extra fields: this worker's parts of the last step's loss."""
+        parts = dict(self.last_loss.last_parts) if self.last_loss is not None else {}
+        parts.update(self.last_parts)
+        return {f"{k}_loss": v for k, v in parts.items()}
