@@ -23,6 +23,8 @@ Experiment commands (this project's finetuning recipe, built on train and eval):
                instructor seeds runs/seed0 runs/seed1 runs/seed2
   diversity  The diversity ablation: the recipe on the narrow (16 tasks) and wide (53 tasks) corpora, per seed.
                instructor diversity --output runs/diversity --seeds 0 1 2
+  paired     Two recipe runs item by item: one run's setting minus another's, with a paired 95 % interval.
+               instructor paired runs/a "finetuned + instructions" runs/b "finetuned + instructions"
 
 Run "instructor COMMAND --help" for a command's flags, each with its default. Exit status: 0 success,
 1 failure, 2 usage error (a bad flag or value, or bad input found before any work starts).
@@ -73,6 +75,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "diversity": Command(
         "training.recipe.diversity", "the recipe on a narrow and a wide corpus, per seed: what diversity moves"
+    ),
+    "paired": Command(
+        "training.recipe.paired", "two recipe runs item by item: a setting of one minus a setting of the other"
     ),
     "eval": Command("evals.run", "evaluate a model on offline or MTEB tasks"),
     "compare": Command("evals.compare", "compare evaluation runs side by side"),

@@ -182,6 +182,18 @@ def test_seeds_reads_the_recipe_results(recipe_out: tuple[Path, dict, Any]) -> N
     assert table[4].split(" | ")[1].startswith(f"{estimate:+.2f} [{estimate:+.2f}, {estimate:+.2f}]")
 
 
+def test_paired_reads_the_recipe_s_per_item_results(recipe_out: tuple[Path, dict, Any]) -> None:
+    from training.recipe.paired import compare
+
+    out, results, _ = recipe_out
+    got = compare(out, "finetuned + instructions", out, "ablation")  # the real per_item.json, paired with itself
+    want = results["target_intervals"]["held_out_vs_ablation"]
+    assert got.tasks == results["held_out_tasks"] and not got.left_out
+    assert (got.interval.estimate, got.interval.low, got.interval.high) == pytest.approx(
+        (want["estimate"], want["low"], want["high"]), abs=1e-6
+    )
+
+
 def test_rerun_reuses_corpus_and_models(recipe_out: tuple[Path, dict, Any]) -> None:
     from training.recipe import RecipeConfig, run
 

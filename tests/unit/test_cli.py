@@ -193,7 +193,7 @@ def test_help_descriptions_are_plain_text(command: str | None, capsys: pytest.Ca
 
 
 PRODUCT = ("serve", "batch", "train", "eval", "compare")
-EXPERIMENT = ("corpus", "recipe", "seeds", "diversity")
+EXPERIMENT = ("corpus", "recipe", "seeds", "diversity", "paired")
 
 
 def test_top_level_help_is_written_for_users(capsys: pytest.CaptureFixture) -> None:

@@ -17,9 +17,12 @@ difference with its interval (:mod:`training.recipe.targets`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +250,19 @@ def evaluate_recipe(
         {"in_domain": [t.name for t in in_domain], "held_out": held_names},
         references=references,
     )
+    fingerprints = {
+        t.name: fingerprint([t.query_instruction, t.document_instruction, t.queries, t.documents, t.relevant])
+        for t in (*in_domain, *held_retrieval)
+    }
+    fingerprints |= {t.name: fingerprint(dataclasses.asdict(t)) for t in benchmark}
+    if cfg.evals_suite:
+        fingerprints |= {n: fingerprint(["gensim", n, cfg.evals_max_items]) for n in HELDOUT_EVAL_TASKS}
     return {
+        "per_item": {
+            "settings": {s: _plain(per_query_in[s] | per_query[s]) for s in per_query},
+            "references": _plain(references),
+            "fingerprints": fingerprints,
+        },
         "scores": scores,
         "summary": summary,
         "in_domain_tasks": [t.name for t in in_domain],
@@ -271,6 +286,17 @@ def evaluate_recipe(
         },
         "target_intervals": intervals,
     }
+
+
+def fingerprint(items: Any) -> str:
+    """A short hash of a task's evaluation items: runs are compared item by item only where it is equal."""
+    text = json.dumps(items, sort_keys=True, default=lambda x: sorted(x) if isinstance(x, set) else str(x))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _plain(items: Mapping[str, Any]) -> dict[str, Any]:
+    """``task -> array`` as JSON-able lists (float32 precision is kept: the scores are computed from it)."""
+    return {name: np.asarray(v).tolist() for name, v in items.items()}
 
 
 def lee_similarity(model: InstructorEncoder, *, instructions: bool, max_docs: int | None = None) -> Any:

@@ -50,6 +50,7 @@ from typing import Any, Literal
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from training.recipe.corpus import DEFAULT_HOLDOUT, CorpusConfig, build_corpus
 from training.recipe.heldout import check_sources
+from training.recipe.paired import PER_ITEM_FILE
 from training.recipe.sources import DEFAULT_SOURCES, sources_help
 from training.recipe.tasks import HELDOUT_EVAL_TASKS
 
@@ -365,6 +366,8 @@ def run(cfg: RecipeConfig) -> dict[str, Any]:
     results["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     results["config"] = dataclasses.asdict(cfg)
     results["general_texts_per_step"] = cfg.distill_general if general else 0  # 0 when off or unavailable
+    per_item = results.pop("per_item")  # every setting's per-item results, for comparing runs item by item
+    (out / PER_ITEM_FILE).write_text(json.dumps(per_item) + "\n", encoding="utf-8")
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     recipe_eval.write_report(out, results, manifest)
     return results
