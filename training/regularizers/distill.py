@@ -219,30 +219,6 @@ class Distillation:
         )
         return float(term)
 
-    def general_term(
-        self,
-        model: nn.Module,
-        encoder: InstructorEncoder,
-        batch: Sequence[MediExample],
-        step: int,
-        rank: int,
-        world: int,
-        autocast: Callable[[], Any],
-    ) -> float:
-        """Distil on this step's general texts; the unweighted term (0.0 without general texts).
-
-        The student embeds them with the batch's document instruction (none with the ``"plain"`` anchor).
-        """
-        if not self.general:
-            return 0.0
-        from training.regularizers.general_text import step_texts
-
-        cfg = self.cfg
-        per_worker = cfg.distill_texts_per_step // world
-        texts = step_texts(self.general, step=step, rank=rank, per_worker=per_worker, world=world, seed=cfg.seed)
-        instruction = "" if self.plain else batch[0].pos[0]  # one task per batch: its document side
-        return self._term(model, encoder, texts, instruction, autocast)
-
     def side_terms(
         self,
         model: nn.Module,
@@ -255,14 +231,20 @@ class Distillation:
     ) -> float:
         """Run the terms that take a forward of their own; their weighted sum, for the step's loss.
 
-        The general texts, and with the ``"plain"`` anchor the batch's documents without instruction; the
-        gradients are added to the parameters.
+        The step's general texts (embedded with the batch's document instruction, or none with the ``"plain"``
+        anchor) and, with the ``"plain"`` anchor, the batch's documents without instruction; the gradients are
+        added to the parameters.
         """
         self.last_parts = {}
-        general = self.general_term(model, encoder, batch, step, rank, world, autocast)
+        total = 0.0
+        instruction = "" if self.plain else batch[0].pos[0]  # one task per batch: its document side
         if self.general:
-            self.last_parts["general_distill"] = general
-        total = general
+            from training.regularizers.general_text import step_texts
+
+            cfg = self.cfg
+            per_worker = cfg.distill_texts_per_step // world
+            texts = step_texts(self.general, step=step, rank=rank, per_worker=per_worker, world=world, seed=cfg.seed)
+            total = self.last_parts["general_distill"] = self._term(model, encoder, texts, instruction, autocast)
         if self.plain:
             plain = self._term(model, encoder, document_texts(batch), "", autocast)
             self.last_parts["distill"] = plain
