@@ -19,7 +19,13 @@ def _run(folder: Path, settings: dict[str, dict[str, list]], fingerprints: dict[
     """A recipe output with results.json and per_item.json: a retrieval task and a clustering task, held out."""
     folder.mkdir(parents=True, exist_ok=True)
     held = ["retrieval", "clustering"]
-    (folder / "results.json").write_text(json.dumps({"held_out_tasks": held, "in_domain_tasks": ["trained"]}))
+    categories = {
+        "held_out_benchmark": {
+            "tasks": {"retrieval": {"category": "retrieval"}, "clustering": {"category": "clustering"}}
+        }
+    }
+    results = {"held_out_tasks": held, "in_domain_tasks": ["trained"], **categories}
+    (folder / "results.json").write_text(json.dumps(results))
     per_item = {"settings": settings, "references": {"clustering": LABELS}, "fingerprints": fingerprints}
     (folder / PER_ITEM_FILE).write_text(json.dumps(per_item))
     return folder
@@ -63,6 +69,14 @@ def test_within_one_run_it_is_the_run_s_own_target(tmp_path: Path) -> None:
     )
     assert got.interval.estimate == pytest.approx(by_hand)
     assert got.tasks == ["retrieval", "clustering"] and not got.left_out
+    assert got.groups == {
+        "retrieval": ["retrieval"],
+        "clustering": ["clustering"],
+        "asymmetric": ["retrieval"],
+        "symmetric": ["clustering"],
+    }
+    assert got.by_category["asymmetric"].estimate == pytest.approx(got.per_task["retrieval"].estimate)
+    assert got.by_category["symmetric"].estimate == pytest.approx(got.per_task["clustering"].estimate)
     same = compare(run, "ablation", run, "ablation")
     assert (same.interval.estimate, same.interval.low, same.interval.high) == (0.0, 0.0, 0.0)
 
@@ -91,6 +105,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
     b = _run(tmp_path / "b", {"finetuned": _setting(rng)}, {k: "x" for k in FINGERPRINTS})
     assert main([str(a), "finetuned", str(b), "finetuned"]) == 2
     assert "no held_out task was scored on the same items" in capsys.readouterr().err
-    assert main([str(a), "finetuned", str(a), "finetuned", "--per-task"]) == 0
+    assert main([str(a), "finetuned", str(a), "finetuned", "--per-task", "--by-category"]) == 0
     out = capsys.readouterr().out
     assert "2 tasks paired item by item: **+0.00 [+0.00, +0.00] (within noise)**" in out and "| clustering |" in out
+    assert "| symmetric | 1 | +0.00 [+0.00, +0.00] (within noise) |" in out

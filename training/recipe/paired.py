@@ -38,6 +38,8 @@ PER_ITEM_FILE = "per_item.json"
 """The file a recipe run writes beside ``results.json`` with every setting's per-item results."""
 
 Scope = Literal["held_out", "in_domain"]
+ASYMMETRIC = ("retrieval", "reranking")
+"""Held-out categories whose two sides are different kinds of text (and instructions); the others are symmetric."""
 
 
 @dataclass
@@ -56,6 +58,9 @@ class CompareConfig:
     """The tasks averaged: held_out (the benchmark of whole sources) or in_domain (the trained tasks' test rows)."""
     per_task: bool = False
     """Also print each task's paired difference."""
+    by_category: bool = False
+    """Also print the average per held-out task category, and over the asymmetric (retrieval, reranking) and the
+    symmetric (classification, clustering, pair classification, STS) tasks."""
     seed: int = 0
     """The bootstrap's seed."""
 
@@ -72,6 +77,10 @@ class Comparison:
     """Task -> why it was not compared (other items, not evaluated in one run)."""
     per_task: dict[str, Interval] = field(default_factory=dict)
     """Each compared task's own paired difference."""
+    by_category: dict[str, Interval] = field(default_factory=dict)
+    """Held-out: the average per task category, then ``asymmetric`` and ``symmetric`` (:data:`ASYMMETRIC`)."""
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    """The tasks of each :attr:`by_category` group."""
 
 
 def load_per_item(run: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -133,7 +142,14 @@ def compare(
         raise ValueError(f"no {scope} task was scored on the same items in both runs: {left_out}")
     interval = average_difference(list(parts.values()), seed=seed)
     per_task = {name: average_difference([part], seed=seed) for name, part in parts.items()}
-    return Comparison(interval, list(parts), left_out, per_task)
+    categories = {n: t["category"] for n, t in results_a.get("held_out_benchmark", {}).get("tasks", {}).items()}
+    groups: dict[str, list[str]] = {}
+    for name in (n for n in parts if n in categories):
+        groups.setdefault(categories[name], []).append(name)
+    for name in (n for n in parts if n in categories):
+        groups.setdefault("asymmetric" if categories[name] in ASYMMETRIC else "symmetric", []).append(name)
+    by_category = {g: average_difference([parts[n] for n in names], seed=seed) for g, names in groups.items()}
+    return Comparison(interval, list(parts), left_out, per_task, by_category, groups)
 
 
 def _line(interval: Interval) -> str:
@@ -147,6 +163,9 @@ def report(cfg: CompareConfig, result: Comparison) -> str:
         f"{len(result.tasks)} tasks paired item by item: **{_line(result.interval)}**"
     ]
     lines += [f"- left out: {name} ({why})" for name, why in result.left_out.items()]
+    if cfg.by_category and result.by_category:
+        lines += ["", "| category | tasks | difference [95 %] |", "|---|---|---|"]
+        lines += [f"| {g} | {len(result.groups[g])} | {_line(i)} |" for g, i in result.by_category.items()]
     if cfg.per_task:
         lines += ["", "| task | difference [95 %] |", "|---|---|"]
         lines += [f"| {name} | {_line(i)} |" for name, i in result.per_task.items()]
