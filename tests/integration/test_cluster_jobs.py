@@ -110,7 +110,7 @@ def test_outputs(recipe_out: tuple[Path, dict, Any]) -> None:
     report = (out / "report.md").read_text()
     for setting in SETTINGS:
         assert f"| {setting} |" in report
-    assert "distillation weight 1.0 (plus 16 general texts per step)" in report  # the recipe's defaults
+    assert "distillation weight 1.0 (plus 16 general texts per step, anchor instructed)" in report  # the defaults
     held = results["held_out_tasks"]  # the --holdout task, the held-out benchmark's and the evals suite's
     assert held[0] == "chatterbot_same_category" and held[-3:] == list(HELDOUT_EVAL_TASKS)
     benchmark = results["held_out_benchmark"]
