@@ -259,8 +259,8 @@ def evaluate_recipe(
         fingerprints |= {n: fingerprint(["gensim", n, cfg.evals_max_items]) for n in HELDOUT_EVAL_TASKS}
     return {
         "per_item": {
-            "settings": {s: _plain(per_query_in[s] | per_query[s]) for s in per_query},
-            "references": _plain(references),
+            "settings": {s: _as_lists(per_query_in[s] | per_query[s]) for s in per_query},
+            "references": _as_lists(references),
             "fingerprints": fingerprints,
         },
         "scores": scores,
@@ -294,7 +294,7 @@ def fingerprint(items: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _plain(items: Mapping[str, Any]) -> dict[str, Any]:
+def _as_lists(items: Mapping[str, Any]) -> dict[str, Any]:
     """``task -> array`` as JSON-able lists (float32 precision is kept: the scores are computed from it)."""
     return {name: np.asarray(v).tolist() for name, v in items.items()}
 
