@@ -192,6 +192,14 @@ def test_paired_reads_the_recipe_s_per_item_results(recipe_out: tuple[Path, dict
     assert (got.interval.estimate, got.interval.low, got.interval.high) == pytest.approx(
         (want["estimate"], want["low"], want["high"]), abs=1e-6
     )
+    # the run's own split of the instruction effect by task shape is the command's --by-category split
+    assert "chatterbot_same_category" in results["held_out_categories"]  # a --holdout task has a shape too
+    shapes = compare(out, "finetuned + instructions", out, "finetuned").by_category
+    for shape in ("asymmetric", "symmetric"):
+        mine = results["target_intervals"][f"held_out_instructions_{shape}"]
+        assert (shapes[shape].estimate, shapes[shape].low, shapes[shape].high) == pytest.approx(
+            (mine["estimate"], mine["low"], mine["high"]), abs=1e-6
+        )
 
 
 def test_rerun_reuses_corpus_and_models(recipe_out: tuple[Path, dict, Any]) -> None:

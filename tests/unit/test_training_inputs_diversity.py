@@ -82,3 +82,21 @@ def test_diversity_config_refuses_bad_input() -> None:
         DiversityConfig("x", recipe_flags="--steps 10 --seed 3")
     with pytest.raises(ValueError, match="at least one seed"):
         DiversityConfig("x", seeds=[])
+
+
+def test_diversity_table_shows_the_shape_breakdown_where_runs_have_it() -> None:
+    narrow = [_run(0, 0.0, 1.0, 16, ["a"])]  # a run made before the breakdown: '-'
+    wide = [_run(0, 3.0, 2.0, 53, ["a", "b"]), _run(1, 1.0, 2.0, 53, ["a", "b"])]
+    for run, estimate in zip(wide, (2.5, 1.5), strict=True):
+        run["target_intervals"]["held_out_instructions_asymmetric"] = {
+            "estimate": estimate,
+            "low": estimate - 1,
+            "high": estimate + 1,
+            "level": 0.95,
+        }
+    table = diversity_table({"narrow": narrow, "wide": wide})
+    row = next(line for line in table.splitlines() if "asymmetric" in line)
+    assert row.startswith("| instruction effect, held-out asymmetric tasks (retrieval, reranking) | - | +2.00 [")
+    assert row.endswith("|  |")  # no difference: one arm lacks it
+    symmetric = next(line for line in table.splitlines() if "held-out symmetric tasks" in line)
+    assert symmetric.endswith("| - | - |  |")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from training.recipe.bootstrap import Interval, Resampled, average_difference, mean_part, paired_mean_difference
-from training.recipe.targets import interval_lines, target_intervals
+from training.recipe.targets import BREAKDOWNS, interval_lines, shape_scopes, target_intervals
 
 
 def test_one_part_is_the_plain_paired_bootstrap() -> None:
@@ -89,3 +89,36 @@ def test_a_setting_that_did_not_run_has_no_target() -> None:
     assert list(out) == ["in_domain_vs_base"]  # no finetuned-alone, no ablation, no held-out tasks
     assert out["in_domain_vs_base"]["verdict"] == "below" and out["in_domain_vs_base"]["estimate"] == 0.0
     assert interval_lines({}) == []
+
+
+def test_breakdowns_split_the_held_out_instruction_effect_by_task_shape() -> None:
+    rng = np.random.default_rng(4)
+    n = 150
+    base = {t: rng.uniform(40, 60, n) for t in ("ret", "rerank", "clu", "sts")}
+    lift = {"ret": 4.0, "rerank": 2.0, "clu": -3.0, "sts": -1.0}  # instructions help one shape, cost the other
+    per_item = {
+        "finetuned": base,
+        "finetuned + instructions": {t: v + lift[t] + rng.normal(0, 1, n) for t, v in base.items()},
+    }
+    scores = _scores(per_item, {s: {"fixed_sym": 50.0} for s in per_item})
+    categories = {"ret": "retrieval", "rerank": "reranking", "clu": "clustering", "sts": "sts", "fixed_sym": "sts"}
+    held = ["ret", "clu", "rerank", "sts", "unknown"]
+    scopes = shape_scopes(held, categories)
+    assert scopes == {"held_out_asymmetric": ["ret", "rerank"], "held_out_symmetric": ["clu", "sts"]}
+    summary = {s: {"held_out": float(np.mean([scores[s][t] for t in held[:4]]))} for s in scores}
+    out = target_intervals(per_item, scores, summary, {"held_out": held[:4], **scopes})
+    assert list(out) == ["held_out_instructions", *BREAKDOWNS]
+    asym, sym = out["held_out_instructions_asymmetric"], out["held_out_instructions_symmetric"]
+    for v, names in ((asym, ["ret", "rerank"]), (sym, ["clu", "sts"])):
+        want = np.mean([scores["finetuned + instructions"][t] - scores["finetuned"][t] for t in names])
+        assert v["estimate"] == pytest.approx(want) and v["tasks"] == names and v["breakdown"]
+        assert v["versus"] == "finetuned" and v["low"] <= v["estimate"] <= v["high"]
+    assert asym["verdict"] == "above" and sym["verdict"] == "below"  # +3 and -2 with noise of 1 over 150 items
+    # the whole effect is the mean over the four tasks, and the shapes' means weigh back to it (2 tasks each)
+    assert out["held_out_instructions"]["estimate"] == pytest.approx((asym["estimate"] + sym["estimate"]) / 2)
+    text = "\n".join(interval_lines(out))
+    assert "| held-out, asymmetric tasks (retrieval, reranking): finetuned + instructions - finetuned | +" in text
+    assert "| (breakdown, vs 0) | above |" in text and "| (breakdown, vs 0) | below |" in text
+    # a shape whose tasks have only fixed scores has no interval to give: left out, not an error
+    only_fixed = target_intervals(per_item, scores, summary, {"held_out_symmetric": ["fixed_sym"]})
+    assert only_fixed == {}

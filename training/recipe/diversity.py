@@ -50,8 +50,11 @@ FIGURES: dict[str, str] = {
     "held_out_vs_base": "finetuned + instructions - base's best, held-out",
     "in_domain_vs_base": "finetuned + instructions - base's best, in-domain",
     "in_domain_instructions": "instruction effect, in-domain",
+    "held_out_instructions_asymmetric": "instruction effect, held-out asymmetric tasks (retrieval, reranking)",
+    "held_out_instructions_symmetric": "instruction effect, held-out symmetric tasks (classification, clustering, STS)",
 }
-"""The targets (``results.json`` ``target_intervals`` keys) the table compares, with their labels."""
+"""The targets (``results.json`` ``target_intervals`` keys) the table compares, with their labels; then the held-out
+instruction effect by task shape (:data:`training.recipe.targets.BREAKDOWNS`; runs made before it lack them: '-')."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,14 @@ from training.recipe.corpus import load_rows
 from training.recipe.heldout import build_benchmark, evaluate_benchmark
 from training.recipe.heldout import references as benchmark_references
 from training.recipe.quality import RetrievalTask, evaluate_per_query, evaluate_rows, task_means
-from training.recipe.targets import instruction_wins, interval_lines, target_intervals, task_part, wins_needed
+from training.recipe.targets import (
+    instruction_wins,
+    interval_lines,
+    shape_scopes,
+    target_intervals,
+    task_part,
+    wins_needed,
+)
 from training.recipe.tasks import HELDOUT_EVAL_TASKS, INDOMAIN_EVAL_TASKS
 from training.recipe.wise import interpolate
 
@@ -243,11 +250,16 @@ def evaluate_recipe(
     references |= benchmark_references(benchmark)
     effect = {m: instruction_effect(per_query, references, model=m) for m in ("base", "finetuned") if m in per_query}
     versus_base = held_out_versus_base(per_query, scores, references)
+    categories = held_out_categories(manifest, benchmark)
     intervals = target_intervals(
         {s: per_query_in[s] | per_query[s] for s in per_query},
         scores,
         summary,
-        {"in_domain": [t.name for t in in_domain], "held_out": held_names},
+        {
+            "in_domain": [t.name for t in in_domain],
+            "held_out": held_names,
+            **shape_scopes(held_names, categories),
+        },
         references=references,
     )
     fingerprints = {
@@ -267,6 +279,7 @@ def evaluate_recipe(
         "summary": summary,
         "in_domain_tasks": [t.name for t in in_domain],
         "held_out_tasks": held_names,
+        "held_out_categories": {n: categories[n] for n in held_names if n in categories},
         "held_out_benchmark": {
             "tasks": {t.name: {"source": t.source, "category": t.category, "items": t.items} for t in benchmark}
             | {
@@ -286,6 +299,16 @@ def evaluate_recipe(
         },
         "target_intervals": intervals,
     }
+
+
+def held_out_categories(manifest: Mapping[str, Any], benchmark: Sequence[Any]) -> dict[str, str]:
+    """``task -> category`` of every held-out task.
+
+    The trained sources' tasks kept out with ``--holdout`` (the corpus manifest's category), the benchmark's, and
+    the gensim suite's.
+    """
+    out = {t["name"]: t["category"] for t in manifest["tasks"] if t["held_out"] and t.get("category")}
+    return out | {t.name: t.category for t in benchmark} | _SUITE_CATEGORIES
 
 
 def fingerprint(items: Any) -> str:

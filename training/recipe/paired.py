@@ -30,7 +30,7 @@ import numpy as np
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from training.recipe.bootstrap import Interval, Resampled, average_difference
-from training.recipe.targets import task_part
+from training.recipe.targets import ASYMMETRIC, task_part
 
 __all__ = ["PER_ITEM_FILE", "CompareConfig", "Comparison", "compare", "load_per_item", "main"]
 
@@ -38,8 +38,6 @@ PER_ITEM_FILE = "per_item.json"
 """The file a recipe run writes beside ``results.json`` with every setting's per-item results."""
 
 Scope = Literal["held_out", "in_domain"]
-ASYMMETRIC = ("retrieval", "reranking")
-"""Held-out categories whose two sides are different kinds of text (and instructions); the others are symmetric."""
 
 
 @dataclass
@@ -142,7 +140,9 @@ def compare(
         raise ValueError(f"no {scope} task was scored on the same items in both runs: {left_out}")
     interval = average_difference(list(parts.values()), seed=seed)
     per_task = {name: average_difference([part], seed=seed) for name, part in parts.items()}
-    categories = {n: t["category"] for n, t in results_a.get("held_out_benchmark", {}).get("tasks", {}).items()}
+    categories = results_a.get("held_out_categories") or {  # runs made before it: the benchmark's own tasks
+        n: t["category"] for n, t in results_a.get("held_out_benchmark", {}).get("tasks", {}).items()
+    }
     groups: dict[str, list[str]] = {}
     for name in (n for n in parts if n in categories):
         groups.setdefault(categories[name], []).append(name)

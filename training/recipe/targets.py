@@ -7,6 +7,11 @@ queries, the classification by its test texts, Lee STS by its documents, the clu
 task without per-item results enters at its fixed difference, which makes that interval a lower bound
 on the true one. A target is ``above`` or ``below`` its threshold when the whole interval is, else
 ``within noise``.
+
+Beside the targets, :data:`BREAKDOWNS` split the held-out instruction effect by the tasks' shape: asymmetric tasks
+(retrieval, reranking: a query and a document, each with its own instruction) and symmetric ones (classification,
+clustering, pair classification, STS: one kind of text, one instruction). Where the paper's claim shows on this
+benchmark, it shows on one shape and not the other (``results/recipe.md``), so every run reports both.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import numpy as np
 from training.recipe.bootstrap import Interval, Resampled, average_difference, clustering_part, mean_part, sts_part
 
 __all__ = [
+    "ASYMMETRIC",
+    "BREAKDOWNS",
     "TARGETS",
     "instruction_wins",
+    "shape_scopes",
     "interval_lines",
     "target_intervals",
     "task_part",
@@ -66,6 +74,41 @@ TARGETS: dict[str, tuple[str, str, str, float, str]] = {
         "held-out: finetuned + instructions - finetuned",
     ),
 }
+
+
+ASYMMETRIC = ("retrieval", "reranking")
+"""Held-out categories whose two sides are different kinds of text (and instructions); the others are symmetric."""
+
+# key -> (scope, setting a, setting b, label): differences reported beside the targets, against 0, not targets
+BREAKDOWNS: dict[str, tuple[str, str, str, str]] = {
+    "held_out_instructions_asymmetric": (
+        "held_out_asymmetric",
+        "finetuned + instructions",
+        "finetuned",
+        "held-out, asymmetric tasks (retrieval, reranking): finetuned + instructions - finetuned",
+    ),
+    "held_out_instructions_symmetric": (
+        "held_out_symmetric",
+        "finetuned + instructions",
+        "finetuned",
+        "held-out, symmetric tasks (classification, clustering, pairs, STS): finetuned + instructions - finetuned",
+    ),
+}
+
+
+def shape_scopes(names: Sequence[str], categories: Mapping[str, str]) -> dict[str, list[str]]:
+    """The held-out tasks ``names`` split by shape (:data:`ASYMMETRIC`), as the scopes of :data:`BREAKDOWNS`.
+
+    ``categories``: ``task -> category``; a task without one is left out of both.
+
+    >>> shape_scopes(["a", "b", "c"], {"a": "retrieval", "b": "sts"})
+    {'held_out_asymmetric': ['a'], 'held_out_symmetric': ['b']}
+    """
+    out: dict[str, list[str]] = {"held_out_asymmetric": [], "held_out_symmetric": []}
+    for name in names:
+        if name in categories:
+            out["held_out_asymmetric" if categories[name] in ASYMMETRIC else "held_out_symmetric"].append(name)
+    return out
 
 
 def instruction_wins(results: Mapping[str, Any]) -> list[str]:
@@ -125,24 +168,29 @@ def target_intervals(
     references: Mapping[str, np.ndarray] | None = None,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
-    """Every target of :data:`TARGETS` whose settings were evaluated, as an interval and a verdict.
+    """Every target of :data:`TARGETS`, then :data:`BREAKDOWNS`, whose settings ran, as an interval and a verdict.
 
     Args:
         per_item: ``setting -> task -> per-item results`` (see :func:`task_part`).
         scores: ``setting -> task -> score``; used for tasks ``per_item`` lacks (fixed differences).
         summary: ``setting -> {"in_domain", "held_out"}`` averages; "base's best" is the base setting
             with the higher average in the target's scope.
-        tasks: ``{"in_domain": [...], "held_out": [...]}``, the task names each average is over.
+        tasks: ``{"in_domain": [...], "held_out": [...]}``, the task names each average is over; with
+            ``held_out_asymmetric`` and ``held_out_symmetric`` (:func:`shape_scopes`) the :data:`BREAKDOWNS` too.
         references: ``task -> reference`` for the STS and clustering tasks (see :func:`task_part`).
         seed: the bootstrap's seed.
     """
+    rows = [(key, *spec, False) for key, spec in TARGETS.items()]
+    rows += [(key, scope, a, b, 0.0, label, True) for key, (scope, a, b, label) in BREAKDOWNS.items()]
     out: dict[str, dict[str, Any]] = {}
-    for key, (scope, a, b, threshold, label) in TARGETS.items():
+    for key, scope, a, b, threshold, label, breakdown in rows:
         if b == "base's best":
             b = max(("base", "base + instructions"), key=lambda s: summary.get(s, {}).get(scope, float("-inf")))
         if a not in per_item or b not in per_item or not tasks.get(scope):
             continue
         parts = _parts(tasks[scope], a, b, per_item, scores, references or {})
+        if breakdown and not any(isinstance(part, Resampled) for part in parts):
+            continue  # only fixed differences: no interval to give
         interval = average_difference(parts, seed=seed)
         fixed = [n for n, part in zip(tasks[scope], parts, strict=True) if not isinstance(part, Resampled)]
         out[key] = {
@@ -152,6 +200,8 @@ def target_intervals(
             "target": threshold,
             "verdict": interval.relative_to(threshold),
             "fixed_tasks": fixed,
+            "breakdown": breakdown,
+            "tasks": list(tasks[scope]),
         }
     return out
 
@@ -175,7 +225,8 @@ def interval_lines(intervals: Mapping[str, Mapping[str, Any]]) -> list[str]:
         interval = Interval(v["estimate"], v["low"], v["high"], v["level"])
         label = str(v["label"]).replace("base's best", f"base's best ({v['versus']})")
         star = "*" if v["fixed_tasks"] and v["verdict"] != "within noise" else ""
-        lines.append(f"| {label} | {interval} | {v['target']:+g} | {v['verdict']}{star} |")
+        target = "(breakdown, vs 0)" if v.get("breakdown") else f"{v['target']:+g}"
+        lines.append(f"| {label} | {interval} | {target} | {v['verdict']}{star} |")
         fixed |= set(v["fixed_tasks"])
     if fixed:
         lines += [
