@@ -36,7 +36,7 @@ from tests.tiny_bert import TINY_CONFIG
 from training.medi import MediExample, save_medi
 from training.recipe.evaluation import SETTINGS
 from training.recipe.seeds import load_run, seeds_table
-from training.recipe.targets import wins_needed
+from training.recipe.targets import ASYMMETRIC, TARGETS, wins_needed
 from training.recipe.tasks import HELDOUT_EVAL_TASKS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -138,9 +138,16 @@ def test_outputs(recipe_out: tuple[Path, dict, Any]) -> None:
     assert f"  - of the {len(held)} tasks resampled below, significant wins: " in report
     assert "| task | base | finetuned |" in report and f" | {lee['estimate']:+.2f} [" in report
     targets = results["target_intervals"]  # every target as a difference with its interval
+    # plus the held-out instruction effect split by shape: symmetric (the --holdout task, the suite's) and, where the
+    # held-out benchmark's sources are installed, asymmetric (its retrieval and reranking tasks)
+    shapes = {"held_out_instructions_symmetric"}
+    if any(t["category"] in ASYMMETRIC for t in benchmark["tasks"].values()):
+        shapes.add("held_out_instructions_asymmetric")
     assert set(targets) == {f"{s}_{t}" for s in ("in_domain", "held_out") for t in ("vs_base", "instructions")} | {
-        "held_out_vs_ablation"
+        "held_out_vs_ablation",
+        *shapes,
     }
+    assert not any(targets[k]["breakdown"] for k in TARGETS) and all(targets[k]["breakdown"] for k in shapes)
     assert targets["held_out_vs_base"]["fixed_tasks"] == []  # polarity and newsgroups resampled from mteb's predictions
     assert all(t["low"] <= t["estimate"] <= t["high"] for t in targets.values())
     assert "## Targets with 95 % intervals" in report and "| held-out: finetuned + instructions - ablation | " in report
@@ -195,7 +202,9 @@ def test_paired_reads_the_recipe_s_per_item_results(recipe_out: tuple[Path, dict
     # the run's own split of the instruction effect by task shape is the command's --by-category split
     assert "chatterbot_same_category" in results["held_out_categories"]  # a --holdout task has a shape too
     shapes = compare(out, "finetuned + instructions", out, "finetuned").by_category
-    for shape in ("asymmetric", "symmetric"):
+    found = [s for s in ("asymmetric", "symmetric") if f"held_out_instructions_{s}" in results["target_intervals"]]
+    assert "symmetric" in found  # asymmetric too where the held-out benchmark's sources are installed
+    for shape in found:
         mine = results["target_intervals"][f"held_out_instructions_{shape}"]
         assert (shapes[shape].estimate, shapes[shape].low, shapes[shape].high) == pytest.approx(
             (mine["estimate"], mine["low"], mine["high"]), abs=1e-6
