@@ -30,7 +30,7 @@ import numpy as np
 
 from instructor_plugins.flags import add_config_flags, command_parser, config_from_args
 from training.recipe.bootstrap import Interval, Resampled, average_difference
-from training.recipe.targets import ASYMMETRIC, task_part
+from training.recipe.targets import shape_scopes, task_part
 
 __all__ = ["PER_ITEM_FILE", "CompareConfig", "Comparison", "compare", "load_per_item", "main"]
 
@@ -76,7 +76,8 @@ class Comparison:
     per_task: dict[str, Interval] = field(default_factory=dict)
     """Each compared task's own paired difference."""
     by_category: dict[str, Interval] = field(default_factory=dict)
-    """Held-out: the average per task category, then ``asymmetric`` and ``symmetric`` (:data:`ASYMMETRIC`)."""
+    """Held-out: the average per task category, then ``asymmetric`` and ``symmetric``
+    (:func:`training.recipe.targets.shape_scopes`)."""
     groups: dict[str, list[str]] = field(default_factory=dict)
     """The tasks of each :attr:`by_category` group."""
 
@@ -146,8 +147,9 @@ def compare(
     groups: dict[str, list[str]] = {}
     for name in (n for n in parts if n in categories):
         groups.setdefault(categories[name], []).append(name)
-    for name in (n for n in parts if n in categories):
-        groups.setdefault("asymmetric" if categories[name] in ASYMMETRIC else "symmetric", []).append(name)
+    for shape, names in shape_scopes(list(parts), categories).items():  # held_out_asymmetric -> asymmetric
+        if names:
+            groups[shape.removeprefix("held_out_")] = names
     by_category = {g: average_difference([parts[n] for n in names], seed=seed) for g, names in groups.items()}
     return Comparison(interval, list(parts), left_out, per_task, by_category, groups)
 
