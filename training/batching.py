@@ -14,11 +14,27 @@ any step without replaying the ones before it.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
-__all__ = ["TaskBatchSampler"]
+__all__ = ["TaskBatchSampler", "is_plain_batch"]
+
+
+def is_plain_batch(seed: int, step: int, rate: float) -> bool:
+    """Whether global step ``step`` trains without instructions under instruction dropout at ``rate``.
+
+    A pure function of ``(seed, step)``, so every worker, and a resumed run, makes the same choice; over many
+    steps the share of plain steps approaches ``rate`` (0: never, 1: always).
+
+    >>> [is_plain_batch(0, s, 0.0) for s in range(3)], [is_plain_batch(0, s, 1.0) for s in range(3)]
+    ([False, False, False], [True, True, True])
+    """
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    digest = hashlib.blake2b(f"plain\0{seed}\0{step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < rate
 
 
 class TaskBatchSampler:

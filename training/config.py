@@ -66,6 +66,9 @@ class TrainConfig:
     longest row: same gradients, less padding (1 = one block padded to the longest row)."""
     no_instructions: bool = False
     """Ablation: blank every instruction."""
+    plain_batches: float = 0.0
+    """Opt-in instruction dropout: the share of steps whose whole batch is embedded without instructions (which
+    steps depends only on the seed and the step: training.batching.is_plain_batch); 0 = off, the paper's method."""
     # Opt-in regulariser, off by default: its logic and checks live in training.regularizers, which the
     # trainer imports only when distill_weight > 0.
     distill_weight: float = 0.0
@@ -130,6 +133,8 @@ class TrainConfig:
             from training.regularizers import check_config
 
             check_config(self)
+        if not 0 <= self.plain_batches <= 1:
+            raise ValueError(f"plain_batches must be a share of the steps in [0, 1], got {self.plain_batches}")
         if self.length_buckets < 1:
             raise ValueError(f"length_buckets must be >= 1, got {self.length_buckets}")
         if self.grad_cache_chunk is not None and self.grad_cache_chunk < 1:
@@ -228,7 +233,7 @@ class TrainConfig:
         return int(self.warmup * total) if self.warmup < 1 else min(int(self.warmup), total)
 
     # Fields that fix the batch plan: a resumed run must keep them, or steps would repeat or skip examples.
-    PLAN_FIELDS: ClassVar[tuple[str, ...]] = ("data", "batch_size", "seed", "no_instructions")
+    PLAN_FIELDS: ClassVar[tuple[str, ...]] = ("data", "batch_size", "seed", "no_instructions", "plain_batches")
 
     def check_resumable_from(self, saved: dict[str, Any]) -> None:
         """Raise ``ValueError`` when a checkpoint's config differs from this one in a :attr:`PLAN_FIELDS` field."""

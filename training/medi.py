@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,10 @@ class MediExample:
     task: str
     label: str | None = None
     neg_label: str | None = None
+
+    def without_instructions(self) -> MediExample:
+        """The same triple with every instruction empty (what the no-instruction ablation trains on)."""
+        return replace(self, query=("", self.query[1]), pos=("", self.pos[1]), neg=("", self.neg[1]))
 
     def to_row(self) -> dict[str, Any]:
         """The MEDI JSON row (``task_id`` when the task key is an integer, else ``task_name``)."""
@@ -112,18 +116,15 @@ def parse_rows(rows: Iterable[Any], *, blank_instructions: bool = False) -> list
         if not isinstance(row, Mapping):
             raise MediError(f"row {index}: expected an object, got {type(row).__name__}")
         query, pos, neg = (_pair(row, side, index) for side in _SIDES)
-        if blank_instructions:
-            query, pos, neg = ("", query[1]), ("", pos[1]), ("", neg[1])
-        out.append(
-            MediExample(
-                query=query,
-                pos=pos,
-                neg=neg,
-                task=_task(row, index),
-                label=_label(row, "label", index),
-                neg_label=_label(row, "neg_label", index),
-            )
+        example = MediExample(
+            query=query,
+            pos=pos,
+            neg=neg,
+            task=_task(row, index),
+            label=_label(row, "label", index),
+            neg_label=_label(row, "neg_label", index),
         )
+        out.append(example.without_instructions() if blank_instructions else example)
     if not out:
         raise MediError("no rows: MEDI data must be a non-empty list")
     return out

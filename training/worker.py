@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from instructor_plugins.model import InstructorEncoder
-from training.batching import TaskBatchSampler
+from training.batching import TaskBatchSampler, is_plain_batch
 from training.config import TrainConfig
 from training.errors import record_data_error
 from training.false_negatives import group_ids
@@ -49,6 +49,7 @@ __all__ = [
     "build_optimizer",
     "lr_factor",
     "probe_loss",
+    "step_batch",
     "step_seed",
     "train_loop_per_worker",
 ]
@@ -57,6 +58,20 @@ __all__ = [
 def batch_checksum(indices: Sequence[int]) -> int:
     """CRC32 of a batch's example indices: identifies the batch in logs and checkpoints."""
     return zlib.crc32(",".join(map(str, indices)).encode())
+
+
+def step_batch(
+    examples: Sequence[MediExample], indices: Sequence[int], cfg: TrainConfig, step: int
+) -> tuple[list[MediExample], bool]:
+    """The triples step ``step`` trains on, and whether they lost their instructions.
+
+    Under the opt-in instruction dropout (``cfg.plain_batches``) a drawn step trains its whole batch without
+    instructions, as the no-instruction ablation does; the draw depends only on the seed and the step, so
+    every worker and a resumed run agree.
+    """
+    batch = [examples[i] for i in indices]
+    plain = bool(cfg.plain_batches) and is_plain_batch(cfg.seed, step, cfg.plain_batches)
+    return ([e.without_instructions() for e in batch] if plain else batch), plain
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -219,7 +234,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     start = state.next_step
     for step, indices in sampler.iter_worker(rank, start, total):
         t0 = time.perf_counter()
-        batch = [examples[i] for i in indices]
+        batch, plain = step_batch(examples, indices, cfg, step)
         features = triple_features(encoder, batch).to(device)
         torch.manual_seed(step_seed(cfg.seed, step, rank))  # dropout masks replay exactly after a resume
         lr = cfg.lr * lr_factor(step, warmup, total)
@@ -250,6 +265,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "lr": lr,
             "texts_per_s_worker": 3 * len(indices) / seconds,
         }
+        if cfg.plain_batches:
+            record["plain"] = plain
         if distill is not None:  # this worker's parts (the loss is the workers' mean)
             record.update(distill.record())
         state.history.append(record)

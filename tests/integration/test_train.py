@@ -22,7 +22,7 @@ import pytest
 
 from instructor_plugins.model import InstructorEncoder
 from tests.medi_data import write_medi_sample
-from training.batching import TaskBatchSampler
+from training.batching import TaskBatchSampler, is_plain_batch
 from training.config import TrainConfig
 from training.medi import load_medi
 from training.state import TrainState
@@ -67,6 +67,8 @@ def _assert_history_matches_plan(state: TrainState, cfg: TrainConfig, total: int
     assert [r["step"] for r in state.history] == list(range(total))
     assert [r["batch"] for r in state.history] == [batch_checksum(sampler.global_batch(s)) for s in range(total)]
     assert [r["task"] for r in state.history] == [sampler.task_of_step(s) for s in range(total)]
+    plain = [bool(cfg.plain_batches) and is_plain_batch(cfg.seed, s, cfg.plain_batches) for s in range(total)]
+    assert [r.get("plain", False) for r in state.history] == plain  # instruction dropout's steps, resumed alike
 
 
 def _latest_checkpoint_step(cfg: TrainConfig) -> int | None:
@@ -105,6 +107,7 @@ def killed_run(ray_local, sample, tmp_path_factory: pytest.TempPathFactory) -> I
         distill_weight=1.0,
         distill_texts=str(general),
         distill_texts_per_step=6,
+        plain_batches=0.5,  # instruction dropout: steps 0, 1, 5, 7 and 8 of seed 0 train without instructions
     )
     killed: list[dict] = []
 

@@ -496,6 +496,9 @@ def write_report(out: Path, results: dict[str, Any], manifest: dict[str, Any]) -
         if cfg
         else ""
     )
+    if cfg.get("plain_batches"):
+        share = cfg["plain_batches"]
+        lines.append(f"instruction dropout: {share} of the instructed run's steps trained without instructions")
     counts = manifest["counts"]
     lines.append(
         f"corpus: {len(manifest['trained_tasks'])} trained tasks, {counts.get('train', 0)} training pairs, "

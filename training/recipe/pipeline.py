@@ -130,6 +130,9 @@ class RecipeConfig:
     instruction_negatives: float = 0.0
     """Opt-in: share of the training rows whose query text is also another task's query that take that task's positive
     as their negative (training.recipe.instruction_negatives); 0 = off."""
+    plain_batches: float = 0.0
+    """Opt-in instruction dropout in the instructed run: the share of its steps that train without instructions
+    (training.batching.is_plain_batch); 0 = off."""
     use_gpu: bool = False
     """One GPU per worker, bf16 autocast."""
     shared_storage: bool = False
@@ -194,6 +197,7 @@ class RecipeConfig:
             distill_texts_per_step=self.distill_general or TrainConfig.distill_texts_per_step,
             distill_anchor=self.distill_anchor,
             no_instructions=no_instructions,
+            plain_batches=0.0 if no_instructions else self.plain_batches,
             seed=self.seed,
             checkpoint_every=max(self.steps, 1),
             run_name=name,
