@@ -14,6 +14,9 @@ Duplicate ids are found from those key tables, never from the rows themselves:
   kept, later ones are rejected. We chose the groupby over per-unit id sets merged at the end because
   a merge puts every id in one process (the driver), so the driver's memory would grow with the
   corpus; the groupby keeps each key on one worker and sends the driver only the duplicates.
+  Below ``IN_DRIVER_KEYS`` valid rows that memory is small (a few MB), and the shuffle's start-up (seconds
+  of Ray Data scheduling) would cost more than the check: the key tables come to the driver and
+  :func:`find_duplicates` runs there.
 """
 
 from __future__ import annotations
@@ -154,6 +157,8 @@ def _positions_of(batch: pa.Table, keys: pa.Array) -> pa.Table:
 
 #: Keys per hash partition of the duplicate check (more partitions only add scheduling overhead).
 KEYS_PER_PARTITION = 500_000
+#: Up to this many keys (valid rows) the duplicate check runs in the driver: at ~50 bytes a key, a few MB.
+IN_DRIVER_KEYS = 100_000
 
 
 def find_duplicates_ray(key_refs: Sequence[Any], total_keys: int) -> list[Duplicate]:
@@ -161,12 +166,15 @@ def find_duplicates_ray(key_refs: Sequence[Any], total_keys: int) -> list[Duplic
 
     ``total_keys`` (the number of valid rows) sizes the shuffle: one partition per cluster CPU, more for
     corpora above ``KEYS_PER_PARTITION`` keys per CPU. Only the repeated keys and their positions reach
-    the driver.
+    the driver. Up to ``IN_DRIVER_KEYS`` keys the tables are fetched and checked in the driver instead
+    (:func:`find_duplicates`, the same result without a shuffle to start).
     """
     import ray
 
     if not key_refs:
         return []
+    if total_keys <= IN_DRIVER_KEYS:
+        return find_duplicates(ray.get(list(key_refs)))
     cpus = int(ray.cluster_resources().get("CPU", 1))
     partitions = max(1, min(200, max(cpus, math.ceil(total_keys / KEYS_PER_PARTITION))))
     keys = ray.data.from_arrow_refs(list(key_refs))

@@ -147,17 +147,21 @@ def test_bad_rows_both_policies(ray_local: str, tmp_path: Path, rows: list[dict]
 
 
 def test_distributed_duplicate_check_equals_the_in_process_one(
-    ray_local: str, tmp_path: Path, rows: list[dict]
+    ray_local: str, tmp_path: Path, rows: list[dict], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hash-partitioned Ray Data groupby finds the same duplicates (first kept) as one dict in one process."""
+    from ray_backend.batch import scan
+
     base = rows[:300]
     write_rows(base[:120] + [base[5] | {"text": "again"}], tmp_path / "in" / "a.jsonl")
     write_rows(base[120:] + [base[5], base[200], {"id": None, "text": "x"}], tmp_path / "in" / "b.parquet")
     write_rows([base[200] | {"text": "thrice"}, {"id": "fresh", "text": "new"}], tmp_path / "in" / "c.csv")
     job = locate(_config(tmp_path / "in", tmp_path / "out", on_bad_rows="skip", rows_per_shard=50))
     local_scans, local_dups = scan_local(job)
+    small_job_dups = scan_ray(job)[1]  # 300 keys: checked in the driver
+    monkeypatch.setattr(scan, "IN_DRIVER_KEYS", 0)  # the groupby, as for a corpus above the threshold
     ray_scans, ray_dups = scan_ray(job)
-    assert ray_dups == local_dups
+    assert ray_dups == local_dups == small_job_dups
     assert [(d.file, d.row, d.key) for d in ray_dups] == [
         (0, 120, base[5]["id"]),
         (1, 180, base[5]["id"]),
