@@ -52,8 +52,13 @@ demo: setup ## Run the main job on the bundled offline model
 finetune: setup ## Build the corpus, finetune with Ray Train, evaluate, report (runs/finetune/report.md)
 	$(LOOPBACK) $(PY) -m training.recipe --output runs/finetune $(FINETUNE_ARGS)
 
+# The tests without Ray run on TEST_WORKERS processes (pytest-xdist; each gets its share of the CPU's threads),
+# then the Ray tests one after another (they start clusters of their own). Exit 5 (nothing selected, e.g. a
+# PYTEST_ARGS that names only unit tests) is not a failure of either half.
+TEST_WORKERS ?= 2
 test: setup ## Run the whole test suite (Ray tests in a loopback-only namespace)
-	$(LOOPBACK) $(PY) -m pytest $(PYTEST_ARGS)
+	$(LOOPBACK) $(PY) -m pytest -m "not integration" -n $(TEST_WORKERS) $(PYTEST_ARGS) || [ $$? = 5 ]
+	$(LOOPBACK) $(PY) -m pytest -m integration $(PYTEST_ARGS) || [ $$? = 5 ]
 
 test-fast: setup ## Unit tests only (no Ray, no slow tests)
 	$(PY) -m pytest tests/unit -m "not slow" $(PYTEST_ARGS)

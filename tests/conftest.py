@@ -12,6 +12,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# Under pytest-xdist (make test) each worker process takes its share of the cores: N workers with torch's default
+# of one thread a core would run N times as many threads as cores. The exported backends follow torch's count.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 from instructor_plugins.model import InstructorEncoder  # noqa: E402
 
