@@ -18,19 +18,13 @@ model use its instructions more in-domain but did not move the held-out instruct
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
+from training.batching import stable_unit
 from training.recipe.sources import Pair
 
 __all__ = ["instruction_negatives"]
-
-
-def _unit(*parts: str) -> float:
-    """A stable number in [0, 1) from ``parts`` (the same on every machine and Python run)."""
-    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
 
 
 def instruction_negatives(
@@ -72,9 +66,9 @@ def instruction_negatives(
             if not candidates:
                 continue
             row = (str(seed), name, p.key, p.query, p.pos)
-            if _unit("take", *row) >= rate:
+            if stable_unit("take", *row) >= rate:
                 continue
-            new[i] = candidates[int(_unit("pick", *row) * len(candidates))]
+            new[i] = candidates[int(stable_unit("pick", *row) * len(candidates))]
             count += 1
         out[name] = new
         changed[name] = count
